@@ -1,0 +1,118 @@
+"""Settings from ``GIGCO_*`` environment variables: the only reader of ``os.environ``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every GigCo setting; durations are seconds."""
+
+    database_url: str
+    broker_url: str
+    admin_token: str | None = None
+    data_dir: str = ".gigco"
+    offer_ttl_seconds: float = 86400
+    opportunity_ttl_seconds: float = 900
+    match_retry_base_seconds: float = 300
+    match_max_rounds: int = 5
+    review_window_seconds: float = 604800
+    payment_max_attempts: int = 5
+    payment_retry_base_seconds: float = 60
+    sweep_interval_seconds: float = 30
+    stuck_step_grace_seconds: float = 60
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the embedded SQLite default rather than PostgreSQL."""
+        return self.database_url.startswith("sqlite")
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+# (env var, field, parser, minimum)
+_DURATIONS = {
+    "GIGCO_OFFER_TTL_SECONDS": "offer_ttl_seconds",
+    "GIGCO_OPPORTUNITY_TTL_SECONDS": "opportunity_ttl_seconds",
+    "GIGCO_MATCH_RETRY_BASE_SECONDS": "match_retry_base_seconds",
+    "GIGCO_REVIEW_WINDOW_SECONDS": "review_window_seconds",
+    "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
+    "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
+    "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
+}
+_COUNTS = {
+    "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
+    "GIGCO_PAYMENT_MAX_ATTEMPTS": "payment_max_attempts",
+}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+
+
+def _duration(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive, finite number of seconds, got {raw!r}")
+    return value
+
+
+def _count(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= 100:
+        raise ConfigError(f"{name} must be between 1 and 100, got {raw!r}")
+    return value
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    if not raw.startswith(schemes) or "://" not in raw:
+        raise ConfigError(f"{name} must be a URL starting with one of {', '.join(schemes)}")
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings; raise ConfigError naming the first bad variable."""
+    env = os.environ if environ is None else environ
+    data_dir = env.get("GIGCO_DATA_DIR") or ".gigco"
+    data_path = Path(data_dir).absolute()
+    values: dict[str, object] = {"data_dir": str(data_path)}
+    values["database_url"] = _url(
+        "GIGCO_DATABASE_URL",
+        env.get("GIGCO_DATABASE_URL") or f"sqlite:///{data_path / 'gigco.db'}",
+        ("postgresql", "sqlite"),
+    )
+    values["broker_url"] = _url(
+        "GIGCO_BROKER_URL",
+        env.get("GIGCO_BROKER_URL") or f"sqla+sqlite:///{data_path / 'broker.db'}",
+        ("redis", "rediss", "sqla+", "amqp", "memory"),
+    )
+    token = env.get("GIGCO_ADMIN_TOKEN")
+    if token is not None and len(token) < 16:
+        raise ConfigError("GIGCO_ADMIN_TOKEN must be at least 16 characters long")
+    values["admin_token"] = token or None
+    for name, field in _DURATIONS.items():
+        if env.get(name):
+            values[field] = _duration(name, env[name])
+    for name, field in _COUNTS.items():
+        if env.get(name):
+            values[field] = _count(name, env[name])
+    level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
+    if level not in _LOG_LEVELS:
+        raise ConfigError(f"GIGCO_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    values["log_level"] = level
+    return Settings(**values)  # type: ignore[arg-type]

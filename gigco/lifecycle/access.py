@@ -1,0 +1,74 @@
+"""Who is calling, and which jobs they may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.lifecycle.errors import Forbidden, NotFound
+from gigco.lifecycle.history import OPERATOR, consumer_actor, worker_actor
+from gigco.models import Job, Opportunity, OpportunityStatus, Role
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a consumer, a worker or the operator."""
+
+    role: Role
+    id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        """The caller as it appears in job history."""
+        if self.role == Role.CONSUMER:
+            return consumer_actor(self.id or 0)
+        if self.role == Role.WORKER:
+            return worker_actor(self.id or 0)
+        return OPERATOR
+
+    @property
+    def is_operator(self) -> bool:
+        """True for the operator."""
+        return self.role == Role.OPERATOR
+
+
+def visible_jobs_filter(principal: Principal) -> sa.ColumnElement[bool]:
+    """A WHERE clause selecting the jobs ``principal`` may see."""
+    if principal.role == Role.OPERATOR:
+        return sa.true()
+    if principal.role == Role.CONSUMER:
+        return Job.consumer_id == principal.id
+    holds_opportunity = sa.exists().where(
+        Opportunity.job_id == Job.id,
+        Opportunity.worker_id == principal.id,
+        Opportunity.status == OpportunityStatus.PENDING,
+    )
+    return sa.or_(Job.worker_id == principal.id, holds_opportunity)
+
+
+def visible_job(session: Session, job_id: int, principal: Principal) -> Job:
+    """The job if ``principal`` may see it; NotFound otherwise (existence is not revealed)."""
+    job = session.scalar(sa.select(Job).where(Job.id == job_id, visible_jobs_filter(principal)))
+    if job is None:
+        raise NotFound(f"Job {job_id} not found.")
+    return job
+
+
+def require_consumer_of(job: Job, principal: Principal) -> None:
+    """Only the job's own consumer may act."""
+    if not (principal.role == Role.CONSUMER and principal.id == job.consumer_id):
+        raise Forbidden("Only the consumer who posted this job may do that.")
+
+
+def require_assigned_worker(job: Job, principal: Principal) -> None:
+    """Only the job's assigned worker may act."""
+    if not (principal.role == Role.WORKER and principal.id == job.worker_id):
+        raise Forbidden("Only the worker assigned to this job may do that.")
+
+
+def require_operator(principal: Principal) -> None:
+    """Only the operator may act."""
+    if principal.role != Role.OPERATOR:
+        raise Forbidden("Only an operator may do that.")

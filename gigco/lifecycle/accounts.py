@@ -1,0 +1,117 @@
+"""Sign-up, bearer tokens and profiles."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.lifecycle.access import Principal
+from gigco.lifecycle.errors import Conflict, Invalid
+from gigco.models import ApiToken, Category, Consumer, Role, Worker
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issue_token(session: Session, **owner: int) -> str:
+    token = "gc_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=hash_token(token), **owner))
+    return token
+
+
+def authenticate(session: Session, token: str, admin_token: str | None) -> Principal | None:
+    """The principal a bearer token belongs to, or None."""
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return Principal(Role.OPERATOR)
+    row = session.execute(
+        sa.select(ApiToken.consumer_id, ApiToken.worker_id).where(
+            ApiToken.token_hash == hash_token(token)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.consumer_id is not None:
+        return Principal(Role.CONSUMER, row.consumer_id)
+    return Principal(Role.WORKER, row.worker_id)
+
+
+def _email_taken(session: Session, model: type[Consumer] | type[Worker], email: str) -> None:
+    if session.scalar(sa.select(model.id).where(sa.func.lower(model.email) == email.lower())):
+        raise Conflict(
+            "An account with this email already exists.", errors={"email": ["Already registered."]}
+        )
+
+
+def categories_named(
+    session: Session, names: Sequence[str], field: str = "skills"
+) -> list[Category]:
+    """The categories for ``names``; Invalid naming each unknown one."""
+    wanted = list(dict.fromkeys(names))
+    found = {
+        c.name: c for c in session.scalars(sa.select(Category).where(Category.name.in_(wanted)))
+    }
+    unknown = [n for n in wanted if n not in found]
+    if unknown:
+        raise Invalid(
+            "Unknown category.", errors={field: [f"Unknown category: {n}." for n in unknown]}
+        )
+    return [found[n] for n in wanted]
+
+
+def sign_up_consumer(
+    session: Session, *, name: str, email: str, payment_method: str
+) -> tuple[Consumer, str]:
+    """Create a consumer and return it with its token (shown once)."""
+    _email_taken(session, Consumer, email)
+    consumer = Consumer(name=name, email=email, payment_method=payment_method)
+    session.add(consumer)
+    session.flush()
+    return consumer, _issue_token(session, consumer_id=consumer.id)
+
+
+def sign_up_worker(
+    session: Session,
+    *,
+    name: str,
+    email: str,
+    skills: Sequence[str],
+    lat: float,
+    lng: float,
+    service_radius_km: float,
+    available: bool,
+) -> tuple[Worker, str]:
+    """Create a worker and return it with its token (shown once)."""
+    _email_taken(session, Worker, email)
+    worker = Worker(
+        name=name,
+        email=email,
+        lat=lat,
+        lng=lng,
+        service_radius_km=service_radius_km,
+        available=available,
+        skills=categories_named(session, skills),
+    )
+    session.add(worker)
+    session.flush()
+    return worker, _issue_token(session, worker_id=worker.id)
+
+
+def update_worker(session: Session, worker: Worker, changes: dict[str, object]) -> Worker:
+    """Apply a worker's own profile changes."""
+    if "skills" in changes:
+        worker.skills = categories_named(session, changes.pop("skills"))  # type: ignore[arg-type]
+    location = changes.pop("location", None)
+    if isinstance(location, dict):
+        worker.lat, worker.lng = location["lat"], location["lng"]
+    for field in ("available", "service_radius_km"):
+        if field in changes:
+            setattr(worker, field, changes[field])
+    session.flush()
+    return worker

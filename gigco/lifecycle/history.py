@@ -1,0 +1,145 @@
+"""The one way a job's status changes: compare-and-set plus its history event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.db import utcnow
+from gigco.lifecycle.errors import Conflict, NotFound
+from gigco.lifecycle.states import TRANSITIONS, Step
+from gigco.models import Job, JobEvent, JobStatus
+
+SYSTEM = "system"
+OPERATOR = "operator"
+
+
+def consumer_actor(consumer_id: int) -> str:
+    """The actor string of a consumer."""
+    return f"consumer:{consumer_id}"
+
+
+def worker_actor(worker_id: int) -> str:
+    """The actor string of a worker."""
+    return f"worker:{worker_id}"
+
+
+@dataclass(frozen=True)
+class Due:
+    """A step that is due on a job: now when ``at`` is None, else at ``at``."""
+
+    step: Step
+    job_id: int
+    at: dt.datetime | None = None
+
+
+class StatusConflict(Conflict):
+    """The job is not in a status that allows the move; names the current status."""
+
+    def __init__(self, job_id: int, current: JobStatus, wanted: str):
+        super().__init__(
+            f"Job {job_id} is {current.value}; {wanted} is not allowed in that status.",
+            current_status=current.value,
+        )
+        self.current = current
+
+
+def transition(
+    session: Session,
+    job_id: int,
+    from_: JobStatus,
+    to: JobStatus,
+    *,
+    actor: str,
+    event: str | None = None,
+    data: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    where: Iterable[sa.ColumnElement[bool]] = (),
+    now: dt.datetime | None = None,
+) -> Job | None:
+    """Move job ``job_id`` from ``from_`` to ``to`` if it is still there; write the event.
+
+    One ``UPDATE … WHERE id = :id AND status = :from RETURNING`` that also takes the next
+    event ``seq``. Returns the updated job, or None when the job was elsewhere (a lost race):
+    a task then does nothing, a signal raises with ``require_transition``.
+    """
+    if to not in TRANSITIONS[from_]:
+        raise ValueError(f"{from_} -> {to} is not in the transitions table")
+    now = now or utcnow()
+    stmt = (
+        sa.update(Job)
+        .where(Job.id == job_id, Job.status == from_, *where)
+        .values(status=to, event_seq=Job.event_seq + 1, updated_at=now, **(values or {}))
+        .returning(Job)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    job = session.scalars(stmt).one_or_none()
+    if job is None:
+        return None
+    session.add(
+        JobEvent(
+            job_id=job_id,
+            seq=job.event_seq,
+            type=event or to.value,
+            from_status=from_,
+            to_status=to,
+            actor=actor,
+            data=data or {},
+            created_at=now,
+        )
+    )
+    return job
+
+
+def require_transition(
+    session: Session,
+    job_id: int,
+    from_: JobStatus,
+    to: JobStatus,
+    *,
+    wanted: str,
+    **kwargs: Any,
+) -> Job:
+    """Like ``transition`` but raise StatusConflict, naming the current status, on a lost race."""
+    job = transition(session, job_id, from_, to, **kwargs)
+    if job is None:
+        current = session.scalar(sa.select(Job.status).where(Job.id == job_id))
+        if current is None:
+            raise NotFound(f"Job {job_id} not found.")
+        raise StatusConflict(job_id, current, wanted)
+    return job
+
+
+def record_event(
+    session: Session,
+    job_id: int,
+    type_: str,
+    *,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> JobEvent:
+    """Write a history event that changes no status, taking the job's next ``seq``."""
+    now = now or utcnow()
+    seq = session.execute(
+        sa.update(Job)
+        .where(Job.id == job_id)
+        .values(event_seq=Job.event_seq + 1)
+        .returning(Job.event_seq)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    event = JobEvent(
+        job_id=job_id, seq=seq, type=type_, actor=actor, data=data or {}, created_at=now
+    )
+    session.add(event)
+    return event
+
+
+def lock_job(session: Session, job_id: int) -> Job | None:
+    """Re-read job ``job_id`` under a row lock (PostgreSQL), or None if it is gone."""
+    return session.get(Job, job_id, with_for_update=True, populate_existing=True)

@@ -1,0 +1,109 @@
+"""Posting jobs, with Idempotency-Key support, and listing them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.lifecycle.access import Principal
+from gigco.lifecycle.accounts import categories_named
+from gigco.lifecycle.errors import Conflict, Forbidden
+from gigco.lifecycle.history import Due
+from gigco.lifecycle.states import Step
+from gigco.models import IdempotencyKey, Job, JobEvent, Role
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """A stable hash of a request body, to tell a true repeat from a different request."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def replay(session: Session, consumer_id: int, key: str, fingerprint: str) -> IdempotencyKey | None:
+    """The stored response for a repeated key, None for a new key; Conflict for another body."""
+    stored = session.scalar(
+        sa.select(IdempotencyKey).where(
+            IdempotencyKey.consumer_id == consumer_id, IdempotencyKey.key == key
+        )
+    )
+    if stored is not None and stored.request_hash != fingerprint:
+        raise Conflict("This Idempotency-Key was already used with a different request body.")
+    return stored
+
+
+def create_job(
+    session: Session,
+    who: Principal,
+    *,
+    title: str,
+    description: str | None,
+    category: str,
+    lat: float,
+    lng: float,
+    scheduled_start: dt.datetime,
+    estimated_hours: float,
+    now: dt.datetime,
+) -> tuple[Job, list[Due]]:
+    """Write a draft job and its first history event; pricing becomes due."""
+    if who.role != Role.CONSUMER or who.id is None:
+        raise Forbidden("Only consumers may post jobs.")
+    (cat,) = categories_named(session, [category], field="category")
+    job = Job(
+        consumer_id=who.id,
+        category=cat,
+        title=title,
+        description=description,
+        lat=lat,
+        lng=lng,
+        scheduled_start=scheduled_start,
+        scheduled_end=scheduled_start + dt.timedelta(hours=estimated_hours),
+        estimated_hours=estimated_hours,
+        event_seq=1,
+        step_due_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            seq=1,
+            type="created",
+            from_status=None,
+            to_status=job.status,
+            actor=who.actor,
+            created_at=now,
+            data={"category": category, "estimated_hours": estimated_hours},
+        )
+    )
+    session.flush()
+    return job, [Due(Step.PRICE, job.id)]
+
+
+def remember_response(
+    session: Session,
+    who: Principal,
+    key: str,
+    fingerprint: str,
+    job: Job,
+    status: int,
+    body: dict[str, Any],
+) -> None:
+    """Store the first response to ``key`` (unique per consumer; a concurrent twin fails)."""
+    assert who.id is not None
+    session.add(
+        IdempotencyKey(
+            consumer_id=who.id,
+            key=key,
+            request_hash=fingerprint,
+            job_id=job.id,
+            response_status=status,
+            response_body=body,
+        )
+    )
+    session.flush()

@@ -1,0 +1,336 @@
+"""What people do to a job: each is a compare-and-set through ``transition``.
+
+Every function checks the caller (visibility, then party), changes the job or raises,
+and returns the job with whatever step is now due; the caller commits and then enqueues.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.lifecycle.access import (
+    Principal,
+    require_assigned_worker,
+    require_consumer_of,
+    require_operator,
+    visible_job,
+)
+from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
+from gigco.lifecycle.history import (
+    Due,
+    StatusConflict,
+    lock_job,
+    record_event,
+    require_transition,
+)
+from gigco.lifecycle.matching import BUSY
+from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.states import CANCELLABLE, Step
+from gigco.lifecycle.steps import StepContext
+from gigco.models import (
+    Consumer,
+    Job,
+    JobStatus,
+    Opportunity,
+    OpportunityStatus,
+    Payment,
+    PaymentStatus,
+    Review,
+    Role,
+    Worker,
+)
+
+S = JobStatus
+Outcome = tuple[Job, list[Due]]
+
+
+def accept_offer(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """offered → accepted, while the offer has not expired; matching starts."""
+    require_consumer_of(visible_job(session, job_id, who), who)
+    job = require_transition(
+        session,
+        job_id,
+        S.OFFERED,
+        S.ACCEPTED,
+        wanted="accepting the offer",
+        actor=who.actor,
+        now=ctx.now,
+        where=[Job.offer_expires_at > ctx.now],
+        values={"timer_at": None, "step_due_at": ctx.now, "match_round": 0},
+    )
+    return job, [Due(Step.MATCH, job_id)]
+
+
+def reject_offer(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """offered → rejected."""
+    require_consumer_of(visible_job(session, job_id, who), who)
+    job = require_transition(
+        session,
+        job_id,
+        S.OFFERED,
+        S.REJECTED,
+        wanted="rejecting the offer",
+        actor=who.actor,
+        now=ctx.now,
+        values={"timer_at": None, "step_due_at": None},
+    )
+    return job, []
+
+
+def cancel(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """→ cancelled from any cancellable state; withdraws a pending opportunity."""
+    require_consumer_of(visible_job(session, job_id, who), who)
+    current = lock_job(session, job_id)
+    assert current is not None
+    if current.status not in CANCELLABLE:
+        raise StatusConflict(job_id, current.status, "cancelling")
+    job = require_transition(
+        session,
+        job_id,
+        current.status,
+        S.CANCELLED,
+        wanted="cancelling",
+        actor=who.actor,
+        now=ctx.now,
+        values={"timer_at": None, "step_due_at": None, "next_match_at": None},
+    )
+    withdrawn = session.scalars(
+        sa.update(Opportunity)
+        .where(Opportunity.job_id == job_id, Opportunity.status == OpportunityStatus.PENDING)
+        .values(status=OpportunityStatus.WITHDRAWN, responded_at=ctx.now)
+        .returning(Opportunity.worker_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    message = f"'{job.title}' was cancelled by the consumer."
+    for worker_id in {*withdrawn, *([job.worker_id] if job.worker_id else [])}:
+        notify_worker(session, worker_id, "cancellation", message, job_id=job_id)
+    notify_consumer(
+        session, job.consumer_id, "cancellation", f"You cancelled '{job.title}'.", job_id=job_id
+    )
+    return job, []
+
+
+def _pending_opportunity(session: Session, job_id: int, who: Principal) -> Opportunity:
+    if who.role != Role.WORKER:
+        raise Forbidden("Only a worker holding an opportunity on this job may do that.")
+    opp = session.scalar(
+        sa.select(Opportunity).where(
+            Opportunity.job_id == job_id,
+            Opportunity.worker_id == who.id,
+            Opportunity.status == OpportunityStatus.PENDING,
+        )
+    )
+    if opp is None:
+        raise Forbidden("You hold no pending opportunity on this job.")
+    return opp
+
+
+def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """accepted → worker_assigned: a compare-and-set on the job and on the opportunity."""
+    visible_job(session, job_id, who)
+    opp = _pending_opportunity(session, job_id, who)
+    if opp.expires_at <= ctx.now:
+        raise Conflict("This opportunity has expired.", current_status=S.ACCEPTED.value)
+    job = require_transition(
+        session,
+        job_id,
+        S.ACCEPTED,
+        S.WORKER_ASSIGNED,
+        wanted="accepting the opportunity",
+        actor=who.actor,
+        now=ctx.now,
+        data={"worker_id": who.id, "opportunity_id": opp.id},
+        values={
+            "worker_id": who.id,
+            "timer_at": None,
+            "step_due_at": ctx.now,
+            "next_match_at": None,
+        },
+    )
+    taken = session.execute(
+        sa.update(Opportunity)
+        .where(
+            Opportunity.id == opp.id,
+            Opportunity.status == OpportunityStatus.PENDING,
+            Opportunity.expires_at > ctx.now,
+        )
+        .values(status=OpportunityStatus.ACCEPTED, responded_at=ctx.now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not taken:
+        raise Conflict("This opportunity is no longer open.", current_status=S.ACCEPTED.value)
+    # Lock the worker so that two overlapping jobs cannot both be taken at once.
+    session.execute(sa.update(Worker).where(Worker.id == who.id).values(updated_at=ctx.now))
+    other = sa.orm.aliased(Job)
+    clash = session.scalar(
+        sa.select(other.id)
+        .where(
+            other.worker_id == who.id,
+            other.id != job_id,
+            other.status.in_(BUSY),
+            other.scheduled_start < job.scheduled_end,
+            other.scheduled_end > job.scheduled_start,
+        )
+        .limit(1)
+    )
+    if clash is not None:
+        raise Conflict(
+            f"You already have job {clash} at that time.", current_status=S.ACCEPTED.value
+        )
+    worker_name = session.scalar(sa.select(Worker.name).where(Worker.id == who.id))
+    notify_consumer(
+        session,
+        job.consumer_id,
+        "assignment",
+        f"{worker_name} will do '{job.title}'.",
+        job_id=job_id,
+        worker_id=who.id,
+    )
+    notify_worker(session, who.id or 0, "assignment", f"You got '{job.title}'.", job_id=job_id)
+    return job, [Due(Step.SCHEDULE, job_id)]
+
+
+def decline_opportunity(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """The worker passes; the next candidate is tried at once."""
+    job = visible_job(session, job_id, who)
+    opp = _pending_opportunity(session, job_id, who)
+    locked = lock_job(session, job_id)
+    assert locked is not None
+    declined = session.execute(
+        sa.update(Opportunity)
+        .where(Opportunity.id == opp.id, Opportunity.status == OpportunityStatus.PENDING)
+        .values(status=OpportunityStatus.DECLINED, responded_at=ctx.now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not declined:
+        raise Conflict("This opportunity is no longer open.", current_status=job.status.value)
+    record_event(
+        session,
+        job_id,
+        "opportunity_declined",
+        actor=who.actor,
+        now=ctx.now,
+        data={"worker_id": who.id, "round": opp.round},
+    )
+    locked.step_due_at = ctx.now
+    session.flush()
+    return locked, [Due(Step.MATCH, job_id)]
+
+
+def start(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """scheduled → in_progress, by the assigned worker."""
+    require_assigned_worker(visible_job(session, job_id, who), who)
+    job = require_transition(
+        session, job_id, S.SCHEDULED, S.IN_PROGRESS, wanted="starting", actor=who.actor, now=ctx.now
+    )
+    return job, []
+
+
+def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """in_progress → completed, by the assigned worker; payment becomes due."""
+    require_assigned_worker(visible_job(session, job_id, who), who)
+    job = require_transition(
+        session,
+        job_id,
+        S.IN_PROGRESS,
+        S.COMPLETED,
+        wanted="completing",
+        actor=who.actor,
+        now=ctx.now,
+        values={"payment_attempts": 0, "next_payment_at": ctx.now, "step_due_at": ctx.now},
+    )
+    session.execute(
+        sa.update(Worker)
+        .where(Worker.id == job.worker_id)
+        .values(completed_jobs=Worker.completed_jobs + 1)
+    )
+    session.execute(
+        sa.update(Consumer)
+        .where(Consumer.id == job.consumer_id)
+        .values(completed_jobs=Consumer.completed_jobs + 1)
+    )
+    return job, [Due(Step.PAY, job_id)]
+
+
+def retry_payment(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """payment_failed → completed for the operator; attempts start again."""
+    require_operator(who)
+    visible_job(session, job_id, who)
+    job = require_transition(
+        session,
+        job_id,
+        S.PAYMENT_FAILED,
+        S.COMPLETED,
+        wanted="retrying the payment",
+        event="payment_retry",
+        actor=who.actor,
+        now=ctx.now,
+        values={"payment_attempts": 0, "next_payment_at": ctx.now, "step_due_at": ctx.now},
+    )
+    session.execute(
+        sa.update(Payment).where(Payment.job_id == job_id).values(status=PaymentStatus.PENDING)
+    )
+    return job, [Due(Step.PAY, job_id)]
+
+
+def submit_review(
+    session: Session,
+    job_id: int,
+    who: Principal,
+    ctx: StepContext,
+    *,
+    rating: int,
+    comment: str | None,
+) -> tuple[Review, list[Due]]:
+    """One review per side in review_pending; the job closes once both are in."""
+    job = visible_job(session, job_id, who)
+    if who.role == Role.CONSUMER and who.id == job.consumer_id:
+        subject_model, subject_id = Worker, job.worker_id
+    elif who.role == Role.WORKER and who.id == job.worker_id:
+        subject_model, subject_id = Consumer, job.consumer_id
+    else:
+        raise Forbidden("Only the job's consumer or its assigned worker may review it.")
+    if not 1 <= rating <= 5:
+        raise Invalid("Rating must be from 1 to 5.", errors={"rating": ["Must be from 1 to 5."]})
+    locked = lock_job(session, job_id)
+    if locked is None:
+        raise NotFound(f"Job {job_id} not found.")
+    if locked.status != S.REVIEW_PENDING:
+        raise StatusConflict(job_id, locked.status, "reviewing")
+    exists = session.scalar(
+        sa.select(Review.id).where(Review.job_id == job_id, Review.author_role == who.role)
+    )
+    if exists is not None:
+        raise Conflict("You have already reviewed this job.", current_status=locked.status.value)
+    review = Review(
+        job_id=job_id,
+        author_role=who.role,
+        author_id=who.id,
+        rating=rating,
+        comment=comment,
+        created_at=ctx.now,
+    )
+    session.add(review)
+    session.execute(
+        sa.update(subject_model)
+        .where(subject_model.id == subject_id)
+        .values(
+            rating_sum=subject_model.rating_sum + rating,
+            rating_count=subject_model.rating_count + 1,
+        )
+    )
+    record_event(
+        session,
+        job_id,
+        "review_received",
+        actor=who.actor,
+        now=ctx.now,
+        data={"rating": rating, "author_role": who.role.value},
+    )
+    session.flush()
+    count = session.scalar(sa.select(sa.func.count()).where(Review.job_id == job_id)) or 0
+    if count >= 2:
+        locked.step_due_at = ctx.now
+        return review, [Due(Step.CLOSE, job_id)]
+    return review, []

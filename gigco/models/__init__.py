@@ -1,0 +1,30 @@
+"""The database rows of GigCo: typed declarative models, no behaviour beyond the row."""
+
+from gigco.models.accounts import ApiToken, Consumer, Worker, worker_skills
+from gigco.models.activity import IdempotencyKey, Notification, Review
+from gigco.models.catalog import Category
+from gigco.models.enums import AttemptOutcome, JobStatus, OpportunityStatus, PaymentStatus, Role
+from gigco.models.jobs import Job, JobEvent, Opportunity
+from gigco.models.payments import Payment, PaymentAttempt, SimulatedCharge
+
+__all__ = [
+    "ApiToken",
+    "AttemptOutcome",
+    "Category",
+    "Consumer",
+    "IdempotencyKey",
+    "Job",
+    "JobEvent",
+    "JobStatus",
+    "Notification",
+    "Opportunity",
+    "OpportunityStatus",
+    "Payment",
+    "PaymentAttempt",
+    "PaymentStatus",
+    "Review",
+    "Role",
+    "SimulatedCharge",
+    "Worker",
+    "worker_skills",
+]

@@ -1,0 +1,83 @@
+"""Consumers, workers, their skills and their API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gigco.db import Base, utcnow
+from gigco.models.catalog import Category
+from gigco.models.columns import created_at
+
+
+class Consumer(Base):
+    """Someone who posts jobs and pays for them."""
+
+    __tablename__ = "consumers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    payment_method: Mapped[str] = mapped_column(sa.String(64), default="pm_card_visa")
+    rating_sum: Mapped[int] = mapped_column(default=0, comment="sum of ratings workers gave")
+    rating_count: Mapped[int] = mapped_column(default=0)
+    completed_jobs: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+worker_skills = sa.Table(
+    "worker_skills",
+    Base.metadata,
+    sa.Column("worker_id", sa.ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("category_id", sa.ForeignKey("categories.id"), primary_key=True, index=True),
+)
+
+
+class Worker(Base):
+    """A gig worker who takes jobs in their skills within their service radius."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    lat: Mapped[float]
+    lng: Mapped[float]
+    service_radius_km: Mapped[float]
+    available: Mapped[bool] = mapped_column(default=True)
+    rating_sum: Mapped[int] = mapped_column(default=0, comment="sum of ratings consumers gave")
+    rating_count: Mapped[int] = mapped_column(default=0)
+    completed_jobs: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    skills: Mapped[list[Category]] = relationship(
+        secondary=worker_skills, lazy="selectin", order_by=Category.name
+    )
+
+    __table_args__ = (
+        sa.CheckConstraint("service_radius_km >= 0", name="radius_non_negative"),
+        sa.CheckConstraint("lat BETWEEN -90 AND 90 AND lng BETWEEN -180 AND 180", name="coords"),
+    )
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256 hash, belonging to one consumer or worker."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    consumer_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("consumers.id", ondelete="CASCADE")
+    )
+    worker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("workers.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = created_at()
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(consumer_id IS NULL) <> (worker_id IS NULL)", name="exactly_one_owner"
+        ),
+    )

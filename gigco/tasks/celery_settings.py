@@ -1,0 +1,37 @@
+"""Celery settings derived from GigCo's Settings (celeryconfig.py exposes them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from gigco.config import Settings
+
+
+def celery_settings(settings: Settings) -> dict[str, Any]:
+    """Celery's configuration for ``settings``: JSON only, late acks, sweeps on beat."""
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 4,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": {
+            "sweep": {
+                "task": "gigco.sweeps.sweep",
+                "schedule": timedelta(seconds=settings.sweep_interval_seconds),
+                "options": {"expires": settings.sweep_interval_seconds},
+            }
+        },
+    }

@@ -1,0 +1,46 @@
+"""Sending due steps to Celery, only after the transaction that made them due commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy.orm import Session
+
+from gigco.db import enqueue_after_commit, utcnow
+from gigco.lifecycle.history import Due
+from gigco.tasks.app import app
+from gigco.tasks.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+
+def task_name(due: Due) -> str:
+    """The Celery task that runs ``due``'s step."""
+    return f"gigco.lifecycle.{due.step.value}"
+
+
+def send(dues: Iterable[Due], *, now: dt.datetime | None = None) -> int:
+    """Send each due step: now, as an ETA task inside the sweep horizon, or not at all.
+
+    A deadline further away than one sweep interval is left to the database; the sweeper
+    arms it when it comes within the horizon, so no long timer waits in the broker.
+    """
+    now = now or utcnow()
+    horizon = now + dt.timedelta(seconds=runtime().settings.sweep_interval_seconds * 1.5)
+    sent = 0
+    for due in dues:
+        if due.at is not None and due.at > horizon:
+            continue
+        options = {"eta": due.at} if due.at is not None and due.at > now else {}
+        app.send_task(task_name(due), args=[due.job_id], **options)
+        sent += 1
+    return sent
+
+
+def send_after_commit(session: Session, dues: Iterable[Due]) -> None:
+    """Send ``dues`` once ``session`` commits; nothing is sent if it rolls back."""
+    pending = list(dues)
+    if pending:
+        enqueue_after_commit(session, lambda: send(pending))

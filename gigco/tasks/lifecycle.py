@@ -1,0 +1,26 @@
+"""One thin task per lifecycle step; each calls one plain function in gigco.lifecycle."""
+
+from __future__ import annotations
+
+from gigco.lifecycle.states import Step
+from gigco.tasks.app import app
+from gigco.tasks.base import LifecycleTask
+
+
+def _step_task(step: Step) -> LifecycleTask:
+    def run(self: LifecycleTask, job_id: int) -> int:
+        return self.run_step(step, job_id)
+
+    run.__name__ = step.value
+    run.__doc__ = f"Run the {step.value} step on one job (idempotent)."
+    return app.task(bind=True, base=LifecycleTask, name=f"gigco.lifecycle.{step.value}")(run)
+
+
+price_job = _step_task(Step.PRICE)
+send_offer = _step_task(Step.SEND_OFFER)
+expire_offer = _step_task(Step.EXPIRE_OFFER)
+match_job = _step_task(Step.MATCH)
+schedule_job = _step_task(Step.SCHEDULE)
+process_payment = _step_task(Step.PAY)
+request_reviews = _step_task(Step.REQUEST_REVIEWS)
+close_job = _step_task(Step.CLOSE)

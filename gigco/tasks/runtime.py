@@ -1,0 +1,59 @@
+"""What tasks run with: settings, engine, sessions and the payment gateway, built lazily."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco.config import Settings, load_settings
+from gigco.db import make_engine, session_factory
+from gigco.lifecycle.gateway import PaymentGateway, SimulatedGateway
+
+
+@dataclass
+class Runtime:
+    """One process's connection to the database, made on first use (after any fork)."""
+
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The process's engine."""
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """Session factory bound to the engine."""
+        return session_factory(self.engine)
+
+    @cached_property
+    def gateway(self) -> PaymentGateway:
+        """The payment gateway (the simulated processor)."""
+        return SimulatedGateway(self.sessions)
+
+    def dispose(self) -> None:
+        """Drop pooled connections (after a fork)."""
+        if "engine" in self.__dict__:
+            self.engine.dispose(close=False)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The process's runtime, from the environment unless ``configure`` set one."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(load_settings())
+    return _runtime
+
+
+def use_settings(settings: Settings) -> Runtime:
+    """Make ``settings`` this process's runtime (the web app and tests call this)."""
+    global _runtime
+    if _runtime is None or _runtime.settings != settings:
+        _runtime = Runtime(settings)
+    return _runtime

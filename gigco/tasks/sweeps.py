@@ -1,0 +1,29 @@
+"""Beat's sweep: applies due deadlines, arms the ones due soon, re-kicks stuck steps."""
+
+from __future__ import annotations
+
+import logging
+
+from gigco.db import utcnow
+from gigco.lifecycle.timers import due_timers, stuck_steps
+from gigco.tasks.app import app
+from gigco.tasks.base import LifecycleTask
+from gigco.tasks.dispatch import send
+from gigco.tasks.runtime import runtime
+
+log = logging.getLogger("gigco.sweeps")
+
+
+@app.task(base=LifecycleTask, name="gigco.sweeps.sweep")
+def sweep() -> dict[str, int]:
+    """One sweep: every deadline due before the next sweep gets a task; stuck steps another."""
+    rt = runtime()
+    now = utcnow()
+    settings = rt.settings
+    with rt.sessions() as session, session.begin():
+        timers = due_timers(session, now=now, horizon_seconds=settings.sweep_interval_seconds * 1.5)
+        stuck = stuck_steps(session, now=now, grace_seconds=settings.stuck_step_grace_seconds)
+    sent = send(timers + stuck, now=now)
+    counts = {"timers": len(timers), "stuck": len(stuck), "sent": sent}
+    log.info("sweep", extra=counts)
+    return counts

@@ -1,0 +1,57 @@
+"""Bearer-token authentication and the caller of the current request."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+
+from gigco.lifecycle.access import Principal
+from gigco.lifecycle.accounts import authenticate
+from gigco.lifecycle.errors import DomainError, Forbidden
+from gigco.models import Role
+from gigco.web.db import session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BEARER = [{"bearerAuth": []}]
+
+
+class Unauthorized(DomainError):
+    """No token, or one we do not know."""
+
+    http_status = 401
+
+
+def current_principal() -> Principal:
+    """The authenticated caller; 401 if the token is missing or unknown."""
+    if "principal" in g:
+        return g.principal
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+    principal = authenticate(session(), token.strip(), current_app.config["GIGCO"].admin_token)
+    if principal is None:
+        raise Unauthorized("This token is not valid.")
+    g.principal = principal
+    return principal
+
+
+def login_required(*roles: Role) -> Callable[[F], F]:
+    """Require a valid token, and one of ``roles`` when given (403 otherwise)."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if roles and principal.role not in roles:
+                names = " or ".join(r.value for r in roles)
+                raise Forbidden(f"Only a {names} may do that.")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

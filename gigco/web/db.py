@@ -1,0 +1,32 @@
+"""The request's database session: opened on first use, closed at teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from gigco.lifecycle.history import Due
+from gigco.tasks.dispatch import send_after_commit
+
+
+def session() -> Session:
+    """This request's session."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["gigco_sessions"]()
+    return g.db_session
+
+
+def commit(dues: Iterable[Due] = ()) -> None:
+    """Commit the request's work, then send the steps it made due."""
+    s = session()
+    send_after_commit(s, dues)
+    s.commit()
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    """Roll back anything uncommitted and return the connection to the pool."""
+    s = g.pop("db_session", None)
+    if s is not None:
+        s.close()

@@ -1,0 +1,118 @@
+"""One error envelope for everything: ``{code, status, message, errors?}``."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from gigco.lifecycle.errors import DomainError
+from gigco.web.schemas import ErrorSchema
+
+log = logging.getLogger(__name__)
+
+_LOCATIONS = ("json", "query", "headers", "form", "files", "view_args", "path")
+
+DEFAULT_MESSAGES = {
+    400: "The request body is not valid JSON.",
+    401: "Send a valid bearer token in the Authorization header.",
+    403: "You may not do that.",
+    404: "Not found.",
+    405: "This method is not allowed on this path.",
+    409: "The request conflicts with the current state.",
+    413: "The request body is larger than 64 KiB.",
+    415: "Send the body as application/json.",
+    422: "Some fields are invalid; see errors.",
+    500: "Something went wrong on our side.",
+    503: "The service is temporarily unavailable; try again shortly.",
+}
+
+
+def envelope(code: int, message: str | None = None, errors: Any = None, **extra: Any) -> dict:
+    """The JSON body of an error response."""
+    body: dict[str, Any] = {
+        "code": code,
+        "status": HTTPStatus(code).phrase,
+        "message": message or DEFAULT_MESSAGES.get(code) or HTTPStatus(code).description,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def _dotted(errors: dict[Any, Any], prefix: str = "") -> dict[str, list[str]]:
+    flat: dict[str, list[str]] = {}
+    for key, value in errors.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{name}."))
+        else:
+            flat.setdefault(name, []).extend(value if isinstance(value, list) else [str(value)])
+    return flat
+
+
+def _flatten(errors: Any) -> Any:
+    """``{"json": {"location": {"lat": [...]}}}`` becomes ``{"location.lat": [...]}``."""
+    if not isinstance(errors, dict) or not errors:
+        return errors
+    if set(errors) <= set(_LOCATIONS):
+        merged: dict[str, Any] = {}
+        for value in errors.values():
+            merged.update(value if isinstance(value, dict) else {"_body": value})
+        errors = merged
+    return _dotted(errors)
+
+
+class GigcoApi(Api):
+    """flask-smorest's Api with GigCo's error envelope."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[dict, int, dict]:
+        """Every HTTP error as ``{code, status, message, errors?}``."""
+        code = error.code or 500
+        data = getattr(error, "data", None) or {}
+        errors = _flatten(data.get("errors") or data.get("messages"))
+        message = data.get("message")
+        if code == 400 and not message:
+            message = DEFAULT_MESSAGES[400]
+        elif code != 422 and not message:
+            message = DEFAULT_MESSAGES.get(code) or error.description
+        return (
+            envelope(code, message, errors if code in (400, 422) else None),
+            code,
+            data.get("headers", {}),
+        )
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map domain and database errors to HTTP in one place."""
+
+    @app.errorhandler(DomainError)
+    def _domain(error: DomainError) -> tuple[dict, int]:
+        return envelope(
+            error.http_status, error.message, error.errors, **error.extra
+        ), error.http_status
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(error: IntegrityError) -> tuple[dict, int]:
+        log.info("integrity conflict: %s", error.orig)
+        return envelope(409, "This conflicts with data that already exists."), 409
+
+    @app.errorhandler(OperationalError)
+    def _unavailable(error: OperationalError) -> tuple[dict, int, dict]:
+        log.warning("database unavailable: %s", error.orig)
+        return envelope(503), 503, {"Retry-After": "2"}
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[dict, int]:
+        if isinstance(error, HTTPException):
+            return app.extensions["gigco_api"].handle_http_exception(error)
+        log.exception("unhandled error")
+        return envelope(500), 500

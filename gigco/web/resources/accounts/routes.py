@@ -1,0 +1,103 @@
+"""Sign-up, the caller's own profile, and public worker profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from gigco.lifecycle import accounts
+from gigco.lifecycle.errors import NotFound
+from gigco.models import Consumer, Role, Worker
+from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.db import commit, session
+from gigco.web.resources.accounts.schemas import (
+    ConsumerSchema,
+    ConsumerSignUpSchema,
+    ConsumerWithTokenSchema,
+    MeSchema,
+    PublicWorkerSchema,
+    WorkerSchema,
+    WorkerSignUpSchema,
+    WorkerUpdateSchema,
+    WorkerWithTokenSchema,
+)
+from gigco.web.schemas import errors
+
+blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Sign-up and profiles")
+
+
+@blp.route("/consumers")
+class ConsumerViews(MethodView):
+    @blp.arguments(ConsumerSignUpSchema)
+    @blp.response(201, ConsumerWithTokenSchema)
+    @errors(blp, 400, 409, 413, 422)
+    def post(self, data: dict[str, Any]) -> Consumer:
+        """Sign up as a consumer; the token is shown only here."""
+        consumer, token = accounts.sign_up_consumer(session(), **data)
+        commit()
+        consumer.token = token  # type: ignore[attr-defined]
+        return consumer
+
+
+@blp.route("/workers")
+class WorkerViews(MethodView):
+    @blp.arguments(WorkerSignUpSchema)
+    @blp.response(201, WorkerWithTokenSchema)
+    @errors(blp, 400, 409, 413, 422)
+    def post(self, data: dict[str, Any]) -> Worker:
+        """Sign up as a worker; the token is shown only here."""
+        location = data.pop("location")
+        worker, token = accounts.sign_up_worker(
+            session(), lat=location["lat"], lng=location["lng"], **data
+        )
+        commit()
+        worker.token = token  # type: ignore[attr-defined]
+        return worker
+
+
+@blp.route("/me")
+class MeViews(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, MeSchema)
+    @errors(blp, 401)
+    @login_required()
+    def get(self) -> dict[str, Any]:
+        """Who am I: role and profile."""
+        who = current_principal()
+        if who.role == Role.CONSUMER:
+            return ConsumerSchema().dump(session().get(Consumer, who.id))
+        if who.role == Role.WORKER:
+            return WorkerSchema().dump(session().get(Worker, who.id))
+        return {"role": "operator"}
+
+
+@blp.route("/workers/me")
+class WorkerMeViews(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(WorkerUpdateSchema)
+    @blp.response(200, WorkerSchema)
+    @errors(blp, 400, 401, 403, 413, 422)
+    @login_required(Role.WORKER)
+    def patch(self, changes: dict[str, Any]) -> Worker:
+        """Change my availability, location, radius or skills."""
+        worker = session().get(Worker, current_principal().id)
+        assert worker is not None
+        accounts.update_worker(session(), worker, changes)
+        commit()
+        return worker
+
+
+@blp.route("/workers/<int:worker_id>")
+class WorkerByIdViews(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, PublicWorkerSchema)
+    @errors(blp, 401, 404)
+    @login_required()
+    def get(self, worker_id: int) -> Worker:
+        """A worker's public profile."""
+        worker = session().get(Worker, worker_id)
+        if worker is None:
+            raise NotFound(f"Worker {worker_id} not found.")
+        return worker

@@ -1,0 +1,111 @@
+"""Schemas of consumers and workers."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from gigco.lifecycle.gateway import PAYMENT_METHODS
+from gigco.web.schemas import LocationSchema, StrictSchema
+
+Name = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+def _rating(row: object) -> float | None:
+    count = row.rating_count  # type: ignore[attr-defined]
+    return round(row.rating_sum / count, 2) if count else None  # type: ignore[attr-defined]
+
+
+class ConsumerSignUpSchema(StrictSchema):
+    """Sign up as a consumer."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    payment_method = fields.String(
+        load_default="pm_card_visa", validate=validate.OneOf(PAYMENT_METHODS)
+    )
+
+
+class WorkerSignUpSchema(StrictSchema):
+    """Sign up as a worker."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    skills = fields.List(
+        fields.String(validate=validate.Length(1, 64)),
+        required=True,
+        validate=validate.Length(1, 20),
+    )
+    location = fields.Nested(LocationSchema, required=True)
+    service_radius_km = fields.Float(
+        required=True, validate=validate.Range(0, 1000), allow_nan=False
+    )
+    available = fields.Boolean(load_default=True)
+
+
+class WorkerUpdateSchema(StrictSchema):
+    """What a worker may change about themselves."""
+
+    available = fields.Boolean()
+    location = fields.Nested(LocationSchema)
+    service_radius_km = fields.Float(validate=validate.Range(0, 1000), allow_nan=False)
+    skills = fields.List(
+        fields.String(validate=validate.Length(1, 64)), validate=validate.Length(1, 20)
+    )
+
+
+class ConsumerSchema(ma.Schema):
+    """A consumer's own profile."""
+
+    role = fields.Constant("consumer")
+    id = fields.Integer()
+    name = fields.String()
+    email = fields.String()
+    payment_method = fields.String()
+    rating = fields.Function(_rating, allow_none=True)
+    review_count = fields.Integer(attribute="rating_count")
+    completed_jobs = fields.Integer()
+    created_at = fields.AwareDateTime()
+
+
+class ConsumerWithTokenSchema(ConsumerSchema):
+    """A new consumer and their token, shown this once."""
+
+    token = fields.String()
+
+
+class PublicWorkerSchema(ma.Schema):
+    """What anyone may see of a worker."""
+
+    id = fields.Integer()
+    name = fields.String()
+    skills = fields.Function(lambda w: [c.name for c in w.skills])
+    rating = fields.Function(_rating, allow_none=True)
+    review_count = fields.Integer(attribute="rating_count")
+    completed_jobs = fields.Integer()
+
+
+class WorkerSchema(PublicWorkerSchema):
+    """A worker's own profile."""
+
+    role = fields.Constant("worker")
+    email = fields.String()
+    location = fields.Function(lambda w: {"lat": w.lat, "lng": w.lng})
+    service_radius_km = fields.Float()
+    available = fields.Boolean()
+    created_at = fields.AwareDateTime()
+
+
+class WorkerWithTokenSchema(WorkerSchema):
+    """A new worker and their token, shown this once."""
+
+    token = fields.String()
+
+
+class MeSchema(ma.Schema):
+    """Who the caller is: role plus the profile (operator: role only)."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    role = fields.String(validate=validate.OneOf(["consumer", "worker", "operator"]))

@@ -1,0 +1,56 @@
+"""Liveness: is the database reachable, and the broker?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields
+
+from gigco.tasks import app as celery_app
+from gigco.web.db import session
+from gigco.web.errors import envelope
+from gigco.web.schemas import errors
+
+blp = Blueprint("health", __name__, description="Health")
+
+
+class HealthSchema(ma.Schema):
+    """What is reachable."""
+
+    status = fields.String()
+    database = fields.String()
+    broker = fields.String()
+
+
+def _check_database() -> str:
+    try:
+        session().execute(sa.text("SELECT 1"))
+        return "ok"
+    except sa.exc.SQLAlchemyError:
+        return "unreachable"
+
+
+def _check_broker() -> str:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return "ok"
+    except Exception:
+        return "unreachable"
+
+
+@blp.route("/healthz")
+class HealthViews(MethodView):
+    @blp.response(200, HealthSchema)
+    @errors(blp, 503)
+    def get(self) -> Any:
+        """200 when the database and the broker answer, else 503."""
+        body = {"database": _check_database(), "broker": _check_broker()}
+        ok = all(v == "ok" for v in body.values())
+        if not ok:
+            return envelope(503, "The database or the broker is unreachable.", **body), 503
+        return {"status": "ok", **body}

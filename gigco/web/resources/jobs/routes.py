@@ -1,0 +1,108 @@
+"""Posting, listing and reading jobs and their history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, jsonify, make_response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
+
+from gigco.db import utcnow
+from gigco.lifecycle import jobs
+from gigco.lifecycle.access import visible_job, visible_jobs_filter
+from gigco.models import IdempotencyKey, Job, JobEvent, Role
+from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.db import commit, session
+from gigco.web.pagination import SqlPage
+from gigco.web.resources.jobs.schemas import (
+    EventSchema,
+    IdempotencyHeaderSchema,
+    JobCreateSchema,
+    JobQuerySchema,
+)
+from gigco.web.schemas import JobSchema, errors
+
+blp = Blueprint("jobs", __name__, url_prefix="/v1", description="Jobs and their history")
+
+
+def _replayed(stored: IdempotencyKey) -> Response:
+    response = make_response(jsonify(stored.response_body), stored.response_status)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blp.route("/jobs")
+class JobViews(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(JobQuerySchema, location="query")
+    @blp.response(200, JobSchema(many=True))
+    @blp.paginate(SqlPage)
+    @errors(blp, 401, 422)
+    @login_required()
+    def get(self, query: dict[str, Any]) -> sa.Select:
+        """Jobs the caller may see, newest first; filter by ``status``."""
+        stmt = sa.select(Job).where(visible_jobs_filter(current_principal()))
+        if "status" in query:
+            stmt = stmt.where(Job.status == query["status"])
+        return stmt.order_by(Job.id.desc())
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(JobCreateSchema)
+    @blp.response(201, JobSchema)
+    @errors(blp, 400, 401, 403, 409, 413, 422)
+    @login_required(Role.CONSUMER)
+    def post(self, headers: dict[str, Any], data: dict[str, Any]) -> Any:
+        """Post a job. A repeat with the same Idempotency-Key and body returns the first answer."""
+        who = current_principal()
+        key = headers.get("idempotency_key")
+        fingerprint = jobs.request_fingerprint(request.get_json())
+        if key and (stored := jobs.replay(session(), who.id, key, fingerprint)):
+            return _replayed(stored)
+        location = data.pop("location")
+        job, dues = jobs.create_job(
+            session(), who, lat=location["lat"], lng=location["lng"], now=utcnow(), **data
+        )
+        body = JobSchema().dump(job)
+        if key:
+            try:
+                jobs.remember_response(session(), who, key, fingerprint, job, 201, body)
+            except IntegrityError:
+                # A concurrent request with the same key won; answer as it did.
+                session().rollback()
+                stored = jobs.replay(session(), who.id, key, fingerprint)
+                assert stored is not None
+                return _replayed(stored)
+        commit(dues)
+        return job
+
+
+@blp.route("/jobs/<int:job_id>")
+class JobByIdViews(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, JobSchema)
+    @errors(blp, 401, 404)
+    @login_required()
+    def get(self, job_id: int) -> Job:
+        """One job."""
+        return visible_job(session(), job_id, current_principal())
+
+
+@blp.route("/jobs/<int:job_id>/events")
+class JobEventViews(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, EventSchema(many=True))
+    @errors(blp, 401, 404)
+    @login_required()
+    def get(self, job_id: int) -> Sequence[JobEvent]:
+        """The job's full history, oldest first."""
+        visible_job(session(), job_id, current_principal())
+        return (
+            session()
+            .scalars(sa.select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq))
+            .all()
+        )

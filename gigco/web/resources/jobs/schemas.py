@@ -1,0 +1,65 @@
+"""Schemas of posting and listing jobs, and of job history."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from gigco.models import JobStatus
+from gigco.web.schemas import LocationSchema, StrictSchema
+
+
+def _quarter_hours(value: float) -> None:
+    if (value * 4) % 1:
+        raise ma.ValidationError("Must be a multiple of 0.25.")
+
+
+def _in_future(value: dt.datetime) -> None:
+    if value <= dt.datetime.now(dt.UTC):
+        raise ma.ValidationError("Must be in the future.")
+
+
+class JobCreateSchema(StrictSchema):
+    """Post a job."""
+
+    title = fields.String(required=True, validate=validate.Length(1, 200))
+    description = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=5000)
+    )
+    category = fields.String(required=True, validate=validate.Length(1, 64))
+    location = fields.Nested(LocationSchema, required=True)
+    scheduled_start = fields.AwareDateTime(
+        required=True, validate=_in_future, metadata={"description": "ISO 8601 with offset"}
+    )
+    estimated_hours = fields.Float(
+        required=True, allow_nan=False, validate=[validate.Range(0.5, 12), _quarter_hours]
+    )
+
+
+class JobQuerySchema(StrictSchema):
+    """Filters for listing jobs."""
+
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    """The optional Idempotency-Key header."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = fields.String(data_key="Idempotency-Key", validate=validate.Length(1, 255))
+
+
+class EventSchema(ma.Schema):
+    """One entry of a job's history."""
+
+    seq = fields.Integer()
+    type = fields.String()
+    from_status = fields.Function(lambda e: e.from_status.value if e.from_status else None)
+    to_status = fields.Function(lambda e: e.to_status.value if e.to_status else None)
+    actor = fields.String()
+    data = fields.Dict()
+    created_at = fields.AwareDateTime()

@@ -1,0 +1,41 @@
+"""The caller's notifications."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields
+
+from gigco.models import Notification, Role
+from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.pagination import SqlPage
+from gigco.web.schemas import errors
+
+blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
+
+
+class NotificationSchema(ma.Schema):
+    """A message to the caller."""
+
+    id = fields.Integer()
+    kind = fields.String()
+    message = fields.String()
+    job_id = fields.Integer(allow_none=True)
+    data = fields.Dict()
+    created_at = fields.AwareDateTime()
+
+
+@blp.route("/notifications")
+class NotificationViews(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, NotificationSchema(many=True))
+    @blp.paginate(SqlPage)
+    @errors(blp, 401, 403, 422)
+    @login_required(Role.CONSUMER, Role.WORKER)
+    def get(self) -> sa.Select:
+        """My notifications, newest first."""
+        who = current_principal()
+        column = Notification.consumer_id if who.role == Role.CONSUMER else Notification.worker_id
+        return sa.select(Notification).where(column == who.id).order_by(Notification.id.desc())
