@@ -1,6 +1,9 @@
 """Celery settings, read from gigco.config (the GIGCO_* environment variables)."""
 
-from gigco.config import load_settings
+from gigco.config import ConfigError, load_settings
 from gigco.tasks.celery_settings import celery_settings
 
-globals().update(celery_settings(load_settings()))
+try:
+    globals().update(celery_settings(load_settings()))
+except ConfigError as error:
+    raise SystemExit(f"gigco: {error}") from None

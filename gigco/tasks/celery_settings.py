@@ -13,7 +13,10 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": 3600},
+        # Redis redelivers an unacked message after this; ETAs never reach that far out.
+        "broker_transport_options": (
+            {"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {}
+        ),
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from gigco.config import Settings, load_settings
+from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
 from gigco.web.db import close_session
@@ -38,7 +38,11 @@ BLUEPRINTS = (
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The GigCo API for ``settings`` (from the environment when None)."""
-    settings = settings or load_settings()
+    if settings is None:
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            raise SystemExit(f"gigco: {error}") from None
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -1,0 +1,128 @@
+"""The ``gigco`` command: ``gigco dev``, ``gigco db upgrade``, ``gigco demo``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from gigco.config import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group()
+def main() -> None:
+    """GigCo: a gig marketplace on Flask, PostgreSQL and Celery."""
+
+
+@main.group()
+def db() -> None:
+    """Database migrations (Alembic)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from gigco import migrate
+
+    settings = _settings()
+    _ensure_data_dir(settings)
+    migrate.upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION."""
+    from gigco import migrate
+
+    migrate.downgrade(_settings().database_url, revision)
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the database's revision."""
+    from gigco import migrate
+
+    migrate.current(_settings().database_url)
+
+
+def _ensure_data_dir(settings: Settings) -> None:
+    if settings.embedded or settings.broker_url.startswith("sqla+sqlite"):
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--concurrency", default=4, show_default=True, type=int, help="Celery worker threads."
+)
+def dev(host: str, port: int, concurrency: int) -> None:
+    """Run the API, a Celery worker and beat together; Ctrl-C stops all three.
+
+    With no GIGCO_DATABASE_URL/GIGCO_BROKER_URL, data and broker live in SQLite files
+    under GIGCO_DATA_DIR (default ./.gigco).
+    """
+    settings = _settings()
+    _ensure_data_dir(settings)
+    env = dict(os.environ)
+    if not settings.admin_token:
+        env["GIGCO_ADMIN_TOKEN"] = os.environ["GIGCO_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+        settings = _settings()
+    from gigco import migrate
+
+    migrate.upgrade(settings.database_url)
+    where = "embedded SQLite" if settings.embedded else "PostgreSQL"
+    click.echo(f"gigco dev: API on http://{host}:{port} ({where}, broker {settings.broker_url})")
+    click.echo(f"gigco dev: operator token {settings.admin_token}")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gigco.tasks",
+            "worker",
+            "-B",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(Path(settings.data_dir) / "celerybeat-schedule"),
+        ],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        from gigco.web import create_app
+
+        create_app(settings).run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        _stop(worker)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

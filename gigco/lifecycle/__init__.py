@@ -1,0 +1,1 @@
+"""The domain: transitions, steps, matching, pricing, payments and timers over a Session."""
