@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -63,14 +64,15 @@ class MeViews(MethodView):
     @blp.response(200, MeSchema)
     @errors(blp, 401)
     @login_required()
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """Who am I: role and profile."""
+        # The body depends on the role, so it is dumped here rather than through MeSchema.
         who = current_principal()
         if who.role == Role.CONSUMER:
-            return ConsumerSchema().dump(session().get(Consumer, who.id))
+            return jsonify(ConsumerSchema().dump(session().get(Consumer, who.id)))
         if who.role == Role.WORKER:
-            return WorkerSchema().dump(session().get(Worker, who.id))
-        return {"role": "operator"}
+            return jsonify(WorkerSchema().dump(session().get(Worker, who.id)))
+        return jsonify({"role": "operator"})
 
 
 @blp.route("/workers/me")

@@ -1,0 +1,187 @@
+"""Signals that really race: threads released together, exactly one winner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco.config import Settings
+from gigco.db import utcnow
+from gigco.lifecycle import signals, steps
+from gigco.lifecycle.access import Principal
+from gigco.lifecycle.errors import DomainError
+from gigco.lifecycle.steps import StepContext
+from gigco.models import Job, JobEvent, JobStatus, Opportunity, OpportunityStatus, Role
+from tests import factories as f
+from tests.support import Api, wait_for
+
+THREADS = 12
+
+
+def race(n: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run ``action(i)`` in ``n`` threads released by one barrier; results or exceptions."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = action(i)
+        except Exception as error:  # the loser's exception is the result under test
+            results[i] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def test_many_parallel_accepts_of_one_offer_have_one_winner(api: Api, app) -> None:  # type: ignore[no-untyped-def]
+    consumer = api.consumer()
+    job_id = api.post_job(consumer)["id"]
+    api.wait_status(job_id, "offered")
+    clients = [app.test_client() for _ in range(THREADS)]
+    codes = race(
+        THREADS,
+        lambda i: (
+            clients[i]
+            .post(f"/v1/jobs/{job_id}/offer/accept", headers=consumer["headers"])
+            .status_code
+        ),
+    )
+    assert Counter(codes) == {200: 1, 409: THREADS - 1}
+    accepted = [e for e in api.events(job_id) if e["type"] == "accepted"]
+    assert len(accepted) == 1
+
+
+def test_one_workers_parallel_accepts_of_an_opportunity_have_one_winner(api: Api, app) -> None:  # type: ignore[no-untyped-def]
+    consumer, worker = api.consumer(), api.worker()
+    job_id = api.post_job(consumer)["id"]
+    api.wait_status(job_id, "offered")
+    api.signal(job_id, "offer/accept", consumer)
+    wait_for(
+        lambda: api.client.get("/v1/opportunities", headers=worker["headers"]).json,
+        what="an opportunity",
+    )
+    clients = [app.test_client() for _ in range(THREADS)]
+    codes = race(
+        THREADS,
+        lambda i: (
+            clients[i]
+            .post(f"/v1/jobs/{job_id}/opportunity/accept", headers=worker["headers"])
+            .status_code
+        ),
+    )
+    assert codes.count(200) == 1
+    assert set(codes) <= {200, 403, 409}
+    assert [e["type"] for e in api.events(job_id)].count("worker_assigned") == 1
+
+
+def _commit(sessions: sessionmaker[Session], fn: Callable[[Session], Any]) -> Any:
+    with sessions() as s, s.begin():
+        return fn(s)
+
+
+def _offer_race(sessions: sessionmaker[Session], settings: Settings) -> None:
+    deadline = utcnow() + dt.timedelta(seconds=1)
+    job_id = _commit(
+        sessions, lambda s: f.job(s, status=JobStatus.OFFERED, offer_expires_at=deadline).id
+    )
+    owner = _commit(sessions, lambda s: s.get(Job, job_id).consumer_id)  # type: ignore[union-attr]
+    before = StepContext(settings=settings, now=deadline - dt.timedelta(microseconds=1))
+    after = StepContext(settings=settings, now=deadline)
+
+    def act(i: int) -> str:
+        if i % 2:
+            return _commit(
+                sessions,
+                lambda s: (
+                    signals.accept_offer(s, job_id, Principal(Role.CONSUMER, owner), before)[
+                        0
+                    ].status.value
+                ),
+            )
+        _commit(sessions, lambda s: steps.expire_offer(s, job_id, after))
+        return "timer"
+
+    results = race(6, act)
+    final = _commit(sessions, lambda s: s.get(Job, job_id).status)  # type: ignore[union-attr]
+    won = [r for r in results if r == "accepted"]
+    losers = [r for r in results if isinstance(r, DomainError)]
+    if final == JobStatus.ACCEPTED:
+        assert len(won) == 1 and len(losers) == 2
+    else:
+        assert final == JobStatus.EXPIRED and won == [] and len(losers) == 3
+    events = _commit(
+        sessions, lambda s: s.scalar(sa.select(sa.func.count()).where(JobEvent.job_id == job_id))
+    )
+    assert events == 1
+
+
+def test_an_accept_racing_the_offers_expiry_has_one_outcome(
+    sessions: sessionmaker[Session], settings: Settings, committed: None
+) -> None:
+    for _ in range(10):
+        _offer_race(sessions, settings)
+
+
+def _opportunity_race(sessions: sessionmaker[Session], settings: Settings) -> None:
+    expires = utcnow() + dt.timedelta(seconds=1)
+
+    def setup(s: Session) -> tuple[int, int]:
+        holder, _next = f.worker(s), f.worker(s)
+        job = f.job(s, status=JobStatus.ACCEPTED, match_round=1, timer_at=expires)
+        s.add(
+            Opportunity(
+                job_id=job.id, worker_id=holder.id, round=1, distance_km=1, expires_at=expires
+            )
+        )
+        return job.id, holder.id
+
+    job_id, holder = _commit(sessions, setup)
+    before = StepContext(settings=settings, now=expires - dt.timedelta(microseconds=1))
+    after = StepContext(settings=settings, now=expires)
+
+    def act(i: int) -> str:
+        if i % 2:
+            return _commit(
+                sessions,
+                lambda s: (
+                    signals.accept_opportunity(s, job_id, Principal(Role.WORKER, holder), before)[
+                        0
+                    ].status.value
+                ),
+            )
+        _commit(sessions, lambda s: steps.match_job(s, job_id, after))
+        return "timer"
+
+    race(4, act)
+
+    def read(s: Session) -> tuple[Job, list[Opportunity]]:
+        opps = s.scalars(
+            sa.select(Opportunity).where(Opportunity.job_id == job_id).order_by(Opportunity.id)
+        ).all()
+        return s.get(Job, job_id), list(opps)  # type: ignore[return-value]
+
+    job, opps = _commit(sessions, read)
+    first = opps[0].status
+    if job.status == JobStatus.WORKER_ASSIGNED:
+        assert (job.worker_id, first, len(opps)) == (holder, OpportunityStatus.ACCEPTED, 1)
+    else:
+        assert job.status == JobStatus.ACCEPTED and first == OpportunityStatus.EXPIRED
+        assert [o.status for o in opps[1:]] == [OpportunityStatus.PENDING]
+
+
+def test_an_opportunity_accept_racing_its_expiry_has_one_outcome(
+    sessions: sessionmaker[Session], settings: Settings, committed: None
+) -> None:
+    for _ in range(5):
+        _opportunity_race(sessions, settings)

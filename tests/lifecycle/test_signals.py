@@ -1,0 +1,163 @@
+"""People's actions as plain functions: the right party, the right status, or a clear no."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.config import Settings
+from gigco.db import utcnow
+from gigco.lifecycle import signals
+from gigco.lifecycle.access import Principal
+from gigco.lifecycle.errors import Conflict, Forbidden, NotFound
+from gigco.lifecycle.history import StatusConflict
+from gigco.lifecycle.states import CANCELLABLE, TRANSITIONS
+from gigco.lifecycle.steps import StepContext
+from gigco.models import (
+    Job,
+    JobEvent,
+    JobStatus,
+    Notification,
+    Opportunity,
+    OpportunityStatus,
+    Role,
+)
+from tests import factories as f
+
+S = JobStatus
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> StepContext:
+    return StepContext(settings=settings, now=utcnow())
+
+
+def as_consumer(job: Job) -> Principal:
+    return Principal(Role.CONSUMER, job.consumer_id)
+
+
+@pytest.mark.parametrize("status", sorted(CANCELLABLE))
+def test_consumer_cancels_from_every_cancellable_state(
+    session: Session, ctx: StepContext, status: JobStatus
+) -> None:
+    assigned = f.worker(session)
+    holder = f.worker(session)
+    job = f.job(
+        session,
+        status=status,
+        worker_id=assigned.id if status in (S.WORKER_ASSIGNED, S.SCHEDULED) else None,
+    )
+    if status == S.ACCEPTED:
+        session.add(
+            Opportunity(
+                job_id=job.id,
+                worker_id=holder.id,
+                round=1,
+                distance_km=1,
+                expires_at=ctx.now + dt.timedelta(minutes=5),
+            )
+        )
+    cancelled, dues = signals.cancel(session, job.id, as_consumer(job), ctx)
+    assert (cancelled.status, dues) == (S.CANCELLED, [])
+    event = session.scalars(sa.select(JobEvent).where(JobEvent.job_id == job.id)).one()
+    assert (event.from_status, event.to_status, event.actor) == (
+        status,
+        S.CANCELLED,
+        f"consumer:{job.consumer_id}",
+    )
+    told = set(
+        session.scalars(
+            sa.select(Notification.worker_id).where(
+                Notification.job_id == job.id,
+                Notification.kind == "cancellation",
+                Notification.worker_id.is_not(None),
+            )
+        )
+    )
+    if status == S.ACCEPTED:
+        assert told == {holder.id}
+        opp = session.scalars(sa.select(Opportunity).where(Opportunity.job_id == job.id)).one()
+        assert opp.status == OpportunityStatus.WITHDRAWN
+    elif status in (S.WORKER_ASSIGNED, S.SCHEDULED):
+        assert told == {assigned.id}
+    else:
+        assert told == set()
+
+
+@pytest.mark.parametrize("status", sorted(set(S) - CANCELLABLE))
+def test_cancel_elsewhere_is_a_conflict_naming_the_status(
+    session: Session, ctx: StepContext, status: JobStatus
+) -> None:
+    job = f.job(session, status=status)
+    with pytest.raises(StatusConflict) as raised:
+        signals.cancel(session, job.id, as_consumer(job), ctx)
+    assert raised.value.extra["current_status"] == status.value
+    assert status.value in raised.value.message
+
+
+def test_only_the_jobs_consumer_may_accept_and_others_do_not_see_it(
+    session: Session, ctx: StepContext
+) -> None:
+    job = f.job(session, status=S.OFFERED, offer_expires_at=ctx.now + dt.timedelta(hours=1))
+    stranger = f.consumer(session)
+    bystander = f.worker(session)
+    with pytest.raises(NotFound):
+        signals.accept_offer(session, job.id, Principal(Role.CONSUMER, stranger.id), ctx)
+    with pytest.raises(NotFound):
+        signals.accept_offer(session, job.id, Principal(Role.WORKER, bystander.id), ctx)
+    with pytest.raises(Forbidden):
+        signals.accept_offer(session, job.id, Principal(Role.OPERATOR), ctx)
+    accepted, _ = signals.accept_offer(session, job.id, as_consumer(job), ctx)
+    assert accepted.status == S.ACCEPTED
+
+
+def test_an_expired_offer_cannot_be_accepted(session: Session, ctx: StepContext) -> None:
+    job = f.job(session, status=S.OFFERED, offer_expires_at=ctx.now)
+    with pytest.raises(StatusConflict):
+        signals.accept_offer(session, job.id, as_consumer(job), ctx)
+
+
+def test_reviews_once_per_side_only_in_review_pending(session: Session, ctx: StepContext) -> None:
+    w = f.worker(session)
+    job = f.job(session, status=S.PAID, worker_id=w.id)
+    consumer_p, worker_p = as_consumer(job), Principal(Role.WORKER, w.id)
+    with pytest.raises(StatusConflict):
+        signals.submit_review(session, job.id, consumer_p, ctx, rating=5, comment=None)
+    session.execute(
+        sa.update(Job)
+        .where(Job.id == job.id)
+        .values(status=S.REVIEW_PENDING, review_deadline=ctx.now + dt.timedelta(days=1))
+    )
+    _, dues = signals.submit_review(session, job.id, consumer_p, ctx, rating=4, comment="ok")
+    assert dues == []
+    with pytest.raises(Conflict):
+        signals.submit_review(session, job.id, consumer_p, ctx, rating=5, comment=None)
+    with pytest.raises(NotFound):
+        signals.submit_review(
+            session,
+            job.id,
+            Principal(Role.WORKER, f.worker(session).id),
+            ctx,
+            rating=5,
+            comment=None,
+        )
+    _, dues = signals.submit_review(session, job.id, worker_p, ctx, rating=2, comment=None)
+    assert [d.step.value for d in dues] == ["close_job"]
+    session.refresh(w)
+    assert (w.rating_sum, w.rating_count) == (4, 1)
+
+
+def test_the_transitions_table_matches_the_spec() -> None:
+    reachable = {to for moves in TRANSITIONS.values() for to in moves} | {S.DRAFT}
+    assert reachable == set(S)
+    assert {s for s, moves in TRANSITIONS.items() if not moves} == {
+        S.CLOSED,
+        S.REJECTED,
+        S.EXPIRED,
+        S.CANCELLED,
+        S.NO_WORKER,
+    }
+    assert {S.DRAFT, S.PRICED, S.OFFERED, S.ACCEPTED, S.WORKER_ASSIGNED, S.SCHEDULED} == CANCELLABLE

@@ -1,0 +1,265 @@
+"""The steps as plain functions on a driven clock: on time, never early, idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco.config import Settings
+from gigco.db import utcnow
+from gigco.lifecycle.gateway import SimulatedGateway
+from gigco.lifecycle.history import Due
+from gigco.lifecycle.states import Step
+from gigco.lifecycle.steps import StepContext, run_step
+from gigco.models import (
+    Job,
+    JobEvent,
+    JobStatus,
+    Opportunity,
+    OpportunityStatus,
+    PaymentAttempt,
+    SimulatedCharge,
+)
+from tests import factories as f
+
+S = JobStatus
+T0 = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
+TICK = dt.timedelta(microseconds=1)
+
+
+@pytest.fixture
+def at(settings: Settings, isolated_sessions: sessionmaker[Session]):  # type: ignore[no-untyped-def]
+    """A StepContext at a given time, with the simulated gateway."""
+    gateway = SimulatedGateway(isolated_sessions)
+
+    def make(now: dt.datetime, **changes: object) -> StepContext:
+        return StepContext(settings=settings.replace(**changes), gateway=gateway, now=now)
+
+    return make
+
+
+def history(session: Session, job_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            sa.select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
+        )
+    )
+
+
+def reread(session: Session, job: Job) -> Job:
+    session.expire_all()
+    return session.get(Job, job.id)  # type: ignore[return-value]
+
+
+def test_price_then_offer_and_each_again_changes_nothing(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    job = f.job(session, hours=1.75)
+    ctx = at(T0)
+    assert run_step(session, Step.PRICE, job.id, ctx) == [Due(Step.SEND_OFFER, job.id)]
+    assert run_step(session, Step.PRICE, job.id, ctx) == []
+    offer = run_step(session, Step.SEND_OFFER, job.id, ctx)
+    deadline = T0 + dt.timedelta(seconds=ctx.settings.offer_ttl_seconds)
+    assert offer == [Due(Step.EXPIRE_OFFER, job.id, deadline)]
+    assert run_step(session, Step.SEND_OFFER, job.id, ctx) == []
+    job = reread(session, job)
+    assert (job.status, job.subtotal_cents, job.fee_cents, job.price_cents) == (
+        S.OFFERED,
+        15750,
+        1575,
+        17325,
+    )
+    assert (job.offer_expires_at, job.timer_at, job.step_due_at) == (deadline, deadline, None)
+    assert history(session, job.id) == ["priced", "offered"]
+
+
+def test_offer_expires_at_its_deadline_and_never_before(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    deadline = T0 + dt.timedelta(hours=24)
+    job = f.job(session, status=S.OFFERED, offer_expires_at=deadline, timer_at=deadline)
+    assert run_step(session, Step.EXPIRE_OFFER, job.id, at(deadline - TICK)) == [
+        Due(Step.EXPIRE_OFFER, job.id, deadline)
+    ]
+    assert reread(session, job).status == S.OFFERED
+    assert run_step(session, Step.EXPIRE_OFFER, job.id, at(deadline)) == []
+    assert reread(session, job).status == S.EXPIRED
+    assert reread(session, job).timer_at is None
+    assert run_step(session, Step.EXPIRE_OFFER, job.id, at(deadline)) == []
+    assert history(session, job.id) == ["expired"]
+
+
+def test_matching_offers_one_worker_at_a_time_and_expires_never_early(
+    session: Session,
+    at,  # type: ignore[no-untyped-def]
+) -> None:
+    first = f.worker(session, rating_sum=5, rating_count=1)
+    second = f.worker(session)
+    job = f.job(session, status=S.ACCEPTED)
+    ctx = at(T0)
+    ttl = dt.timedelta(seconds=ctx.settings.opportunity_ttl_seconds)
+    assert run_step(session, Step.MATCH, job.id, ctx) == [Due(Step.MATCH, job.id, T0 + ttl)]
+    assert run_step(session, Step.MATCH, job.id, at(T0 + ttl - TICK)) == [
+        Due(Step.MATCH, job.id, T0 + ttl)
+    ]
+    pending = session.scalars(sa.select(Opportunity).where(Opportunity.job_id == job.id)).all()
+    assert [(o.worker_id, o.status) for o in pending] == [(first.id, OpportunityStatus.PENDING)]
+    later = T0 + ttl
+    assert run_step(session, Step.MATCH, job.id, at(later)) == [
+        Due(Step.MATCH, job.id, later + ttl)
+    ]
+    session.expire_all()
+    opps = session.scalars(
+        sa.select(Opportunity).where(Opportunity.job_id == job.id).order_by(Opportunity.id)
+    ).all()
+    assert [(o.worker_id, o.status) for o in opps] == [
+        (first.id, OpportunityStatus.EXPIRED),
+        (second.id, OpportunityStatus.PENDING),
+    ]
+    assert history(session, job.id) == [
+        "matching_round_started",
+        "opportunity_offered",
+        "opportunity_expired",
+        "opportunity_offered",
+    ]
+
+
+def test_rounds_wait_k_times_the_base_then_no_worker(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    job = f.job(session, status=S.ACCEPTED)
+    base = dt.timedelta(seconds=300)
+    ctx = at(T0, match_retry_base_seconds=300, match_max_rounds=3)
+    assert run_step(session, Step.MATCH, job.id, ctx) == [Due(Step.MATCH, job.id, T0 + base)]
+    round2 = T0 + base
+    early = at(round2 - TICK, match_retry_base_seconds=300, match_max_rounds=3)
+    assert run_step(session, Step.MATCH, job.id, early) == [Due(Step.MATCH, job.id, round2)]
+    assert reread(session, job).match_round == 1
+    ctx2 = at(round2, match_retry_base_seconds=300, match_max_rounds=3)
+    round3 = round2 + 2 * base
+    assert run_step(session, Step.MATCH, job.id, ctx2) == [Due(Step.MATCH, job.id, round3)]
+    ctx3 = at(round3, match_retry_base_seconds=300, match_max_rounds=3)
+    assert run_step(session, Step.MATCH, job.id, ctx3) == []
+    job = reread(session, job)
+    assert (job.status, job.match_round, job.timer_at) == (S.NO_WORKER, 3, None)
+    assert history(session, job.id) == [
+        "matching_round_started",
+        "matching_round_ended",
+        "matching_round_started",
+        "matching_round_ended",
+        "matching_round_started",
+        "no_worker",
+    ]
+
+
+def _completed(session: Session, method: str) -> Job:
+    owner = f.consumer(session, payment_method=method)
+    assigned = f.worker(session)
+    return f.job(
+        session,
+        owner,
+        status=S.COMPLETED,
+        worker_id=assigned.id,
+        next_payment_at=T0,
+        step_due_at=T0,
+    )
+
+
+def test_payment_backs_off_exponentially_then_fails(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    job = _completed(session, "pm_card_chargeDeclined")
+    now, waits = T0, []
+    for _ in range(4):
+        dues = run_step(
+            session,
+            Step.PAY,
+            job.id,
+            at(now, payment_retry_base_seconds=60, payment_max_attempts=5),
+        )
+        assert (
+            run_step(
+                session,
+                Step.PAY,
+                job.id,
+                at(
+                    now + dt.timedelta(seconds=59),
+                    payment_retry_base_seconds=60,
+                    payment_max_attempts=5,
+                ),
+            )
+            == dues
+        )
+        (due,) = dues
+        waits.append((due.at - now).total_seconds())
+        now = due.at
+    assert waits == [60, 120, 240, 480]
+    assert run_step(session, Step.PAY, job.id, at(now, payment_max_attempts=5)) == []
+    assert reread(session, job).status == S.PAYMENT_FAILED
+    outcomes = session.scalars(
+        sa.select(PaymentAttempt.outcome).where(PaymentAttempt.job_id == job.id)
+    ).all()
+    assert [o.value for o in outcomes] == ["declined"] * 5
+    assert history(session, job.id).count("payment_attempt_refused") == 5
+
+
+def test_flaky_card_is_charged_once_on_the_third_attempt(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    job = _completed(session, "pm_card_flaky")
+    now = T0
+    for _ in range(2):
+        (due,) = run_step(session, Step.PAY, job.id, at(now))
+        now = due.at
+    assert run_step(session, Step.PAY, job.id, at(now)) == [Due(Step.REQUEST_REVIEWS, job.id)]
+    assert run_step(session, Step.PAY, job.id, at(now)) == []
+    assert reread(session, job).status == S.PAID
+    charge = session.get(SimulatedCharge, f"job-{job.id}")
+    assert charge is not None and charge.tries == 3 and charge.charge_id
+
+
+def test_gateway_replays_a_succeeded_key_without_moving_money(
+    session: Session, isolated_sessions: sessionmaker[Session]
+) -> None:
+    gateway = SimulatedGateway(isolated_sessions)
+    first = gateway.charge(idempotency_key="job-x", amount_cents=500, payment_method="pm_card_visa")
+    again = gateway.charge(idempotency_key="job-x", amount_cents=500, payment_method="pm_card_visa")
+    assert first.charge_id and again.charge_id == first.charge_id
+    assert session.scalar(sa.select(sa.func.count()).select_from(SimulatedCharge)) == 1
+
+
+def test_reviews_close_at_the_deadline_never_before(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    deadline = T0 + dt.timedelta(days=7)
+    job = f.job(session, status=S.REVIEW_PENDING, review_deadline=deadline, timer_at=deadline)
+    assert run_step(session, Step.CLOSE, job.id, at(deadline - TICK)) == [
+        Due(Step.CLOSE, job.id, deadline)
+    ]
+    assert reread(session, job).status == S.REVIEW_PENDING
+    assert run_step(session, Step.CLOSE, job.id, at(deadline)) == []
+    assert reread(session, job).status == S.CLOSED
+
+
+@pytest.mark.parametrize(
+    "step,status",
+    [
+        (Step.PRICE, S.PRICED),
+        (Step.SEND_OFFER, S.OFFERED),
+        (Step.EXPIRE_OFFER, S.ACCEPTED),
+        (Step.MATCH, S.WORKER_ASSIGNED),
+        (Step.SCHEDULE, S.IN_PROGRESS),
+        (Step.PAY, S.PAID),
+        (Step.REQUEST_REVIEWS, S.REVIEW_PENDING),
+        (Step.CLOSE, S.CLOSED),
+    ],
+)
+def test_a_step_finds_the_job_moved_on_and_does_nothing(
+    session: Session,
+    at,
+    step: Step,
+    status: JobStatus,  # type: ignore[no-untyped-def]
+) -> None:
+    job = f.job(session, status=status, offer_expires_at=T0, review_deadline=T0, next_payment_at=T0)
+    before = (job.status, job.event_seq)
+    assert run_step(session, step, job.id, at(T0 + dt.timedelta(days=30))) == []
+    job = reread(session, job)
+    assert (job.status, job.event_seq) == before
+    assert history(session, job.id) == []
+
+
+def test_a_late_step_is_harmless(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    job = f.job(session)
+    run_step(session, Step.PRICE, job.id, at(utcnow()))
+    assert reread(session, job).status == S.PRICED
