@@ -151,6 +151,7 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> Dues:
     )
     if pending is not None:
         if pending.expires_at > ctx.now:
+            job.step_due_at = None  # nothing to do until the opportunity expires
             return [Due(Step.MATCH, job_id, pending.expires_at)]
         _close_opportunity(session, pending, OpportunityStatus.EXPIRED, ctx)
         notify_worker(
@@ -161,6 +162,7 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> Dues:
             job_id=job_id,
         )
     if job.next_match_at is not None and job.next_match_at > ctx.now:
+        job.step_due_at = None
         return [Due(Step.MATCH, job_id, job.next_match_at)]
     if job.match_round == 0 or job.next_match_at is not None:
         job.match_round += 1
