@@ -6,14 +6,23 @@ import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from gigco.models import Notification, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.pagination import SqlPage
-from gigco.web.schemas import errors
+from gigco.web.schemas import StrictSchema, errors
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
+
+
+class NotificationQuerySchema(StrictSchema):
+    """Inbox polling: only notifications newer than ``after_id``."""
+
+    after_id = fields.Integer(
+        validate=validate.Range(0, 2**63 - 1),
+        metadata={"description": "Only notifications with a larger id (for polling)"},
+    )
 
 
 class NotificationSchema(ma.Schema):
@@ -30,12 +39,16 @@ class NotificationSchema(ma.Schema):
 @blp.route("/notifications")
 class NotificationViews(MethodView):
     @blp.doc(security=BEARER)
+    @blp.arguments(NotificationQuerySchema, location="query")
     @blp.response(200, NotificationSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 403, 422)
     @login_required(Role.CONSUMER, Role.WORKER)
-    def get(self) -> sa.Select:
-        """My notifications, newest first."""
+    def get(self, query: dict[str, int]) -> sa.Select:
+        """My notifications, newest first; ``after_id`` returns only newer ones."""
         who = current_principal()
         column = Notification.consumer_id if who.role == Role.CONSUMER else Notification.worker_id
-        return sa.select(Notification).where(column == who.id).order_by(Notification.id.desc())
+        stmt = sa.select(Notification).where(column == who.id)
+        if "after_id" in query:
+            stmt = stmt.where(Notification.id > query["after_id"])
+        return stmt.order_by(Notification.id.desc())
