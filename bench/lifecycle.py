@@ -1,0 +1,429 @@
+"""Whole job lifecycles over HTTP against the production topology, beside the Celery floor.
+
+    .venv/bin/python -m bench.lifecycle [--n 500] [--probe 20] [--parties 10]
+
+N jobs are posted at once and driven to ``closed``. Each party (consumer or worker) polls
+its own notifications inbox (``after_id``) like an app would and answers each one the
+moment it arrives: the consumer accepts the offer, the worker accepts the opportunity,
+starts and completes when scheduled, both review when asked. Then a probe drives one job
+at a time, each signal sent the moment the job allows it. Finally the bare Celery chain
+from ../shared/peers/celery_floor runs on the same machine for the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from bench.topology import ADMIN_TOKEN, Topology, cpu_delta, production
+from gigco.db import make_engine
+
+PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers"
+LONG = {  # nothing may expire while the benchmark drives jobs
+    "GIGCO_OFFER_TTL_SECONDS": "600",
+    "GIGCO_OPPORTUNITY_TTL_SECONDS": "600",
+    "GIGCO_REVIEW_WINDOW_SECONDS": "600",
+    "GIGCO_MATCH_RETRY_BASE_SECONDS": "1",
+}
+STEPS = {  # step: (event that makes it due, event that says it is done)
+    "price_job": ("created", "priced"),
+    "send_offer": ("priced", "offered"),
+    "match_job": ("accepted", "opportunity_offered"),
+    "schedule_job": ("worker_assigned", "scheduled"),
+    "process_payment": ("completed", "paid"),
+    "request_reviews": ("paid", "review_pending"),
+    "close_job": ("review_received", "closed"),
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-len(ordered) * p // 100) - 1)] if ordered else float("nan")
+
+
+@dataclass
+class Calls:
+    """HTTP latencies per call kind, in milliseconds."""
+
+    ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    async def __call__(
+        self, client: httpx.AsyncClient, kind: str, method: str, url: str, **kw: Any
+    ) -> httpx.Response:
+        t0 = time.perf_counter()
+        r = await client.request(method, url, **kw)
+        self.ms[kind].append((time.perf_counter() - t0) * 1000)
+        if r.status_code >= 500:
+            raise RuntimeError(f"{method} {url} -> {r.status_code} {r.text}")
+        return r
+
+    def table(self) -> dict[str, str]:
+        return {
+            k: f"n={len(v)} p50={pct(v, 50):.1f} p99={pct(v, 99):.1f}"
+            for k, v in sorted(self.ms.items())
+        }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def sign_up(client: httpx.AsyncClient, n_parties: int, tag: str) -> tuple[list, list]:
+    consumers, workers = [], []
+    for i in range(n_parties):
+        r = await client.post("/v1/consumers", json={"name": f"C{i}", "email": f"c{i}-{tag}@b.io"})
+        consumers.append(r.json())
+        r = await client.post(
+            "/v1/workers",
+            json={
+                "name": f"W{i}",
+                "email": f"w{i}-{tag}@b.io",
+                "skills": ["plumbing"],
+                "location": {"lat": 52.52 + i / 1000, "lng": 13.4},
+                "service_radius_km": 50,
+            },
+        )
+        workers.append(r.json())
+    return consumers, workers
+
+
+def job_body(i: int) -> dict[str, Any]:
+    # Distinct 2-hour windows, so no worker is ever busy for another job's window.
+    start = dt.datetime(2031, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=3 * i)
+    return {
+        "title": f"Job {i}",
+        "category": "plumbing",
+        "location": {"lat": 52.52, "lng": 13.4},
+        "scheduled_start": start.isoformat(),
+        "estimated_hours": 2,
+    }
+
+
+async def inbox(
+    client: httpx.AsyncClient,
+    calls: Calls,
+    party: dict[str, Any],
+    role: str,
+    done: set[int],
+    total: int,
+    poll: float,
+) -> None:
+    """Poll one party's notifications and answer each as an app would."""
+    headers, after = bearer(party["token"]), 0
+    while len(done) < total:
+        r = await calls(
+            client,
+            "GET notifications",
+            "GET",
+            "/v1/notifications",
+            params={"after_id": after, "page_size": 100},
+            headers=headers,
+        )
+        notes = sorted(r.json(), key=lambda n: n["id"])
+        for note in notes:
+            after = max(after, note["id"])
+            job, kind = note["job_id"], note["kind"]
+            if role == "consumer" and kind == "offer":
+                await calls(
+                    client,
+                    "POST offer/accept",
+                    "POST",
+                    f"/v1/jobs/{job}/offer/accept",
+                    headers=headers,
+                )
+            elif role == "worker" and kind == "opportunity":
+                await calls(
+                    client,
+                    "POST opportunity/accept",
+                    "POST",
+                    f"/v1/jobs/{job}/opportunity/accept",
+                    headers=headers,
+                )
+            elif role == "worker" and kind == "schedule":
+                await calls(client, "POST start", "POST", f"/v1/jobs/{job}/start", headers=headers)
+                await calls(
+                    client, "POST complete", "POST", f"/v1/jobs/{job}/complete", headers=headers
+                )
+            elif kind == "review_request":
+                await calls(
+                    client,
+                    "POST reviews",
+                    "POST",
+                    f"/v1/jobs/{job}/reviews",
+                    json={"rating": 5},
+                    headers=headers,
+                )
+            elif role == "consumer" and kind == "closure":
+                done.add(job)
+        if len(notes) < 100:
+            await asyncio.sleep(poll)
+
+
+async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dict[str, Any]:
+    """N lifecycles at once; returns lifecycles/s and latencies."""
+    calls = Calls()
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=topo.base_url, limits=limits, timeout=60) as client:
+        consumers, workers = await sign_up(client, n_parties, f"t{time.time_ns()}")
+        done: set[int] = set()
+        cpu0, t0 = topo.cpu_seconds(), time.perf_counter()
+        loops = [inbox(client, calls, c, "consumer", done, n, poll) for c in consumers]
+        loops += [inbox(client, calls, w, "worker", done, n, poll) for w in workers]
+        sem = asyncio.Semaphore(32)
+
+        async def post(i: int) -> None:
+            async with sem:
+                c = consumers[i % n_parties]
+                r = await calls(
+                    client,
+                    "POST jobs",
+                    "POST",
+                    "/v1/jobs",
+                    json=job_body(i),
+                    headers=bearer(c["token"]),
+                )
+                assert r.status_code == 201, r.text
+
+        await asyncio.gather(*loops, *(post(i) for i in range(n)))
+        wall = time.perf_counter() - t0
+        cpu1 = topo.cpu_seconds()
+    steps, lifecycle = step_latencies(topo)
+    return {
+        "n": n,
+        "wall_s": round(wall, 2),
+        "lifecycles_per_s": round(n / wall, 1),
+        "lifecycle_ms": {"p50": round(pct(lifecycle, 50)), "p99": round(pct(lifecycle, 99))},
+        "http_ms": calls.table(),
+        "step_ms": steps,
+        "cpu_cores": cpu_delta(cpu0, cpu1, wall),
+    }
+
+
+def step_latencies(topo: Topology) -> tuple[dict[str, str], list[float]]:
+    """Each system step's due → done, and each job's created → closed, from the history."""
+    engine = make_engine(topo.env["GIGCO_DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT job_id, type, created_at FROM job_events ORDER BY job_id, seq")
+        ).all()
+    engine.dispose()
+    by_job: dict[int, dict[str, dt.datetime]] = defaultdict(dict)
+    for job_id, type_, at in rows:
+        by_job[job_id][type_] = at  # the last of a type wins (the second review)
+    out, lifecycle = {}, []
+    for step, (due, done) in STEPS.items():
+        ms = [
+            (e[done] - e[due]).total_seconds() * 1000
+            for e in by_job.values()
+            if due in e and done in e
+        ]
+        out[step] = f"p50={pct(ms, 50):.1f} p99={pct(ms, 99):.1f}"
+    lifecycle = [
+        (e["closed"] - e["created"]).total_seconds() * 1000
+        for e in by_job.values()
+        if "closed" in e
+    ]
+    return out, lifecycle
+
+
+async def probe(topo: Topology, n: int) -> dict[str, Any]:
+    """One job at a time, each signal sent the moment the job allows it."""
+    calls = Calls()
+    async with httpx.AsyncClient(base_url=topo.base_url, timeout=30) as client:
+        (consumer,), (worker,) = await sign_up(client, 1, f"p{time.time_ns()}")
+        ch, wh, admin = bearer(consumer["token"]), bearer(worker["token"]), bearer(ADMIN_TOKEN)
+        totals = []
+
+        async def until(status: str, job: int) -> None:
+            while True:
+                r = await calls(client, "GET job", "GET", f"/v1/jobs/{job}", headers=admin)
+                if r.json()["status"] == status:
+                    return
+                await asyncio.sleep(0.001)
+
+        for i in range(n):
+            t0 = time.perf_counter()
+            r = await calls(
+                client, "POST jobs", "POST", "/v1/jobs", json=job_body(10_000 + i), headers=ch
+            )
+            job = r.json()["id"]
+            await until("offered", job)
+            await calls(
+                client, "POST offer/accept", "POST", f"/v1/jobs/{job}/offer/accept", headers=ch
+            )
+            while not (
+                await calls(client, "GET opportunities", "GET", "/v1/opportunities", headers=wh)
+            ).json():
+                await asyncio.sleep(0.001)
+            await calls(
+                client,
+                "POST opportunity/accept",
+                "POST",
+                f"/v1/jobs/{job}/opportunity/accept",
+                headers=wh,
+            )
+            await until("scheduled", job)
+            await calls(client, "POST start", "POST", f"/v1/jobs/{job}/start", headers=wh)
+            await calls(client, "POST complete", "POST", f"/v1/jobs/{job}/complete", headers=wh)
+            await until("review_pending", job)
+            for h in (ch, wh):
+                await calls(
+                    client,
+                    "POST reviews",
+                    "POST",
+                    f"/v1/jobs/{job}/reviews",
+                    json={"rating": 5},
+                    headers=h,
+                )
+            await until("closed", job)
+            totals.append((time.perf_counter() - t0) * 1000)
+    return {
+        "n": n,
+        "create_to_closed_ms": {
+            "p50": round(pct(totals, 50), 1),
+            "p99": round(pct(totals, 99), 1),
+            "mean": round(statistics.fmean(totals), 1),
+        },
+        "http_ms": calls.table(),
+    }
+
+
+def celery_floor(n: int) -> dict[str, Any] | None:
+    """The peers' bare 7-task Celery chain (one UPDATE each), same machine, same run."""
+    here = PEERS / "celery_floor"
+    if not here.exists():
+        return None
+    setup = (
+        "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname='peer') THEN "
+        "CREATE ROLE peer LOGIN PASSWORD 'peer'; END IF; END$$;"
+    )
+    subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", setup], check=True)
+    exists = subprocess.run(
+        [
+            "psql",
+            "-tA",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-c",
+            "SELECT 1 FROM pg_database WHERE datname='peer_floor'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not exists:
+        subprocess.run(
+            [
+                "psql",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE peer_floor OWNER peer",
+            ],
+            check=True,
+        )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            "2",
+            "-Q",
+            "peer_floor",
+            "--loglevel",
+            "warning",
+        ],
+        cwd=here,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "bench.py",
+                "--kind",
+                "update",
+                "--n",
+                str(n),
+                "--worker-pid",
+                str(worker.pid),
+            ],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--probe", type=int, default=20, help="jobs run one at a time")
+    ap.add_argument("--parties", type=int, default=10, help="consumers and workers each")
+    ap.add_argument("--poll", type=float, default=0.05, help="inbox poll interval, seconds")
+    ap.add_argument("--web-workers", type=int, default=2)
+    ap.add_argument("--worker-args", default="--pool prefork --concurrency 2")
+    ap.add_argument("--skip-floor", action="store_true")
+    a = ap.parse_args()
+    report: dict[str, Any] = {"args": vars(a)}
+    with production(
+        timers=LONG, web_workers=a.web_workers, worker_args=tuple(a.worker_args.split())
+    ) as topo:
+        report["throughput"] = asyncio.run(throughput(topo, a.n, a.parties, a.poll))
+        print(json.dumps(report["throughput"], indent=1), flush=True)
+    if a.probe:
+        with production(
+            timers=LONG, web_workers=a.web_workers, worker_args=tuple(a.worker_args.split())
+        ) as topo:
+            report["probe"] = asyncio.run(probe(topo, a.probe))
+            print(json.dumps(report["probe"], indent=1), flush=True)
+    if not a.skip_floor:
+        floor = celery_floor(a.n)
+        report["celery_floor"] = floor
+        if floor:
+            ratio = report["throughput"]["lifecycles_per_s"] / floor["per_s"]
+            report["ratio_to_floor"] = round(ratio, 3)
+            print(
+                json.dumps(
+                    {"celery_floor_per_s": floor["per_s"], "ratio": report["ratio_to_floor"]}
+                ),
+                flush=True,
+            )
+    out = Path("/tmp/gigco-bench/lifecycle-last.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=str))
+    print(f"report: {out}")
+
+
+if __name__ == "__main__":
+    main()

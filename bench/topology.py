@@ -1,0 +1,222 @@
+"""Starts GigCo's production topology for a benchmark: a fresh database, gunicorn, one
+Celery worker and one beat, on the local PostgreSQL and Redis, and stops it again."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import redis
+import sqlalchemy as sa
+
+from gigco import migrate
+from gigco.db import make_engine
+
+SERVER_URL = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/4")
+ADMIN_TOKEN = "bench-operator-token-0123456789"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_database(name: str) -> str:
+    """Drop and re-create database ``name``, migrate it, and return its URL."""
+    server = make_engine(SERVER_URL, isolation_level="AUTOCOMMIT", pool_size=1)
+    with server.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    server.dispose()
+    url = sa.make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    return url
+
+
+@dataclass
+class Topology:
+    """The processes of one benchmark run and how to reach them."""
+
+    env: dict[str, str]
+    base_url: str
+    logs: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> None:
+        """Start ``argv`` in its own process group, logging to ``logs/name.log``."""
+        with (self.logs / f"{name}.log").open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each process tree, PostgreSQL, Redis and the box."""
+        out: dict[str, float] = {}
+        for name, proc in self.procs.items():
+            out[name] = _tree_cpu(proc.pid)
+        out["postgres"] = sum(
+            _cpu(p)
+            for p in psutil.process_iter(["name"])
+            if (p.info["name"] or "").startswith("postgres")
+        )
+        out["redis"] = sum(
+            _cpu(p)
+            for p in psutil.process_iter(["name"])
+            if (p.info["name"] or "").startswith("redis-server")
+        )
+        out["driver"] = _cpu(psutil.Process())
+        times = psutil.cpu_times()
+        out["box"] = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+        return out
+
+    def stop(self) -> None:
+        """SIGTERM each leader (a warm shutdown), SIGKILL its group if it lingers past 15 s."""
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _cpu(p: psutil.Process) -> float:
+    try:
+        t = p.cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return 0.0
+
+
+def _tree_cpu(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        return _cpu(root) + sum(_cpu(c) for c in root.children(recursive=True))
+    except psutil.Error:
+        return 0.0
+
+
+def cpu_delta(a: dict[str, float], b: dict[str, float], wall: float) -> dict[str, str]:
+    """CPU used between two ``cpu_seconds`` readings, in cores."""
+    return {k: f"{(b[k] - a.get(k, 0.0)) / wall:.2f}" for k in b}
+
+
+@contextlib.contextmanager
+def production(
+    *,
+    timers: dict[str, str] | None = None,
+    web_workers: int = 2,
+    web_threads: int = 8,
+    worker_args: tuple[str, ...] = ("--pool", "prefork", "--concurrency", "2"),
+    database: str = "gigco_bench",
+    logs: Path | None = None,
+) -> Iterator[Topology]:
+    """gunicorn + one Celery worker + one beat on a fresh database and an empty Redis DB."""
+    url = fresh_database(database)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    logs = logs or Path("/tmp/gigco-bench") / time.strftime("%Y%m%dT%H%M%S")
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "GIGCO_DATABASE_URL": url,
+        "GIGCO_BROKER_URL": REDIS_URL,
+        "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GIGCO_LOG_LEVEL": "WARNING",
+        "GIGCO_SWEEP_INTERVAL_SECONDS": "1",
+        "GIGCO_STUCK_STEP_GRACE_SECONDS": "10",
+        **(timers or {}),
+    }
+    topo = Topology(env=env, base_url=f"http://127.0.0.1:{port}", logs=logs)
+    py = sys.executable
+    try:
+        topo.start(
+            "api",
+            [
+                py,
+                "-m",
+                "gunicorn",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                str(web_workers),
+                "-k",
+                "gthread",
+                "--threads",
+                str(web_threads),
+                "--log-level",
+                "warning",
+                "gigco.web:create_app()",
+            ],
+        )
+        topo.start(
+            "worker",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "gigco.tasks",
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+                *worker_args,
+            ],
+        )
+        topo.start(
+            "beat",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "gigco.tasks",
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                str(logs / "celerybeat-schedule"),
+            ],
+        )
+        _wait_healthy(topo)
+        yield topo
+    finally:
+        topo.stop()
+
+
+def _wait_healthy(topo: Topology, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in topo.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {topo.logs / (name + '.log')}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{topo.base_url}/healthz", timeout=1) as r,
+        ):
+            if r.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the API did not become healthy; see {topo.logs}")
