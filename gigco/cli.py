@@ -110,12 +110,35 @@ def dev(host: str, port: int, concurrency: int) -> None:
         env=env,
         start_new_session=True,
     )
+    # SIGTERM (from a supervisor or `kill`) stops all three, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         from gigco.web import create_app
 
         create_app(settings).run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
         _stop(worker)
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="GigCo's API.")
+@click.option("--admin-token", help="The operator's token [default: GIGCO_ADMIN_TOKEN].")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for each step.",
+)
+def demo(url: str, admin_token: str | None, timeout: float) -> None:
+    """Drive one new job from sign-up to closed over the HTTP API; print its timeline."""
+    from gigco.demo import DemoError, run_demo
+
+    try:
+        token = admin_token or _settings().admin_token
+        run_demo(url=url, admin_token=token, timeout=timeout, out=sys.stdout)
+    except DemoError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
