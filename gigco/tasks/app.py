@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from celery import Celery
-from celery.signals import worker_process_init
+import logging
+from collections.abc import Mapping
+from typing import Any
 
+import click
+from celery import Celery, bootsteps, current_task
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+
+from gigco import logs, metrics
 from gigco.config import Settings
 from gigco.tasks import runtime as rt
 from gigco.tasks.celery_settings import celery_settings
+
+log = logging.getLogger(__name__)
 
 app = Celery("gigco")
 app.config_from_object("celeryconfig", silent=False, force=False)
@@ -23,3 +31,82 @@ def configure(settings: Settings) -> Celery:
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: object) -> None:
     rt.runtime().dispose()
+
+
+# --- observability: one-line logs and the worker's metrics endpoint ---------------------
+
+
+def task_log_context() -> Mapping[str, Any]:
+    """The running task's name and id, and its job id for a lifecycle step (args are ids)."""
+    task = current_task
+    if not task:
+        return {}
+    context: dict[str, Any] = {"task": task.name, "task_id": task.request.id}
+    if task.name.startswith("gigco.lifecycle.") and task.request.args:
+        context["job_id"] = task.request.args[0]
+    return context
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _key_value_logs(logger: logging.Logger, **_: object) -> None:
+    formatter = logs.KeyValueFormatter(
+        context=task_log_context, secrets=[rt.runtime().settings.admin_token]
+    )
+    logs.use_formatter(logger.handlers, formatter)
+
+
+app.user_options["worker"].add(
+    click.Option(
+        ("--metrics-port",),
+        type=int,
+        default=None,
+        help="Serve this worker's Prometheus metrics on this port (off when not given).",
+    )
+)
+app.user_options["worker"].add(
+    click.Option(
+        ("--metrics-address",),
+        default="0.0.0.0",
+        show_default=True,
+        help="Address for --metrics-port.",
+    )
+)
+
+
+class MetricsExporter(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Serves ``/metrics`` from the worker process when started with ``--metrics-port``."""
+
+    def __init__(
+        self,
+        parent: Any,
+        metrics_port: int | None = None,
+        metrics_address: str = "0.0.0.0",
+        **options: Any,
+    ):
+        super().__init__(parent, **options)
+        self.port, self.address = metrics_port, metrics_address
+        self.server: Any = None
+
+    def start(self, parent: Any) -> None:
+        """Start the HTTP exporter thread."""
+        if not self.port:
+            return
+        registry = metrics.worker_registry()
+        if registry is metrics.REGISTRY and "prefork" in getattr(parent.pool_cls, "__module__", ""):
+            log.warning(
+                "worker metrics: the prefork pool observes in child processes; set "
+                "PROMETHEUS_MULTIPROC_DIR or use --pool threads, or the histograms stay empty"
+            )
+        self.server, _ = metrics.serve(self.port, self.address)
+        log.info("worker metrics on http://%s:%s/metrics", self.address, self.port)
+
+    def stop(self, parent: Any) -> None:
+        """Stop the exporter."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+app.steps["worker"].add(MetricsExporter)

@@ -7,6 +7,7 @@ import logging
 from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from gigco import metrics
 from gigco.db import utcnow
 from gigco.lifecycle.states import Step
 from gigco.lifecycle.steps import StepContext, run_step
@@ -38,7 +39,12 @@ class LifecycleTask(Task):  # type: ignore[misc]
         rt = runtime()
         ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
         with rt.sessions() as session, session.begin():
+            timer = metrics.due_timer(session, job_id, ctx.now)  # metrics: timer lateness
             dues = run_step(session, step, job_id, ctx)
+            fired = metrics.timer_fired(session, job_id, timer)
             send_after_commit(session, dues)
+        if fired and timer is not None:
+            late = (ctx.now - timer).total_seconds()
+            metrics.TIMER_LATENESS.labels(step=step.value).observe(late)
         log.info("step done", extra={"job_id": job_id, "task": self.name, "due": len(dues)})
         return len(dues)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from gigco.db import utcnow
 from gigco.lifecycle.timers import due_timers, stuck_steps
+from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
 from gigco.tasks.dispatch import send
@@ -17,6 +19,7 @@ log = logging.getLogger("gigco.sweeps")
 @app.task(base=LifecycleTask, name="gigco.sweeps.sweep")
 def sweep() -> dict[str, int]:
     """One sweep: every deadline due before the next sweep gets a task; stuck steps another."""
+    started = time.perf_counter()  # metrics: sweep duration
     rt = runtime()
     now = utcnow()
     settings = rt.settings
@@ -24,6 +27,7 @@ def sweep() -> dict[str, int]:
         timers = due_timers(session, now=now, horizon_seconds=settings.sweep_interval_seconds * 1.5)
         stuck = stuck_steps(session, now=now, grace_seconds=settings.stuck_step_grace_seconds)
     sent = send(timers + stuck, now=now)
+    SWEEP_DURATION.observe(time.perf_counter() - started)
     counts = {"timers": len(timers), "stuck": len(stuck), "sent": sent}
     log.info("sweep", extra=counts)
     return counts

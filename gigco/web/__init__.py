@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
 
-from flask import Flask
+from flask import Flask, abort, has_request_context, request
 
+from gigco import logs
 from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
+from gigco.web import metrics, ops
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
 from gigco.web.resources.accounts.routes import blp as accounts_blp
@@ -42,9 +46,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             settings = load_settings()
         except ConfigError as error:
-            raise SystemExit(f"gigco: {error}") from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+            # Exit status 3 is gunicorn's "worker failed to boot": it stops, rather than
+            # booting workers that fail the same way forever.
+            print(f"gigco: {error}", file=sys.stderr)
+            raise SystemExit(3) from None
+    logs.configure_logging(
+        settings.log_level, context=request_log_context, secrets=[settings.admin_token]
     )
     app = Flask("gigco")
     app.config.update(
@@ -69,5 +76,25 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     register_error_handlers(app)
+    app.before_request(_require_json_body)
     app.teardown_appcontext(close_session)
+    ops.init_app(app, settings)  # the operators' console under /ops
+    metrics.init_app(app, settings)  # GET /metrics for Prometheus
     return app
+
+
+def request_log_context() -> Mapping[str, Any]:
+    """The request's method, path and job id, for log lines made while serving it."""
+    if not has_request_context():
+        return {}
+    job_id = (request.view_args or {}).get("job_id")
+    return {"method": request.method, "path": request.path, "job_id": job_id}
+
+
+def _require_json_body() -> None:
+    """A body that is not JSON is a 415, not a misleading 422 "missing field" per field."""
+    if request.blueprint == "ops":  # the operators' console posts HTML forms
+        return
+    chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    if (request.content_length or chunked) and not request.is_json:
+        abort(415)

@@ -49,7 +49,8 @@ def envelope(code: int, message: str | None = None, errors: Any = None, **extra:
 def _dotted(errors: dict[Any, Any], prefix: str = "") -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     for key, value in errors.items():
-        name = f"{prefix}{key}"
+        # A nested field of the wrong type ({"location": "here"}) is named as the field itself.
+        name = prefix[:-1] if key == "_schema" and prefix else f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(_dotted(value, f"{name}."))
         else:

@@ -79,7 +79,7 @@ class PublicWorkerSchema(ma.Schema):
 
     id = fields.Integer()
     name = fields.String()
-    skills = fields.Function(lambda w: [c.name for c in w.skills])
+    skills = fields.Function(lambda w: sorted(c.name for c in w.skills))
     rating = fields.Function(_rating, allow_none=True)
     review_count = fields.Integer(attribute="rating_count")
     completed_jobs = fields.Integer()

@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
+from flask import current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
@@ -36,7 +37,8 @@ def _check_database() -> str:
 
 def _check_broker() -> str:
     try:
-        with celery_app.connection_for_write() as conn:
+        broker_url = current_app.config["GIGCO"].broker_url
+        with celery_app.connection_for_write(broker_url) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return "ok"
     except Exception:
@@ -52,5 +54,7 @@ class HealthViews(MethodView):
         body = {"database": _check_database(), "broker": _check_broker()}
         ok = all(v == "ok" for v in body.values())
         if not ok:
-            return envelope(503, "The database or the broker is unreachable.", **body), 503
+            # A Response, so that the 200 schema does not strip the error envelope.
+            error = envelope(503, "The database or the broker is unreachable.", **body)
+            return jsonify(error), 503
         return {"status": "ok", **body}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -36,6 +37,12 @@ class JobCreateSchema(StrictSchema):
     estimated_hours = fields.Float(
         required=True, allow_nan=False, validate=[validate.Range(0.5, 12), _quarter_hours]
     )
+
+    @ma.post_load
+    def _in_utc(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Keep the start in UTC, so every response shows it as later reads do."""
+        data["scheduled_start"] = data["scheduled_start"].astimezone(dt.UTC)
+        return data
 
 
 class JobQuerySchema(StrictSchema):

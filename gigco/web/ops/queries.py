@@ -1,0 +1,169 @@
+"""What the console reads: a fixed number of indexed queries per page, never one per row."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.models import (
+    Consumer,
+    Job,
+    JobEvent,
+    JobStatus,
+    Notification,
+    Opportunity,
+    Payment,
+    Review,
+    Worker,
+)
+
+ATTENTION_LIMIT = 50
+
+
+def status_counts(session: Session) -> dict[JobStatus, int]:
+    """Jobs per status, every status present (one GROUP BY)."""
+    counts = dict(
+        session.execute(sa.select(Job.status, sa.func.count()).group_by(Job.status)).all()
+    )
+    return {status: counts.get(status, 0) for status in JobStatus}
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """A job that needs a look: its deadline passed, or its step is overdue past the grace."""
+
+    job: Job
+    kind: str  # "timer" or "step"
+    due_at: dt.datetime
+    late_seconds: float
+
+
+def _overdue_where(column: Any, before: dt.datetime, status: JobStatus | None) -> list[Any]:
+    # "column IS NOT NULL" matches the partial index's predicate word for word.
+    where = [column.is_not(None), column < before]
+    if status is not None:
+        where.append(Job.status == status)
+    return where
+
+
+def attention(
+    session: Session,
+    *,
+    now: dt.datetime,
+    grace_seconds: float,
+    status: JobStatus | None = None,
+    limit: int = ATTENTION_LIMIT,
+) -> tuple[list[Overdue], int]:
+    """Stuck or overdue jobs, most late first, and how many there are in all.
+
+    Two range scans, one over each partial index (``ix_jobs_timer_at``,
+    ``ix_jobs_step_due_at``), each oldest first and limited, plus two counts over the same.
+    """
+    step_before = now - dt.timedelta(seconds=grace_seconds)
+    found: dict[int, Overdue] = {}
+    total = 0
+    for kind, column, before in (
+        ("timer", Job.timer_at, now),
+        ("step", Job.step_due_at, step_before),
+    ):
+        where = _overdue_where(column, before, status)
+        total += session.scalar(sa.select(sa.func.count()).select_from(Job).where(*where)) or 0
+        for job in session.scalars(sa.select(Job).where(*where).order_by(column).limit(limit)):
+            due = getattr(job, column.key)
+            late = (now - due).total_seconds()
+            if job.id not in found or found[job.id].late_seconds < late:
+                found[job.id] = Overdue(job, kind, due, late)
+    rows = sorted(found.values(), key=lambda o: o.late_seconds, reverse=True)[:limit]
+    return rows, total
+
+
+def list_jobs(
+    session: Session, *, status: JobStatus | None, page: int, per_page: int
+) -> tuple[list[Job], int]:
+    """One page of jobs, newest first, and the total (``ix_jobs_status_id`` when filtered)."""
+    where = [Job.status == status] if status is not None else []
+    total = session.scalar(sa.select(sa.func.count()).select_from(Job).where(*where)) or 0
+    jobs = session.scalars(
+        sa.select(Job)
+        .where(*where)
+        .order_by(Job.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return list(jobs), total
+
+
+@dataclass
+class JobDetail:
+    """Everything the job page shows."""
+
+    job: Job
+    consumer: Any
+    worker: Any
+    events: list[JobEvent]
+    opportunities: list[tuple[Opportunity, str]]
+    payment: Payment | None
+    reviews: list[Review]
+    notifications: list[Notification]
+    worker_names: dict[int, str] = field(default_factory=dict)
+
+
+def job_detail(session: Session, job_id: int) -> JobDetail | None:
+    """The job with its history and side rows, or None: nine queries whatever their sizes."""
+    job = session.scalar(sa.select(Job).where(Job.id == job_id))
+    if job is None:
+        return None
+    consumer = session.execute(
+        sa.select(Consumer.id, Consumer.name, Consumer.email, Consumer.payment_method).where(
+            Consumer.id == job.consumer_id
+        )
+    ).one()
+    opportunities = [
+        (opp, name)
+        for opp, name in session.execute(
+            sa.select(Opportunity, Worker.name)
+            .join(Worker, Worker.id == Opportunity.worker_id)
+            .where(Opportunity.job_id == job_id)
+            .order_by(Opportunity.id)
+        ).all()
+    ]
+    worker_names = {opp.worker_id: name for opp, name in opportunities}
+    worker = None
+    if job.worker_id is not None:
+        worker = session.execute(
+            sa.select(Worker.id, Worker.name, Worker.email).where(Worker.id == job.worker_id)
+        ).one_or_none()
+        if worker is not None:
+            worker_names[worker.id] = worker.name
+    events = session.scalars(
+        sa.select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
+    ).all()
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job_id))
+    reviews = session.scalars(
+        sa.select(Review).where(Review.job_id == job_id).order_by(Review.id)
+    ).all()
+    # notifications has no index on job_id; every notification about a job goes to its
+    # consumer or to a worker who held an opportunity on it, and those two are indexed.
+    recipients = [Notification.consumer_id == job.consumer_id]
+    if worker_names:
+        recipients.append(Notification.worker_id.in_(sorted(worker_names)))
+    notifications = session.scalars(
+        sa.select(Notification)
+        .where(Notification.job_id == job_id, sa.or_(*recipients))
+        .order_by(Notification.id)
+    ).all()
+    return JobDetail(
+        job=job,
+        consumer=consumer,
+        worker=worker,
+        events=list(events),
+        opportunities=opportunities,
+        payment=payment,
+        reviews=list(reviews),
+        notifications=list(notifications),
+        worker_names=worker_names,
+    )

@@ -1,0 +1,105 @@
+"""Flower (``celery -A gigco.tasks flower``) runs on the project's config, behind basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import Api, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "ops:flower-password-123"
+CELERY_FLOWER = [sys.executable, "-m", "celery", "-A", "gigco.tasks", "flower"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _flower(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*CELERY_FLOWER, f"--port={port}", "--address=127.0.0.1"],
+            cwd=ROOT,  # where flowerconfig.py is
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _get(url: str, account: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if account:
+        request.add_header("Authorization", "Basic " + base64.b64encode(account.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+    except OSError:
+        return 0, ""
+
+
+@pytest.fixture
+def flower(test_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A running Flower on the test broker; yields its base URL."""
+    port = _free_port()
+    process = _flower({**test_env, "GIGCO_FLOWER_BASIC_AUTH": ACCOUNT}, port, tmp_path / "f.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: process.poll() is not None or _get(url)[0] == 401,
+            timeout=30,
+            every=0.2,
+            what="Flower to answer",
+        )
+        assert process.poll() is None, (tmp_path / "f.log").read_text()[-2000:]
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_flower_asks_for_a_password_and_shows_our_tasks(flower: str, api: Api) -> None:
+    assert _get(f"{flower}/")[0] == 401
+    assert _get(f"{flower}/", "ops:wrong-password-000")[0] == 401
+    status, page = _get(f"{flower}/", ACCOUNT)
+    assert status == 200 and "Flower" in page
+
+    job_id = api.post_job(api.consumer())["id"]
+    api.wait_status(job_id, "offered")
+
+    def priced() -> dict[str, Any] | None:
+        status, body = _get(f"{flower}/api/tasks?taskname=gigco.lifecycle.price_job", ACCOUNT)
+        if status != 200:
+            return None
+        tasks = [t for t in json.loads(body).values() if t.get("args") == f"[{job_id}]"]
+        return tasks[0] if tasks else None
+
+    task = wait_for(priced, timeout=20, every=0.3, what="Flower to see the price_job task")
+    assert task["name"] == "gigco.lifecycle.price_job"
+    assert task["state"] == "SUCCESS"
+
+
+def test_flower_refuses_to_start_without_a_password(
+    test_env: dict[str, str], tmp_path: Path
+) -> None:
+    log = tmp_path / "f.log"
+    env = {**test_env, "GIGCO_FLOWER_BASIC_AUTH": "ops:short"}
+    process = _flower(env, _free_port(), log)
+    assert process.wait(timeout=60) != 0
+    assert "set GIGCO_FLOWER_BASIC_AUTH=user:password" in log.read_text()

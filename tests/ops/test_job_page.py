@@ -1,0 +1,111 @@
+"""The job page: its whole history, side rows, and the payment retry an operator may do."""
+
+from __future__ import annotations
+
+from tests.ops.conftest import Ops, closed_job, failed_payment_job, table
+from tests.support import Api, wait_for
+
+
+def test_job_page_shows_the_whole_timeline_of_a_closed_job(api: Api, ops: Ops) -> None:
+    job_id, consumer, worker = closed_job(api)
+    page = ops.page(f"/ops/jobs/{job_id}").text
+    c, w = f"consumer:{consumer['id']}", f"worker:{worker['id']}"
+
+    timeline = [
+        (seq, type_, move, actor) for seq, _at, type_, move, actor, _data in table(page, "timeline")
+    ]
+    assert timeline == [
+        ("1", "created", "∅ → draft", c),
+        ("2", "priced", "draft → priced", "system"),
+        ("3", "offered", "priced → offered", "system"),
+        ("4", "accepted", "offered → accepted", c),
+        ("5", "matching_round_started", "", "system"),
+        ("6", "opportunity_offered", "", "system"),
+        ("7", "worker_assigned", "accepted → worker_assigned", w),
+        ("8", "scheduled", "worker_assigned → scheduled", "system"),
+        ("9", "in_progress", "scheduled → in_progress", w),
+        ("10", "completed", "in_progress → completed", w),
+        ("11", "paid", "completed → paid", "system"),
+        ("12", "review_pending", "paid → review_pending", "system"),
+        ("13", "review_received", "", c),
+        ("14", "review_received", "", w),
+        ("15", "closed", "review_pending → closed", "system"),
+    ]
+    rows = table(page, "timeline")
+    assert all(row[1].endswith("Z") for row in rows)  # every event has its time
+    assert '"price_cents": 19800' in rows[1][5]  # and its data
+
+    assert 'status status-closed">closed' in page
+    assert f"#{worker['id']} {worker['name']}" in page  # assigned worker, and the opportunity
+    assert "198.00 USD" in page and "succeeded" in page  # the payment and its attempt
+    assert "Great" in page and "5 / 5" in page  # the consumer's review
+    for kind in ("offer", "assignment", "schedule", "payment_receipt", "review_request", "closure"):
+        assert f"<td>{kind}</td>" in page
+    assert "Retry payment" not in page  # nothing to retry on a paid job
+
+
+def test_retry_on_a_job_that_is_not_payment_failed_explains_why(api: Api, ops: Ops) -> None:
+    job_id, _, _ = closed_job(api)
+    r = ops.submit(f"/ops/jobs/{job_id}", f"/ops/jobs/{job_id}/payment/retry")
+    assert r.status_code == 409
+    assert f"Job {job_id} is closed; retrying the payment is not allowed" in r.text
+    assert f'href="/ops/jobs/{job_id}"' in r.text
+    assert api.job(job_id)["status"] == "closed"
+
+
+def test_operator_retries_a_failed_payment_from_the_job_page(api: Api, ops: Ops) -> None:
+    job_id = failed_payment_job(api)
+    page = ops.page(f"/ops/jobs/{job_id}").text
+    assert "Retry payment" in page
+    assert [row[2] for row in table(page, "timeline")][-4:] == [
+        "payment_attempt_refused",
+        "payment_attempt_refused",
+        "payment_attempt_refused",
+        "payment_failed",
+    ]
+
+    forged = ops.client.post(f"/ops/jobs/{job_id}/payment/retry", data={"csrf_token": "x"})
+    assert forged.status_code == 400
+    assert api.job(job_id)["status"] == "payment_failed"
+
+    r = ops.submit(f"/ops/jobs/{job_id}", f"/ops/jobs/{job_id}/payment/retry")
+    assert r.status_code == 303
+    assert r.headers["Location"] == f"/ops/jobs/{job_id}"
+    after = ops.page(f"/ops/jobs/{job_id}").text
+    assert f"Payment retry started for job {job_id}" in after
+    retry = next(row for row in table(after, "timeline") if row[2] == "payment_retry")
+    assert retry[3:5] == ["payment_failed → completed", "operator"]
+
+    # The declined card is charged again, three more times, and fails again.
+    api.wait_status(job_id, "payment_failed")
+    attempts = wait_for(
+        lambda: (
+            (p := api.client.get(f"/v1/jobs/{job_id}/payment", headers=api.admin).json)
+            and len(p["attempts"]) == 6
+            and p["attempts"]
+        ),
+        what="three more attempts",
+    )
+    assert [a["outcome"] for a in attempts] == ["declined"] * 6
+    final = ops.page(f"/ops/jobs/{job_id}").text
+    assert len(table(final, "timeline")) == len(table(after, "timeline")) + 4
+    assert "Retry payment" in final
+
+
+def test_html_in_user_input_is_shown_as_text(api: Api, ops: Ops) -> None:
+    consumer = api.consumer(name='<img src=x onerror="alert(1)">')
+    title = '<script>alert("t")</script><b>Fix</b>'
+    job_id = api.post_job(consumer, title=title, description='<i>pipes</i> & "quotes"')["id"]
+    api.wait_status(job_id, "offered")
+
+    for path in (f"/ops/jobs/{job_id}", "/ops/jobs", "/ops/jobs?status=offered"):
+        page = ops.page(path).text
+        assert "<script>alert" not in page and "<b>Fix</b>" not in page
+        assert "&lt;script&gt;alert(&#34;t&#34;)&lt;/script&gt;&lt;b&gt;Fix&lt;/b&gt;" in page
+    page = ops.page(f"/ops/jobs/{job_id}").text
+    assert "<img src=x" not in page and "&lt;img src=x onerror=" in page
+    assert "&lt;i&gt;pipes&lt;/i&gt; &amp; &#34;quotes&#34;" in page
+    # The title also reaches the offer notification, where it is escaped too.
+    offer = next(row for row in table(page, "timeline") if row[2] == "offered")
+    assert offer[3] == "priced → offered"
+    assert "Your job &#39;&lt;script&gt;" in page

@@ -1,0 +1,182 @@
+"""Prometheus metrics: the API's /metrics (from the database) and the worker's own exporter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco import logs
+from gigco.config import Settings
+from gigco.models import Job, JobStatus
+from gigco.tasks import runtime as task_runtime
+from gigco.tasks.app import task_log_context
+from gigco.tasks.lifecycle import expire_offer
+from tests.conftest import ADMIN_TOKEN, start_worker, stop_worker
+from tests.ops.conftest import add_jobs, closed_job
+from tests.support import Api, wait_for
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples(text: str) -> Samples:
+    """Every sample of an exposition, by name and labels."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(found: Samples, name: str, **labels: str) -> float | None:
+    """One sample's value, or None when it is not exposed."""
+    return found.get((name, frozenset(labels.items())))
+
+
+def test_metrics_count_jobs_per_status_and_transitions_after_a_lifecycle(
+    api: Api, app: Flask
+) -> None:
+    closed_job(api)
+    offered = api.post_job(api.consumer())["id"]
+    api.wait_status(offered, "offered")
+
+    r = app.test_client().get("/metrics")
+    assert r.status_code == 200
+    assert r.content_type.startswith("text/plain; version=0.0.4")
+    found = samples(r.text)
+    assert value(found, "gigco_jobs", status="closed") == 1
+    assert value(found, "gigco_jobs", status="offered") == 1
+    assert value(found, "gigco_jobs", status="payment_failed") == 0
+    for type_, from_, to, count in [
+        ("created", "", "draft", 2),
+        ("priced", "draft", "priced", 2),
+        ("offered", "priced", "offered", 2),
+        ("paid", "completed", "paid", 1),
+        ("closed", "review_pending", "closed", 1),
+    ]:
+        labels = {"type": type_, "from_status": from_, "to_status": to}
+        assert value(found, "gigco_job_transitions_total", **labels) == count, labels
+    assert value(found, "gigco_job_events_total", type="review_received") == 2
+    assert value(found, "gigco_jobs_overdue", kind="timer") == 0
+    assert value(found, "process_resident_memory_bytes")
+
+    openmetrics = app.test_client().get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert openmetrics.content_type.startswith("application/openmetrics-text")
+    assert openmetrics.text.rstrip().endswith("# EOF")
+
+
+def test_metrics_count_overdue_jobs(
+    app: Flask, isolated_sessions: sessionmaker[Session], session: Session, settings: Settings
+) -> None:
+    app.extensions["gigco_sessions"] = isolated_sessions
+    now = dt.datetime.now(dt.UTC)
+    add_jobs(session, 2, JobStatus.SCHEDULED, timer_at=now - dt.timedelta(minutes=5))
+    grace = dt.timedelta(seconds=settings.stuck_step_grace_seconds)
+    add_jobs(session, 1, JobStatus.IN_PROGRESS, step_due_at=now - grace * 3)
+    add_jobs(session, 1, JobStatus.IN_PROGRESS, step_due_at=now)  # inside the grace
+    found = samples(app.test_client().get("/metrics").text)
+    assert value(found, "gigco_jobs_overdue", kind="timer") == 2
+    assert value(found, "gigco_jobs_overdue", kind="step") == 1
+    assert value(found, "gigco_jobs", status="in_progress") == 2
+
+
+@pytest.fixture
+def isolated_tasks(settings: Settings, isolated_sessions: sessionmaker[Session]) -> Iterator[None]:
+    """Tasks called in this process run inside the test's rolled-back transaction."""
+    rt = task_runtime.use_settings(settings)
+    rt.__dict__["sessions"] = isolated_sessions
+    yield
+    rt.__dict__.pop("sessions", None)
+
+
+def test_a_deadline_counts_once_in_timer_lateness_however_often_it_is_delivered(
+    session: Session, isolated_tasks: None
+) -> None:
+    late_by = dt.timedelta(seconds=2)
+    due = dt.datetime.now(dt.UTC) - late_by
+    (job,) = add_jobs(session, 1, JobStatus.OFFERED, offer_expires_at=due, timer_at=due)
+    labels = {"step": "expire_offer"}
+    count_before = REGISTRY.get_sample_value("gigco_timer_lateness_seconds_count", labels) or 0
+    sum_before = REGISTRY.get_sample_value("gigco_timer_lateness_seconds_sum", labels) or 0
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logs.KeyValueFormatter(context=task_log_context))
+    task_log = logging.getLogger("gigco.tasks")
+    task_log.addHandler(handler)
+    task_log.setLevel(logging.INFO)
+    try:
+        expire_offer(job.id)
+        expire_offer(job.id)  # a duplicate delivery: the job has moved on
+    finally:
+        task_log.removeHandler(handler)
+        task_log.setLevel(logging.NOTSET)
+
+    assert session.get(Job, job.id, populate_existing=True).status == JobStatus.EXPIRED
+    count = REGISTRY.get_sample_value("gigco_timer_lateness_seconds_count", labels)
+    late = REGISTRY.get_sample_value("gigco_timer_lateness_seconds_sum", labels) - sum_before
+    assert count == count_before + 1
+    assert 2 <= late < 30
+    first = lines.getvalue().splitlines()[0]
+    assert 'msg="step done"' in first
+    assert f"task=gigco.lifecycle.expire_offer job_id={job.id}" in first
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
+def test_worker_serves_its_own_metrics_and_logs_one_line_per_record(
+    test_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = _free_port()
+    log = tmp_path / "worker.log"
+    env = {**test_env, "GIGCO_LOG_LEVEL": "INFO"}
+    args = ("-n", "metrics@%h", "--loglevel", "INFO", "--metrics-address", "127.0.0.1")
+    worker: subprocess.Popen[bytes] = start_worker(env, log, *args, "--metrics-port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def swept() -> Samples | None:
+            text = _scrape(url)
+            found = samples(text) if text else {}
+            return found if (value(found, "gigco_sweep_duration_seconds_count") or 0) > 0 else None
+
+        found = wait_for(swept, timeout=30, every=0.2, what="the worker to serve a sweep")
+        assert 0 < (value(found, "gigco_sweep_duration_seconds_sum") or 0) < 10
+        assert value(found, "gigco_sweep_duration_seconds_bucket", le="+Inf") >= 1
+        text = _scrape(url) or ""
+        assert "# TYPE gigco_timer_lateness_seconds histogram" in text
+    finally:
+        stop_worker(worker)
+
+    lines = log.read_text().splitlines()
+    assert ADMIN_TOKEN not in "\n".join(lines)
+    sweeps = [line for line in lines if "msg=sweep" in line]
+    assert sweeps, lines[-20:]
+    assert sweeps[0].startswith("ts=") and " level=INFO " in sweeps[0]
+    assert "task=gigco.sweeps.sweep" in sweeps[0] and "task_id=" in sweeps[0]
+    assert any(f"worker metrics on http://127.0.0.1:{port}/metrics" in line for line in lines)
