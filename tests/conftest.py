@@ -204,10 +204,16 @@ def live_worker(
 
 
 def truncate_all(engine: sa.Engine) -> None:
-    """Empty every table but the seeded ones."""
+    """Empty every table but the seeded ones, retrying when it deadlocks with the live worker."""
     names = [t.name for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES]
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+    for attempt in range(1, 6):
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            return
+        except sa.exc.OperationalError as error:
+            if getattr(error.orig, "pgcode", None) != "40P01" or attempt == 5:
+                raise
 
 
 @pytest.fixture

@@ -1,0 +1,147 @@
+"""Health, the self-documenting API, and the categories catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from gigco.config import Settings
+from gigco.tasks import configure as configure_celery
+from gigco.web import create_app
+from tests.api.helpers import assert_error
+from tests.support import Api
+
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+# Every path of the HTTP contract (api.md), in OpenAPI's spelling.
+CONTRACT_PATHS = {
+    "/v1/consumers": {"post"},
+    "/v1/workers": {"post"},
+    "/v1/me": {"get"},
+    "/v1/workers/me": {"patch"},
+    "/v1/workers/{worker_id}": {"get"},
+    "/v1/categories": {"get"},
+    "/v1/jobs": {"get", "post"},
+    "/v1/jobs/{job_id}": {"get"},
+    "/v1/jobs/{job_id}/events": {"get"},
+    "/v1/jobs/{job_id}/offer/accept": {"post"},
+    "/v1/jobs/{job_id}/offer/reject": {"post"},
+    "/v1/jobs/{job_id}/cancel": {"post"},
+    "/v1/opportunities": {"get"},
+    "/v1/jobs/{job_id}/opportunity/accept": {"post"},
+    "/v1/jobs/{job_id}/opportunity/decline": {"post"},
+    "/v1/jobs/{job_id}/start": {"post"},
+    "/v1/jobs/{job_id}/complete": {"post"},
+    "/v1/jobs/{job_id}/reviews": {"get", "post"},
+    "/v1/jobs/{job_id}/payment": {"get"},
+    "/v1/jobs/{job_id}/payment/retry": {"post"},
+    "/v1/notifications": {"get"},
+    "/healthz": {"get"},
+}
+PUBLIC = {("/v1/consumers", "post"), ("/v1/workers", "post"), ("/v1/categories", "get")}
+PUBLIC |= {("/healthz", "get")}
+SEEDED_RATES = {
+    "cleaning": 3500,
+    "electrical": 9500,
+    "gardening": 4000,
+    "handyman": 5500,
+    "moving": 6000,
+    "plumbing": 9000,
+}
+
+
+def test_health_is_ok_when_database_and_broker_answer(api: Api) -> None:
+    r = api.client.get("/healthz")
+    assert r.status_code == 200, r.json
+    assert r.json == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+@pytest.fixture
+def dead_broker_app(app: Flask, settings: Settings) -> Iterator[Flask]:
+    """An app whose broker does not answer; the shared Celery app is restored afterwards."""
+    try:
+        yield create_app(settings.replace(broker_url=DEAD_BROKER))
+    finally:
+        configure_celery(settings)
+
+
+def test_health_is_503_in_the_error_shape_when_the_broker_is_unreachable(
+    app: Flask, dead_broker_app: Flask
+) -> None:
+    r = dead_broker_app.test_client().get("/healthz")
+    error = assert_error(r, 503)
+    assert (error["database"], error["broker"]) == ("ok", "unreachable")
+    assert "broker" in error["message"]
+    # Each app reports on its own broker, whatever else lives in the process.
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+def _spec(api: Api) -> dict[str, Any]:
+    r = api.client.get("/v1/openapi.json")
+    assert r.status_code == 200
+    assert r.mimetype == "application/json"
+    return r.json
+
+
+def test_the_openapi_document_lists_every_path_of_the_contract(api: Api) -> None:
+    spec = _spec(api)
+    assert spec["openapi"].startswith("3.")
+    assert (spec["info"]["title"], spec["info"]["version"]) == ("GigCo", "v1")
+    documented = {
+        path: {m for m in ops if m in {"get", "post", "patch", "put", "delete"}}
+        for path, ops in spec["paths"].items()
+    }
+    missing = {p: m - documented.get(p, set()) for p, m in CONTRACT_PATHS.items()}
+    assert {p: m for p, m in missing.items() if m} == {}
+
+
+def test_the_openapi_document_covers_every_json_route_of_the_app(api: Api) -> None:
+    spec = _spec(api)
+    app = api.client.application
+    routes = {
+        rule.rule.replace("<int:", "{").replace(">", "}")
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/v1/") and rule.rule != "/v1/openapi.json"
+    }
+    assert len(routes) >= len(CONTRACT_PATHS) - 1
+    assert routes - set(spec["paths"]) == set()
+
+
+def test_the_openapi_document_declares_bearer_auth_on_protected_operations(api: Api) -> None:
+    spec = _spec(api)
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    unsecured = [
+        (path, method)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if method in {"get", "post", "patch"}
+        and (path, method) not in PUBLIC
+        and {"bearerAuth": []} not in op.get("security", [])
+    ]
+    assert unsecured == []
+    job = spec["components"]["schemas"]["Job"]["properties"]
+    for field in ("id", "status", "price_cents", "scheduled_start", "offer_expires_at"):
+        assert field in job
+
+
+def test_swagger_ui_is_served_at_docs(api: Api) -> None:
+    r = api.client.get("/docs")
+    assert r.status_code == 200
+    assert r.mimetype == "text/html"
+    page = r.get_data(as_text=True)
+    assert "swagger-ui" in page.lower()
+    assert "/v1/openapi.json" in page
+
+
+def test_categories_are_the_six_seeded_with_their_hourly_rates(api: Api) -> None:
+    r = api.client.get("/v1/categories")
+    assert r.status_code == 200, r.json
+    assert {c["name"]: c["hourly_rate_cents"] for c in r.json} == SEEDED_RATES
+    assert [c["name"] for c in r.json] == sorted(SEEDED_RATES)
+    assert all(isinstance(c["id"], int) for c in r.json)

@@ -1,0 +1,171 @@
+"""Settings from GIGCO_* variables: the spec's defaults, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gigco.config import ConfigError, Settings, load_settings
+
+GIGCO = Path(sys.executable).with_name("gigco")
+
+# The defaults of lifecycle.md's "Timers and configuration" table.
+SPEC_TIMERS = {
+    "GIGCO_OFFER_TTL_SECONDS": ("offer_ttl_seconds", 86400),
+    "GIGCO_OPPORTUNITY_TTL_SECONDS": ("opportunity_ttl_seconds", 900),
+    "GIGCO_MATCH_RETRY_BASE_SECONDS": ("match_retry_base_seconds", 300),
+    "GIGCO_MATCH_MAX_ROUNDS": ("match_max_rounds", 5),
+    "GIGCO_REVIEW_WINDOW_SECONDS": ("review_window_seconds", 604800),
+    "GIGCO_PAYMENT_MAX_ATTEMPTS": ("payment_max_attempts", 5),
+    "GIGCO_PAYMENT_RETRY_BASE_SECONDS": ("payment_retry_base_seconds", 60),
+    "GIGCO_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", 30),
+    "GIGCO_STUCK_STEP_GRACE_SECONDS": ("stuck_step_grace_seconds", 60),
+}
+COUNTS = {"GIGCO_MATCH_MAX_ROUNDS", "GIGCO_PAYMENT_MAX_ATTEMPTS"}
+DURATIONS = set(SPEC_TIMERS) - COUNTS
+
+BAD_VALUES = [
+    *[(name, "soon") for name in sorted(DURATIONS)],
+    *[(name, "0") for name in sorted(DURATIONS)],
+    *[(name, "-5") for name in sorted(DURATIONS)],
+    ("GIGCO_OFFER_TTL_SECONDS", "nan"),
+    ("GIGCO_REVIEW_WINDOW_SECONDS", "inf"),
+    ("GIGCO_SWEEP_INTERVAL_SECONDS", "30s"),
+    *[(name, "2.5") for name in sorted(COUNTS)],
+    *[(name, "0") for name in sorted(COUNTS)],
+    *[(name, "-1") for name in sorted(COUNTS)],
+    ("GIGCO_MATCH_MAX_ROUNDS", "five"),
+    ("GIGCO_PAYMENT_MAX_ATTEMPTS", "1000"),
+    ("GIGCO_DATABASE_URL", "mysql://db/gigco"),
+    ("GIGCO_DATABASE_URL", "gigco.db"),
+    ("GIGCO_BROKER_URL", "http://127.0.0.1:6379"),
+    ("GIGCO_BROKER_URL", "localhost:6379"),
+    ("GIGCO_ADMIN_TOKEN", "short"),
+    ("GIGCO_ADMIN_TOKEN", "x" * 15),
+    ("GIGCO_LOG_LEVEL", "LOUD"),
+]
+
+
+def test_defaults_are_the_specs(tmp_path: Path) -> None:
+    settings = load_settings({"GIGCO_DATA_DIR": str(tmp_path)})
+    for field, default in SPEC_TIMERS.values():
+        assert getattr(settings, field) == default, field
+    assert settings.database_url == f"sqlite:///{tmp_path / 'gigco.db'}"
+    assert settings.broker_url == f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    assert settings.embedded
+    assert settings.admin_token is None
+    assert settings.log_level == "INFO"
+    assert settings.data_dir == str(tmp_path)
+
+
+def test_the_data_dir_defaults_to_dot_gigco_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings.data_dir == str(tmp_path / ".gigco")
+    assert settings.database_url == f"sqlite:///{tmp_path / '.gigco' / 'gigco.db'}"
+
+
+def test_every_timer_variable_is_read() -> None:
+    env = {name: ("7" if name in COUNTS else "2.5") for name in SPEC_TIMERS}
+    settings = load_settings(env)
+    for name, (field, _) in SPEC_TIMERS.items():
+        expected = 7 if name in COUNTS else 2.5
+        assert getattr(settings, field) == expected, name
+    assert isinstance(settings.match_max_rounds, int)
+    assert isinstance(settings.payment_max_attempts, int)
+
+
+def test_production_settings_are_read() -> None:
+    settings = load_settings(
+        {
+            "GIGCO_DATABASE_URL": "postgresql://gigco:secret@db:5432/gigco",
+            "GIGCO_BROKER_URL": "redis://redis:6379/0",
+            "GIGCO_ADMIN_TOKEN": "a-long-enough-operator-token",
+            "GIGCO_LOG_LEVEL": "debug",
+        }
+    )
+    assert settings == Settings(
+        database_url="postgresql://gigco:secret@db:5432/gigco",
+        broker_url="redis://redis:6379/0",
+        admin_token="a-long-enough-operator-token",
+        data_dir=settings.data_dir,
+        log_level="DEBUG",
+    )
+    assert not settings.embedded
+
+
+def test_an_empty_variable_means_the_default() -> None:
+    settings = load_settings({name: "" for name in SPEC_TIMERS} | {"GIGCO_LOG_LEVEL": ""})
+    assert settings.offer_ttl_seconds == 86400
+    assert settings.match_max_rounds == 5
+    assert settings.log_level == "INFO"
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES, ids=[f"{n}={v}" for n, v in BAD_VALUES])
+def test_a_bad_value_is_one_line_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({name: value})
+    message = str(raised.value)
+    assert name in message
+    assert "\n" not in message
+    if name != "GIGCO_ADMIN_TOKEN":
+        assert value in message or name.endswith(("_URL", "_LEVEL"))
+    else:
+        assert value not in message  # never echo a secret, even a bad one
+
+
+def _run(
+    args: list[str], bad: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIGCO_")}
+    return subprocess.run(
+        args,
+        env={**env, "GIGCO_DATA_DIR": str(cwd / "data"), **bad},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+CELERY = [sys.executable, "-m", "celery", "-A", "gigco.tasks"]
+COMMANDS = [
+    ("celery-worker", [*CELERY, "worker"], "GIGCO_OFFER_TTL_SECONDS", "soon"),
+    ("celery-beat", [*CELERY, "beat"], "GIGCO_SWEEP_INTERVAL_SECONDS", "0"),
+    ("gigco-dev", [str(GIGCO), "dev", "--port", "1"], "GIGCO_MATCH_MAX_ROUNDS", "2.5"),
+    ("gigco-db-upgrade", [str(GIGCO), "db", "upgrade"], "GIGCO_BROKER_URL", "localhost:6379"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "value"), [c[1:] for c in COMMANDS], ids=[c[0] for c in COMMANDS]
+)
+def test_a_process_with_a_bad_value_exits_with_one_line(
+    tmp_path: Path, command: list[str], name: str, value: str
+) -> None:
+    result = _run(command, {name: value}, tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "data").exists()  # stopped before touching anything
+
+
+def test_gunicorn_with_a_bad_value_stops_instead_of_rebooting_workers(tmp_path: Path) -> None:
+    gunicorn = [str(GIGCO.with_name("gunicorn")), "--bind", "127.0.0.1:0", "--workers", "2"]
+    result = _run(
+        [*gunicorn, "gigco.web:create_app()"], {"GIGCO_OFFER_TTL_SECONDS": "soon"}, tmp_path, 30
+    )
+    assert result.returncode != 0
+    said = [line for line in result.stderr.splitlines() if "GIGCO_OFFER_TTL_SECONDS" in line]
+    assert said and set(said) == {
+        "gigco: GIGCO_OFFER_TTL_SECONDS must be a number of seconds, got 'soon'"
+    }
+    assert "Traceback" not in result.stderr
