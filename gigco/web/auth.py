@@ -23,6 +23,7 @@ class Unauthorized(DomainError):
     """No token, or one we do not know."""
 
     http_status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="gigco"'}
 
 
 def current_principal() -> Principal:

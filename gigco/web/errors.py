@@ -96,10 +96,9 @@ def register_error_handlers(app: Flask) -> None:
     """Map domain and database errors to HTTP in one place."""
 
     @app.errorhandler(DomainError)
-    def _domain(error: DomainError) -> tuple[dict, int]:
-        return envelope(
-            error.http_status, error.message, error.errors, **error.extra
-        ), error.http_status
+    def _domain(error: DomainError) -> tuple[dict, int, dict[str, str]]:
+        body = envelope(error.http_status, error.message, error.errors, **error.extra)
+        return body, error.http_status, getattr(error, "headers", {})
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError) -> tuple[dict, int]:

@@ -144,3 +144,12 @@ def test_every_protected_endpoint_refuses_without_a_valid_token(
 def test_an_unknown_path_and_method_answer_in_the_error_shape(api: Api) -> None:
     assert_error(api.client.get("/v1/nothing-here"), 404)
     assert_error(api.client.delete("/v1/categories"), 405)
+
+
+def test_the_token_is_checked_before_the_body(api: Api) -> None:
+    r = api.client.post("/v1/jobs", json={"title": ""})
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    worker = api.worker()
+    r = api.client.post("/v1/jobs", json={"title": ""}, headers=worker["headers"])
+    assert r.status_code == 403

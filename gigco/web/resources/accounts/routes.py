@@ -60,10 +60,10 @@ class WorkerViews(MethodView):
 
 @blp.route("/me")
 class MeViews(MethodView):
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.response(200, MeSchema)
     @errors(blp, 401)
-    @login_required()
     def get(self) -> Response:
         """Who am I: role and profile."""
         # The body depends on the role, so it is dumped here rather than through MeSchema.
@@ -77,11 +77,11 @@ class MeViews(MethodView):
 
 @blp.route("/workers/me")
 class WorkerMeViews(MethodView):
+    @login_required(Role.WORKER)
     @blp.doc(security=BEARER)
     @blp.arguments(WorkerUpdateSchema)
     @blp.response(200, WorkerSchema)
     @errors(blp, 400, 401, 403, 413, 422)
-    @login_required(Role.WORKER)
     def patch(self, changes: dict[str, Any]) -> Worker:
         """Change my availability, location, radius or skills."""
         worker = session().get(Worker, current_principal().id)
@@ -93,10 +93,10 @@ class WorkerMeViews(MethodView):
 
 @blp.route("/workers/<int:worker_id>")
 class WorkerByIdViews(MethodView):
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.response(200, PublicWorkerSchema)
     @errors(blp, 401, 404)
-    @login_required()
     def get(self, worker_id: int) -> Worker:
         """A worker's public profile."""
         worker = session().get(Worker, worker_id)

@@ -37,12 +37,12 @@ def _replayed(stored: IdempotencyKey) -> Response:
 
 @blp.route("/jobs")
 class JobViews(MethodView):
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.arguments(JobQuerySchema, location="query")
     @blp.response(200, JobSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 422)
-    @login_required()
     def get(self, query: dict[str, Any]) -> sa.Select:
         """Jobs the caller may see, newest first; filter by ``status``."""
         stmt = sa.select(Job).where(visible_jobs_filter(current_principal()))
@@ -50,12 +50,12 @@ class JobViews(MethodView):
             stmt = stmt.where(Job.status == query["status"])
         return stmt.order_by(Job.id.desc())
 
+    @login_required(Role.CONSUMER)
     @blp.doc(security=BEARER)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.arguments(JobCreateSchema)
     @blp.response(201, JobSchema)
     @errors(blp, 400, 401, 403, 409, 413, 422)
-    @login_required(Role.CONSUMER)
     def post(self, headers: dict[str, Any], data: dict[str, Any]) -> Any:
         """Post a job. A repeat with the same Idempotency-Key and body returns the first answer."""
         who = current_principal()
@@ -83,10 +83,10 @@ class JobViews(MethodView):
 
 @blp.route("/jobs/<int:job_id>")
 class JobByIdViews(MethodView):
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.response(200, JobSchema)
     @errors(blp, 401, 404)
-    @login_required()
     def get(self, job_id: int) -> Job:
         """One job."""
         return visible_job(session(), job_id, current_principal())
@@ -94,10 +94,10 @@ class JobByIdViews(MethodView):
 
 @blp.route("/jobs/<int:job_id>/events")
 class JobEventViews(MethodView):
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.response(200, EventSchema(many=True))
     @errors(blp, 401, 404)
-    @login_required()
     def get(self, job_id: int) -> Sequence[JobEvent]:
         """The job's full history, oldest first."""
         visible_job(session(), job_id, current_principal())

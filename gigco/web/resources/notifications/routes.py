@@ -38,12 +38,12 @@ class NotificationSchema(ma.Schema):
 
 @blp.route("/notifications")
 class NotificationViews(MethodView):
+    @login_required(Role.CONSUMER, Role.WORKER)
     @blp.doc(security=BEARER)
     @blp.arguments(NotificationQuerySchema, location="query")
     @blp.response(200, NotificationSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 403, 422)
-    @login_required(Role.CONSUMER, Role.WORKER)
     def get(self, query: dict[str, int]) -> sa.Select:
         """My notifications, newest first; ``after_id`` returns only newer ones."""
         who = current_principal()

@@ -49,10 +49,10 @@ class OpportunitySchema(ma.Schema):
 
 @blp.route("/opportunities")
 class OpportunityViews(MethodView):
+    @login_required(Role.WORKER)
     @blp.doc(security=BEARER)
     @blp.response(200, OpportunitySchema(many=True))
     @errors(blp, 401, 403)
-    @login_required(Role.WORKER)
     def get(self) -> Sequence[Opportunity]:
         """My pending opportunities, soonest to expire first."""
         return (

@@ -43,10 +43,10 @@ class PaymentSchema(ma.Schema):
 
 @blp.route("/<int:job_id>/payment")
 class PaymentViews(MethodView):
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.response(200, PaymentSchema)
     @errors(blp, 401, 404)
-    @login_required()
     def get(self, job_id: int) -> Payment:
         """The job's payment; 404 before the first attempt."""
         visible_job(session(), job_id, current_principal())

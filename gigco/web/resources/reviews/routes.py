@@ -45,11 +45,11 @@ class ReviewSchema(ma.Schema):
 
 @blp.route("/<int:job_id>/reviews")
 class ReviewViews(MethodView):
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.arguments(ReviewCreateSchema)
     @blp.response(201, ReviewSchema)
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
-    @login_required()
     def post(self, data: dict[str, Any], job_id: int) -> Review:
         """Review the job (its consumer or assigned worker, once each, in review_pending)."""
         ctx = StepContext(settings=current_app.config["GIGCO"], now=utcnow())
@@ -57,10 +57,10 @@ class ReviewViews(MethodView):
         commit(dues)
         return review
 
+    @login_required()
     @blp.doc(security=BEARER)
     @blp.response(200, ReviewSchema(many=True))
     @errors(blp, 401, 404)
-    @login_required()
     def get(self, job_id: int) -> Sequence[Review]:
         """The job's reviews."""
         visible_job(session(), job_id, current_principal())

@@ -39,10 +39,10 @@ def run_signal(signal: Signal, job_id: int) -> Job:
 
 def _signal_view(path: str, signal: Signal, summary: str) -> None:
     class SignalView(MethodView):
+        @login_required()
         @blp.doc(security=BEARER, summary=summary)
         @blp.response(200, JobSchema)
         @errors(blp, 401, 403, 404, 409)
-        @login_required()
         def post(self, job_id: int) -> Job:
             return run_signal(signal, job_id)
 
