@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,6 +31,26 @@ def wait_for(
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def race(n: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run ``action(i)`` in ``n`` threads released by one barrier; results or exceptions."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = action(i)
+        except Exception as error:  # the loser's exception is the result under test
+            results[i] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
 
 
 def future(hours: float = 48) -> str:

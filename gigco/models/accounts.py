@@ -19,12 +19,16 @@ class Consumer(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(320))
     payment_method: Mapped[str] = mapped_column(sa.String(64), default="pm_card_visa")
     rating_sum: Mapped[int] = mapped_column(default=0, comment="sum of ratings workers gave")
     rating_count: Mapped[int] = mapped_column(default=0)
     completed_jobs: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = created_at()
+
+    __table_args__ = (
+        sa.Index("uq_consumers_lower_email", sa.func.lower(email), unique=True),
+    )
 
 
 worker_skills = sa.Table(
@@ -42,7 +46,7 @@ class Worker(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(320))
     lat: Mapped[float]
     lng: Mapped[float]
     service_radius_km: Mapped[float]
@@ -60,6 +64,7 @@ class Worker(Base):
     __table_args__ = (
         sa.CheckConstraint("service_radius_km >= 0", name="radius_non_negative"),
         sa.CheckConstraint("lat BETWEEN -90 AND 90 AND lng BETWEEN -180 AND 180", name="coords"),
+        sa.Index("uq_workers_lower_email", sa.func.lower(email), unique=True),
     )
 
 

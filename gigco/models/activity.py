@@ -54,6 +54,7 @@ class Notification(Base):
         ),
         sa.Index("ix_notifications_consumer_id_id", "consumer_id", "id"),
         sa.Index("ix_notifications_worker_id_id", "worker_id", "id"),
+        sa.Index("ix_notifications_job_id", "job_id"),
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.models import ApiToken
 from tests.api.helpers import RowCounts, assert_error, send_json
-from tests.support import Api
+from tests.support import Api, race
 
 WORKER = {
     "name": "Wanda",
@@ -250,3 +250,19 @@ def test_an_unknown_worker_is_not_found(api: Api) -> None:
     error = assert_error(api.client.get("/v1/workers/424242", headers=consumer["headers"]), 404)
     assert "424242" in error["message"]
     assert_error(api.client.get("/v1/workers/1"), 401)
+
+
+def test_emails_are_unique_whatever_their_case_even_when_racing(api: Api, app) -> None:  # type: ignore[no-untyped-def]
+    clients = [app.test_client() for _ in range(6)]
+    codes = race(
+        6,
+        lambda i: (
+            clients[i]
+            .post(
+                "/v1/consumers",
+                json={"name": "Ann", "email": "Ann@Example.com" if i % 2 else "ann@example.COM"},
+            )
+            .status_code
+        ),
+    )
+    assert sorted(codes) == [201] + [409] * 5

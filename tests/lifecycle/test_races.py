@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -19,29 +18,9 @@ from gigco.lifecycle.errors import DomainError
 from gigco.lifecycle.steps import StepContext
 from gigco.models import Job, JobEvent, JobStatus, Opportunity, OpportunityStatus, Role
 from tests import factories as f
-from tests.support import Api, wait_for
+from tests.support import Api, race, wait_for
 
 THREADS = 12
-
-
-def race(n: int, action: Callable[[int], Any]) -> list[Any]:
-    """Run ``action(i)`` in ``n`` threads released by one barrier; results or exceptions."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = action(i)
-        except Exception as error:  # the loser's exception is the result under test
-            results[i] = error
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    return results
 
 
 def test_many_parallel_accepts_of_one_offer_have_one_winner(api: Api, app) -> None:  # type: ignore[no-untyped-def]
