@@ -31,6 +31,7 @@ class Settings:
     sweep_interval_seconds: float = 30
     stuck_step_grace_seconds: float = 60
     log_level: str = "INFO"
+    flower_basic_auth: tuple[str, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -85,6 +86,20 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
+def _flower_accounts(raw: str) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    accounts = tuple(a.strip() for a in raw.split(","))
+    for account in accounts:
+        user, _, password = account.partition(":")
+        if not user or len(password) < 12:
+            raise ConfigError(
+                "GIGCO_FLOWER_BASIC_AUTH: set GIGCO_FLOWER_BASIC_AUTH=user:password (a password "
+                "of at least 12 characters; several accounts separated by commas)"
+            )
+    return accounts
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings; raise ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -102,7 +117,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("redis", "rediss", "sqla+", "amqp", "memory"),
     )
     token = env.get("GIGCO_ADMIN_TOKEN")
-    if token is not None and len(token) < 16:
+    if token and len(token) < 16:
         raise ConfigError("GIGCO_ADMIN_TOKEN must be at least 16 characters long")
     values["admin_token"] = token or None
     for name, field in _DURATIONS.items():
@@ -111,6 +126,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, field in _COUNTS.items():
         if env.get(name):
             values[field] = _count(name, env[name])
+    values["flower_basic_auth"] = _flower_accounts(env.get("GIGCO_FLOWER_BASIC_AUTH") or "")
     level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:
         raise ConfigError(f"GIGCO_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")

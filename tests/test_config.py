@@ -47,6 +47,9 @@ BAD_VALUES = [
     ("GIGCO_ADMIN_TOKEN", "short"),
     ("GIGCO_ADMIN_TOKEN", "x" * 15),
     ("GIGCO_LOG_LEVEL", "LOUD"),
+    ("GIGCO_FLOWER_BASIC_AUTH", "ops"),
+    ("GIGCO_FLOWER_BASIC_AUTH", "ops:short"),
+    ("GIGCO_FLOWER_BASIC_AUTH", "ops:a-long-enough-pass,:nouser-password"),
 ]
 
 
@@ -169,3 +172,18 @@ def test_gunicorn_with_a_bad_value_stops_instead_of_rebooting_workers(tmp_path: 
         "gigco: GIGCO_OFFER_TTL_SECONDS must be a number of seconds, got 'soon'"
     }
     assert "Traceback" not in result.stderr
+
+
+def test_an_empty_variable_means_its_default() -> None:
+    settings = load_settings(
+        {"GIGCO_ADMIN_TOKEN": "", "GIGCO_FLOWER_BASIC_AUTH": "", "GIGCO_OFFER_TTL_SECONDS": ""}
+    )
+    assert (settings.admin_token, settings.flower_basic_auth) == (None, ())
+    assert settings.offer_ttl_seconds == 86400
+
+
+def test_flower_accounts_are_parsed() -> None:
+    settings = load_settings(
+        {"GIGCO_FLOWER_BASIC_AUTH": "ops:a-long-password, dev:another-password"}
+    )
+    assert settings.flower_basic_auth == ("ops:a-long-password", "dev:another-password")
