@@ -25,8 +25,10 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 4,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost three broker writes per task; Flower switches them on in the
+        # workers (its enable_events option) for as long as it runs.
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,

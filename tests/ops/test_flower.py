@@ -80,17 +80,27 @@ def test_flower_asks_for_a_password_and_shows_our_tasks(flower: str, api: Api) -
     status, page = _get(f"{flower}/", ACCOUNT)
     assert status == 200 and "Flower" in page
 
-    job_id = api.post_job(api.consumer())["id"]
-    api.wait_status(job_id, "offered")
+    # Flower switches task events on in the workers a few seconds after it starts (its
+    # enable_events timer); jobs posted from then on show up with their tasks.
+    consumer = api.consumer()
+    posted: list[int] = []
 
     def priced() -> dict[str, Any] | None:
+        job_id = api.post_job(consumer)["id"]
+        api.wait_status(job_id, "offered")
+        posted.append(job_id)
         status, body = _get(f"{flower}/api/tasks?taskname=gigco.lifecycle.price_job", ACCOUNT)
         if status != 200:
             return None
-        tasks = [t for t in json.loads(body).values() if t.get("args") == f"[{job_id}]"]
+        ours = {f"[{j}]" for j in posted}
+        tasks = [
+            t
+            for t in json.loads(body).values()
+            if t.get("args") in ours and t.get("state") == "SUCCESS"
+        ]
         return tasks[0] if tasks else None
 
-    task = wait_for(priced, timeout=20, every=0.3, what="Flower to see the price_job task")
+    task = wait_for(priced, timeout=30, every=0.5, what="Flower to see a price_job task")
     assert task["name"] == "gigco.lifecycle.price_job"
     assert task["state"] == "SUCCESS"
 
