@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -122,55 +123,63 @@ async def inbox(
     total: int,
     poll: float,
 ) -> None:
-    """Poll one party's notifications and answer each as an app would."""
+    """Poll one party's notifications and answer each at once, as an app would."""
     headers, after = bearer(party["token"]), 0
+    answering: set[asyncio.Task[None]] = set()
+
+    async def answer(job: int, kind: str) -> None:
+        if role == "consumer" and kind == "offer":
+            await calls(
+                client, "POST offer/accept", "POST", f"/v1/jobs/{job}/offer/accept", headers=headers
+            )
+        elif role == "worker" and kind == "opportunity":
+            await calls(
+                client,
+                "POST opportunity/accept",
+                "POST",
+                f"/v1/jobs/{job}/opportunity/accept",
+                headers=headers,
+            )
+        elif role == "worker" and kind == "schedule":
+            await calls(client, "POST start", "POST", f"/v1/jobs/{job}/start", headers=headers)
+            await calls(
+                client, "POST complete", "POST", f"/v1/jobs/{job}/complete", headers=headers
+            )
+        elif kind == "review_request":
+            await calls(
+                client,
+                "POST reviews",
+                "POST",
+                f"/v1/jobs/{job}/reviews",
+                json={"rating": 5},
+                headers=headers,
+            )
+        elif role == "consumer" and kind == "closure":
+            done.add(job)
+
     while len(done) < total:
-        r = await calls(
-            client,
-            "GET notifications",
-            "GET",
-            "/v1/notifications",
-            params={"after_id": after, "page_size": 100},
-            headers=headers,
-        )
-        notes = sorted(r.json(), key=lambda n: n["id"])
-        for note in notes:
+        notes, page = [], 1
+        while True:  # newest first: page until the page is short
+            r = await calls(
+                client,
+                "GET notifications",
+                "GET",
+                "/v1/notifications",
+                params={"after_id": after, "page_size": 100, "page": page},
+                headers=headers,
+            )
+            notes += r.json()
+            if len(r.json()) < 100:
+                break
+            page += 1
+        for note in sorted(notes, key=lambda n: n["id"]):
             after = max(after, note["id"])
-            job, kind = note["job_id"], note["kind"]
-            if role == "consumer" and kind == "offer":
-                await calls(
-                    client,
-                    "POST offer/accept",
-                    "POST",
-                    f"/v1/jobs/{job}/offer/accept",
-                    headers=headers,
-                )
-            elif role == "worker" and kind == "opportunity":
-                await calls(
-                    client,
-                    "POST opportunity/accept",
-                    "POST",
-                    f"/v1/jobs/{job}/opportunity/accept",
-                    headers=headers,
-                )
-            elif role == "worker" and kind == "schedule":
-                await calls(client, "POST start", "POST", f"/v1/jobs/{job}/start", headers=headers)
-                await calls(
-                    client, "POST complete", "POST", f"/v1/jobs/{job}/complete", headers=headers
-                )
-            elif kind == "review_request":
-                await calls(
-                    client,
-                    "POST reviews",
-                    "POST",
-                    f"/v1/jobs/{job}/reviews",
-                    json={"rating": 5},
-                    headers=headers,
-                )
-            elif role == "consumer" and kind == "closure":
-                done.add(job)
-        if len(notes) < 100:
+            task = asyncio.create_task(answer(note["job_id"], note["kind"]))
+            answering.add(task)
+            task.add_done_callback(answering.discard)
+        if not notes:
             await asyncio.sleep(poll)
+    await asyncio.gather(*answering)
 
 
 async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dict[str, Any]:
@@ -198,7 +207,19 @@ async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dic
                 )
                 assert r.status_code == 201, r.text
 
-        await asyncio.gather(*loops, *(post(i) for i in range(n)))
+        async def watchdog() -> None:
+            last, since = -1, time.monotonic()
+            while len(done) < n:
+                await asyncio.sleep(1)
+                if len(done) != last:
+                    last, since = len(done), time.monotonic()
+                elif time.monotonic() - since > 60:
+                    raise RuntimeError(
+                        f"no job closed for 60 s; {len(done)}/{n} closed; "
+                        f"see the database {topo.env['GIGCO_DATABASE_URL']}"
+                    )
+
+        await asyncio.gather(watchdog(), *loops, *(post(i) for i in range(n)))
         wall = time.perf_counter() - t0
         cpu1 = topo.cpu_seconds()
     steps, lifecycle = step_latencies(topo)
@@ -385,6 +406,32 @@ def celery_floor(n: int) -> dict[str, Any] | None:
         worker.wait(timeout=30)
 
 
+def profile(topo: Topology, out: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy record (collapsed stacks) of the API and worker process trees."""
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--subprocesses",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "-p",
+                str(topo.procs[name].pid),
+                "-o",
+                str(out / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in ("api", "worker")
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=500)
@@ -394,12 +441,17 @@ def main() -> None:
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--worker-args", default="--pool prefork --concurrency 2")
     ap.add_argument("--skip-floor", action="store_true")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the API and worker into DIR")
     a = ap.parse_args()
     report: dict[str, Any] = {"args": vars(a)}
     with production(
         timers=LONG, web_workers=a.web_workers, worker_args=tuple(a.worker_args.split())
     ) as topo:
+        spies = profile(topo, Path(a.profile)) if a.profile else []
         report["throughput"] = asyncio.run(throughput(topo, a.n, a.parties, a.poll))
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         print(json.dumps(report["throughput"], indent=1), flush=True)
     if a.probe:
         with production(

@@ -164,8 +164,10 @@ def production(
                 "gthread",
                 "--threads",
                 str(web_threads),
+                "--keep-alive",
+                "120",
                 "--log-level",
-                "warning",
+                os.environ.get("BENCH_GUNICORN_LOG", "warning"),
                 "gigco.web:create_app()",
             ],
         )
