@@ -56,6 +56,10 @@ STEP_FOR_STATUS: dict[S, Step] = {
 }
 
 
+# The steps a deadline (jobs.timer_at) can wake; the others only follow a commit.
+DEADLINE_STEPS = frozenset({Step.EXPIRE_OFFER, Step.MATCH, Step.PAY, Step.CLOSE})
+
+
 def sources_of(to: S) -> frozenset[S]:
     """Every state from which a job may move to ``to``."""
     return frozenset(src for src, moves in TRANSITIONS.items() if to in moves)

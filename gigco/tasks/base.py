@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gigco import metrics
 from gigco.db import utcnow
-from gigco.lifecycle.states import Step
+from gigco.lifecycle.states import DEADLINE_STEPS, Step
 from gigco.lifecycle.steps import StepContext, run_step
 from gigco.tasks.dispatch import send_after_commit
 from gigco.tasks.runtime import runtime
@@ -38,10 +38,11 @@ class LifecycleTask(Task):  # type: ignore[misc]
         """Run one lifecycle step on ``job_id``; returns how many follow-ups were due."""
         rt = runtime()
         ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
+        timed = step in DEADLINE_STEPS  # only these can fire a deadline worth timing
         with rt.sessions() as session, session.begin():
-            timer = metrics.due_timer(session, job_id, ctx.now)  # metrics: timer lateness
+            timer = metrics.due_timer(session, job_id, ctx.now) if timed else None
             dues = run_step(session, step, job_id, ctx)
-            fired = metrics.timer_fired(session, job_id, timer)
+            fired = timed and metrics.timer_fired(session, job_id, timer)
             send_after_commit(session, dues)
         if fired and timer is not None:
             late = (ctx.now - timer).total_seconds()
