@@ -255,8 +255,8 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
 
 def retry_payment(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
     """payment_failed → completed for the operator; attempts start again."""
+    visible_job(session, job_id, who)  # 404 before 403: existence is not revealed
     require_operator(who)
-    visible_job(session, job_id, who)
     job = require_transition(
         session,
         job_id,

@@ -26,9 +26,7 @@ class Consumer(Base):
     completed_jobs: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = created_at()
 
-    __table_args__ = (
-        sa.Index("uq_consumers_lower_email", sa.func.lower(email), unique=True),
-    )
+    __table_args__ = (sa.Index("uq_consumers_lower_email", sa.func.lower(email), unique=True),)
 
 
 worker_skills = sa.Table(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, abort, has_request_context, request
+from flask_smorest import abort as abort_with
 
 from gigco import logs
 from gigco.config import ConfigError, Settings, load_settings
@@ -24,8 +26,14 @@ from gigco.web.resources.opportunities.routes import blp as opportunities_blp
 from gigco.web.resources.payments.routes import blp as payments_blp
 from gigco.web.resources.reviews.routes import blp as reviews_blp
 from gigco.web.resources.signals.routes import blp as signals_blp
+from gigco.web.schemas import CommonErrorsPlugin
 
 MAX_BODY_BYTES = 64 * 1024
+# Our bodies nest three levels; past a few dozen, Python's JSON decoder recurses towards
+# RecursionError (a 500). Deeper bodies are refused before anything parses them.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(rb"[^\[\]{}]")
 
 BLUEPRINTS = (
     health_blp,
@@ -71,12 +79,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["gigco_sessions"] = session_factory(engine_for(settings.database_url))
     configure_celery(settings)
-    api = GigcoApi(app)
+    api = GigcoApi(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})
     app.extensions["gigco_api"] = api
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     register_error_handlers(app)
-    app.before_request(_require_json_body)
+    app.before_request(_check_body)
     app.teardown_appcontext(close_session)
     ops.init_app(app, settings)  # the operators' console under /ops
     metrics.init_app(app, settings)  # GET /metrics for Prometheus
@@ -91,10 +99,32 @@ def request_log_context() -> Mapping[str, Any]:
     return {"method": request.method, "path": request.path, "job_id": job_id}
 
 
-def _require_json_body() -> None:
-    """A body that is not JSON is a 415, not a misleading 422 "missing field" per field."""
+def json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply arrays and objects nest in JSON text ``raw`` (counting stops past ``limit``)."""
+    brackets = _NOT_A_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
+    depth = deepest = 0
+    for char in brackets:
+        depth += 1 if char in b"[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+    return deepest
+
+
+def _check_body() -> None:
+    """A body that is not JSON is a 415 (not a 422 per field); one nested too deeply is a 400."""
     if request.blueprint == "ops":  # the operators' console posts HTML forms
         return
     chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    if (request.content_length or chunked) and not request.is_json:
+    if not (request.content_length or chunked):
+        return
+    if not request.is_json:
         abort(415)
+    # Reading the body here also enforces MAX_CONTENT_LENGTH (413) on every endpoint.
+    body = request.get_data(cache=True)
+    # Werkzeug stops a body of unknown length (chunked) at the limit without a word; a byte
+    # left beyond it means the body was too large, not that it was cut short.
+    if chunked and len(body) >= MAX_BODY_BYTES and request.environ["wsgi.input"].read(1):
+        abort(413)
+    if json_depth(body) > MAX_JSON_DEPTH:
+        abort_with(400, message=f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")

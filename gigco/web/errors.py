@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
-from sqlalchemy.exc import IntegrityError, OperationalError
+from flask_smorest.pagination import PaginationMetadataSchema
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from gigco.lifecycle.errors import DomainError
@@ -75,6 +76,18 @@ class GigcoApi(Api):
 
     ERROR_SCHEMA = ErrorSchema
 
+    def _register_pagination_header(self) -> None:
+        # flask-smorest documents X-Pagination with "schema", which in OpenAPI means a
+        # comma-separated ("simple" style) value; the header is JSON, which "content" says.
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata, as JSON",
+                "content": {"application/json": {"schema": PaginationMetadataSchema}},
+            },
+            lazy=True,
+        )
+
     def handle_http_exception(self, error: HTTPException) -> tuple[dict, int, dict]:
         """Every HTTP error as ``{code, status, message, errors?}``."""
         code = error.code or 500
@@ -85,10 +98,12 @@ class GigcoApi(Api):
             message = DEFAULT_MESSAGES[400]
         elif code != 422 and not message:
             message = DEFAULT_MESSAGES.get(code) or error.description
+        # Keep what the exception itself says in headers (405's Allow), but not its HTML type.
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         return (
             envelope(code, message, errors if code in (400, 422) else None),
             code,
-            data.get("headers", {}),
+            {**headers, **(data.get("headers") or {})},
         )
 
 
@@ -104,6 +119,12 @@ def register_error_handlers(app: Flask) -> None:
     def _integrity(error: IntegrityError) -> tuple[dict, int]:
         log.info("integrity conflict: %s", error.orig)
         return envelope(409, "This conflicts with data that already exists."), 409
+
+    @app.errorhandler(DataError)
+    def _out_of_range(error: DataError) -> tuple[dict, int]:
+        # A value the schemas let through that PostgreSQL cannot hold (say, past bigint).
+        log.warning("value refused by the database: %s", error.orig)
+        return envelope(422, "A value in the request is out of range."), 422
 
     @app.errorhandler(OperationalError)
     def _unavailable(error: OperationalError) -> tuple[dict, int, dict]:

@@ -16,6 +16,9 @@ class SqlPage(Page):
     @property
     def items(self) -> list[Any]:
         params = self.page_params
+        if params.first_item >= (params.item_count or 0):
+            # Past the last item: nothing to read, and a huge ?page= would overflow OFFSET.
+            return []
         stmt = self.collection.offset(params.first_item).limit(params.page_size)
         return list(session().scalars(stmt))
 

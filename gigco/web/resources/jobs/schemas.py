@@ -9,7 +9,11 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from gigco.models import JobStatus
-from gigco.web.schemas import LocationSchema, StrictSchema
+from gigco.web.schemas import LocationSchema, StorableTextSchema, StrictSchema
+
+# How far ahead a job may be booked: a decade, far past any real booking and far inside
+# what datetime arithmetic (the end time, the conversion to UTC) can represent.
+MAX_DAYS_AHEAD = 3650
 
 
 def _quarter_hours(value: float) -> None:
@@ -18,8 +22,11 @@ def _quarter_hours(value: float) -> None:
 
 
 def _in_future(value: dt.datetime) -> None:
-    if value <= dt.datetime.now(dt.UTC):
+    now = dt.datetime.now(dt.UTC)
+    if value <= now:
         raise ma.ValidationError("Must be in the future.")
+    if value > now + dt.timedelta(days=MAX_DAYS_AHEAD):
+        raise ma.ValidationError(f"Must be at most {MAX_DAYS_AHEAD} days ahead.")
 
 
 class JobCreateSchema(StrictSchema):
@@ -32,7 +39,9 @@ class JobCreateSchema(StrictSchema):
     category = fields.String(required=True, validate=validate.Length(1, 64))
     location = fields.Nested(LocationSchema, required=True)
     scheduled_start = fields.AwareDateTime(
-        required=True, validate=_in_future, metadata={"description": "ISO 8601 with offset"}
+        required=True,
+        validate=_in_future,
+        metadata={"description": f"ISO 8601 with offset; future, at most {MAX_DAYS_AHEAD} days"},
     )
     estimated_hours = fields.Float(
         required=True, allow_nan=False, validate=[validate.Range(0.5, 12), _quarter_hours]
@@ -51,7 +60,7 @@ class JobQuerySchema(StrictSchema):
     status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
 
 
-class IdempotencyHeaderSchema(ma.Schema):
+class IdempotencyHeaderSchema(StorableTextSchema):
     """The optional Idempotency-Key header."""
 
     class Meta:

@@ -1,0 +1,163 @@
+"""A job in a chosen state and every kind of caller around it, in the test's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.db import Base, utcnow
+from gigco.lifecycle.accounts import hash_token
+from gigco.models import (
+    ApiToken,
+    AttemptOutcome,
+    Job,
+    JobStatus,
+    Opportunity,
+    OpportunityStatus,
+    Payment,
+    PaymentAttempt,
+    PaymentStatus,
+)
+from tests import factories as f
+from tests.conftest import ADMIN_TOKEN, KEEP_TABLES
+
+S = JobStatus
+
+# Who may call: nobody, a stranger with a made-up token, the job's consumer, another consumer,
+# the assigned worker, a worker holding a pending opportunity on the job, a worker with
+# nothing to do with it, and the operator.
+PARTIES = ("none", "bad", "owner", "other", "assigned", "holder", "unrelated", "operator")
+
+# States in which the job has an assigned worker.
+ASSIGNED_STATES = frozenset(
+    {
+        S.WORKER_ASSIGNED,
+        S.SCHEDULED,
+        S.IN_PROGRESS,
+        S.COMPLETED,
+        S.PAYMENT_FAILED,
+        S.PAID,
+        S.REVIEW_PENDING,
+        S.CLOSED,
+    }
+)
+
+
+@dataclass
+class World:
+    """One job and the callers around it; ``headers[party]`` authenticates as that party."""
+
+    job_id: int
+    ids: dict[str, int]
+    headers: dict[str, dict[str, str]]
+    absent: frozenset[str] = field(default_factory=frozenset)
+
+    def exists(self, party: str) -> bool:
+        """False for the assigned worker of a job that has none (that worker is a bystander)."""
+        return party not in self.absent
+
+
+def _token(session: Session, **owner: int) -> dict[str, str]:
+    token = "gc_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=hash_token(token), **owner))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card_visa") -> World:
+    """A job in ``status`` as the lifecycle would leave it, and one caller of each kind.
+
+    The holder's opportunity is pending only while the job is ``accepted`` (matching); in
+    later states it has lapsed, as it would have when another worker took the job. A job
+    before ``worker_assigned`` has no assigned worker, so that party does not exist.
+    """
+    now = utcnow()
+    owner = f.consumer(session, payment_method=payment_method)
+    other = f.consumer(session)
+    assigned, holder = f.worker(session), f.worker(session)
+    unrelated = f.worker(session, skills=("gardening",))
+    values: dict[str, object] = {}
+    if status == S.OFFERED:
+        values = {"offer_expires_at": now + dt.timedelta(hours=1)}
+    if status == S.ACCEPTED:
+        values = {"match_round": 1}
+    if status in ASSIGNED_STATES:
+        values = {"worker_id": assigned.id, "match_round": 1}
+    if status == S.REVIEW_PENDING:
+        values["review_deadline"] = now + dt.timedelta(days=7)
+    job = f.job(session, owner, status=status, event_seq=1, **values)
+    if status in (S.ACCEPTED, *ASSIGNED_STATES):
+        session.add(
+            Opportunity(
+                job_id=job.id,
+                worker_id=holder.id,
+                round=1,
+                distance_km=1.0,
+                status=OpportunityStatus.PENDING
+                if status == S.ACCEPTED
+                else OpportunityStatus.EXPIRED,
+                expires_at=now + dt.timedelta(minutes=15),
+            )
+        )
+    if status == S.PAYMENT_FAILED:
+        _failed_payment(session, job)
+    ids = {
+        "owner": owner.id,
+        "other": other.id,
+        "assigned": assigned.id,
+        "holder": holder.id,
+        "unrelated": unrelated.id,
+    }
+    headers = {
+        "none": {},
+        "bad": {"Authorization": "Bearer gc_" + secrets.token_urlsafe(32)},
+        "owner": _token(session, consumer_id=owner.id),
+        "other": _token(session, consumer_id=other.id),
+        "assigned": _token(session, worker_id=assigned.id),
+        "holder": _token(session, worker_id=holder.id),
+        "unrelated": _token(session, worker_id=unrelated.id),
+        "operator": {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    }
+    session.flush()
+    absent = frozenset() if status in ASSIGNED_STATES else frozenset({"assigned"})
+    return World(job_id=job.id, ids=ids, headers=headers, absent=absent)
+
+
+def _failed_payment(session: Session, job: Job) -> None:
+    assert job.price_cents is not None and job.fee_cents is not None
+    assert job.subtotal_cents is not None
+    payment = Payment(
+        job_id=job.id,
+        idempotency_key=f"job-{job.id}",
+        status=PaymentStatus.FAILED,
+        amount_cents=job.price_cents,
+        fee_cents=job.fee_cents,
+        worker_earnings_cents=job.subtotal_cents,
+    )
+    session.add(payment)
+    session.flush()
+    session.add(
+        PaymentAttempt(
+            payment_id=payment.id,
+            job_id=job.id,
+            number=1,
+            outcome=AttemptOutcome.DECLINED,
+            detail="pm_card_chargeDeclined: card declined",
+        )
+    )
+
+
+def snapshot(session: Session, job_id: int) -> tuple[object, ...]:
+    """The job's status and history length, and the number of rows in every table."""
+    job = session.execute(
+        sa.select(Job.status, Job.event_seq, Job.worker_id).where(Job.id == job_id)
+    ).one()
+    counts = tuple(
+        session.scalar(sa.select(sa.func.count()).select_from(table))
+        for table in Base.metadata.sorted_tables
+        if table.name not in KEEP_TABLES
+    )
+    return (*job, *counts)
