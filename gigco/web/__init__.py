@@ -7,8 +7,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, abort, has_request_context, request
+from flask import Flask, Response, abort, has_request_context, request, send_from_directory
 from flask_smorest import abort as abort_with
+from swagger_ui_bundle import swagger_ui_path
 
 from gigco import logs
 from gigco.config import ConfigError, Settings, load_settings
@@ -48,6 +49,11 @@ BLUEPRINTS = (
 )
 
 
+def _swagger_ui_asset(filename: str) -> Response:
+    """A file of Swagger UI's distribution (JS, CSS), for /docs."""
+    return send_from_directory(swagger_ui_path, filename, max_age=86400)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """The GigCo API for ``settings`` (from the environment when None)."""
     if settings is None:
@@ -71,7 +77,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="v1/openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI's assets are served from the swagger-ui-bundle package: /docs works
+        # offline and loads nothing from a CDN.
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "info": {"description": "GigCo: post jobs, match workers, pay, review."},
@@ -84,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     register_error_handlers(app)
+    app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     app.before_request(_check_body)
     app.teardown_appcontext(close_session)
     ops.init_app(app, settings)  # the operators' console under /ops

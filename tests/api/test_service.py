@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,6 +138,12 @@ def test_swagger_ui_is_served_at_docs(api: Api) -> None:
     page = r.get_data(as_text=True)
     assert "swagger-ui" in page.lower()
     assert "/v1/openapi.json" in page
+    # Its scripts come from this server (swagger-ui-bundle), not from a CDN.
+    scripts = re.findall(r'src="([^"]+)"', page)
+    assert scripts and all(src.startswith("/docs/assets/") for src in scripts)
+    for src in scripts:
+        asset = api.client.get(src)
+        assert asset.status_code == 200 and len(asset.data) > 1000
 
 
 def test_categories_are_the_six_seeded_with_their_hourly_rates(api: Api) -> None:

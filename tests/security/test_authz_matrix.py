@@ -128,6 +128,7 @@ KNOWN_DEVIATIONS: dict[tuple[str, str], int] = {}
 # Routes that do not take a bearer token, and why they are not rows of MATRIX.
 NOT_BEARER = {
     ("GET", "/docs"): "Swagger UI: public, documents the API",
+    ("GET", "/docs/assets/<path:filename>"): "Swagger UI's JS and CSS: public",
     ("GET", "/v1/openapi.json"): "the public description of the API",
     ("GET", "/static/<path:filename>"): "Flask's static files: public",
     ("GET", "/metrics"): "Prometheus scrape: unauthenticated, keep it off the public network",
