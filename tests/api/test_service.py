@@ -142,8 +142,8 @@ def test_swagger_ui_is_served_at_docs(api: Api) -> None:
     scripts = re.findall(r'src="([^"]+)"', page)
     assert scripts and all(src.startswith("/docs/assets/") for src in scripts)
     for src in scripts:
-        asset = api.client.get(src)
-        assert asset.status_code == 200 and len(asset.data) > 1000
+        with api.client.get(src) as asset:
+            assert asset.status_code == 200 and len(asset.data) > 1000
 
 
 def test_categories_are_the_six_seeded_with_their_hourly_rates(api: Api) -> None:
