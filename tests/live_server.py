@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+from importlib.metadata import version
 import sys
 import urllib.error
 import urllib.request
@@ -37,6 +38,13 @@ def healthy(base_url: str) -> bool:
 
 
 @contextmanager
+# gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every
+# gunicorn of the user: concurrent test servers would fight over it.
+NO_CONTROL_SOCKET = (
+    ["--no-control-socket"] if int(version("gunicorn").split(".")[0]) >= 27 else []
+)
+
+
 def live_server(
     env: dict[str, str], log: Path, *, workers: int = 2, timeout: float = 30.0
 ) -> Iterator[str]:
@@ -60,6 +68,7 @@ def live_server(
                 "5",
                 "--access-logfile",
                 "-",
+                *NO_CONTROL_SOCKET,
                 "gigco.web:create_app()",
             ],
             env={**os.environ, **env},

@@ -142,4 +142,6 @@ def record_event(
 
 def lock_job(session: Session, job_id: int) -> Job | None:
     """Re-read job ``job_id`` under a row lock (PostgreSQL), or None if it is gone."""
-    return session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    # OF jobs: the job is loaded joined to its category, and a bare FOR UPDATE would lock
+    # the category's row as well, serialising every step and every new job of a category.
+    return session.get(Job, job_id, with_for_update={"of": Job}, populate_existing=True)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from flask import current_app, g
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.history import Due
 from gigco.tasks.dispatch import send_after_commit
+
+log = logging.getLogger(__name__)
 
 
 def session() -> Session:
@@ -28,5 +32,12 @@ def commit(dues: Iterable[Due] = ()) -> None:
 def close_session(_exc: BaseException | None = None) -> None:
     """Roll back anything uncommitted and return the connection to the pool."""
     s = g.pop("db_session", None)
-    if s is not None:
+    if s is None:
+        return
+    try:
         s.close()
+    except DBAPIError as error:
+        # The database went away after the request's last statement (a restart, a killed
+        # backend): the answer is already made, so it must not become a bare 500 here.
+        # SQLAlchemy has invalidated the broken connection; the pool opens a new one.
+        log.warning("could not roll back the request's transaction: %s", error.orig)

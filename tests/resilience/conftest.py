@@ -1,0 +1,122 @@
+"""A private PostgreSQL cluster and redis-server for the run, a fresh topology per test."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gigco.db import make_engine
+from tests.resilience.services import (
+    PrivatePostgres,
+    PrivateRedis,
+    cannot_run_postgres,
+    postgres_bindir,
+)
+from tests.resilience.stack import Stack
+from tests.resilience.topology import ADMIN_TOKEN, TIMERS, Topology
+
+MEASUREMENTS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """This run's own PostgreSQL cluster (stopped and restarted by tests, never the shared one)."""
+    reason = cannot_run_postgres()
+    if reason is not None:
+        pytest.skip(reason)
+    bindir = postgres_bindir()
+    assert bindir is not None
+    pg = PrivatePostgres(bindir)
+    try:
+        pg.init()
+        pg.start()
+        pg.migrated_template()
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture(scope="session")
+def private_redis() -> Iterator[PrivateRedis]:
+    """This run's own redis-server (flushed by tests, never the shared one)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not found on PATH")
+    server = PrivateRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Remember each phase's outcome on the item, so a failing test can dump its logs."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def stack(
+    private_postgres: PrivatePostgres,
+    private_redis: PrivateRedis,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    """gunicorn, one Celery worker and one beat on a fresh database and an empty broker DB."""
+    name = re.sub(r"\W", "_", request.node.name)[:40] + f"_{uuid.uuid4().hex[:6]}"
+    url = private_postgres.url_for_create(name)
+    private_redis.client().flushdb()
+    env = {
+        "GIGCO_DATABASE_URL": url,
+        "GIGCO_BROKER_URL": private_redis.url(),
+        "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GIGCO_LOG_LEVEL": "WARNING",
+        **TIMERS,
+    }
+    topology = Topology(env=env, logs=tmp_path)
+    engine = make_engine(url, pool_size=2, max_overflow=2)
+    stack: Stack | None = None
+    try:
+        topology.start_api()
+        topology.start_worker()
+        topology.start_beat()
+        topology.wait_worker_ready()
+        stack = Stack(private_postgres, private_redis, topology, engine)
+        yield stack
+    finally:
+        for fleet in stack.fleets if stack else ():
+            fleet.stop(check=False)
+        topology.stop()
+        engine.dispose()
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            for log in sorted(tmp_path.glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-40:]
+                print(f"--- {log.name} (last {len(tail)} lines) ---", *tail, sep="\n")
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a measured number for the end-of-run summary (and the test's own output)."""
+
+    def add(line: str) -> None:
+        entry = f"{request.node.name}: {line}"
+        print(entry)
+        MEASUREMENTS.append(entry)
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the resilience scenarios measured."""
+    if MEASUREMENTS:
+        terminalreporter.section("resilience measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
