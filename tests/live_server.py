@@ -8,12 +8,12 @@ import os
 import signal
 import socket
 import subprocess
-from importlib.metadata import version
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -37,14 +37,12 @@ def healthy(base_url: str) -> bool:
         return False
 
 
-@contextmanager
 # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every
 # gunicorn of the user: concurrent test servers would fight over it.
-NO_CONTROL_SOCKET = (
-    ["--no-control-socket"] if int(version("gunicorn").split(".")[0]) >= 27 else []
-)
+NO_CONTROL_SOCKET = ["--no-control-socket"] if int(version("gunicorn").split(".")[0]) >= 27 else []
 
 
+@contextmanager
 def live_server(
     env: dict[str, str], log: Path, *, workers: int = 2, timeout: float = 30.0
 ) -> Iterator[str]:
