@@ -157,6 +157,10 @@ async def inbox(
         elif role == "consumer" and kind == "closure":
             done.add(job)
 
+    # Ids are taken when a row is written, not when it commits: a notification with a lower
+    # id can become visible after a higher one. So the cursor trails by a few seconds and
+    # notifications are de-duplicated by id.
+    seen: set[int] = set()
     while len(done) < total:
         notes, page = [], 1
         while True:  # newest first: page until the page is short
@@ -172,12 +176,16 @@ async def inbox(
             if len(r.json()) < 100:
                 break
             page += 1
-        for note in sorted(notes, key=lambda n: n["id"]):
-            after = max(after, note["id"])
+        fresh = [n for n in notes if n["id"] not in seen]
+        settled = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+        for note in sorted(fresh, key=lambda n: n["id"]):
+            seen.add(note["id"])
             task = asyncio.create_task(answer(note["job_id"], note["kind"]))
             answering.add(task)
             task.add_done_callback(answering.discard)
-        if not notes:
+        old = [n["id"] for n in notes if dt.datetime.fromisoformat(n["created_at"]) < settled]
+        after = max([after, *old])
+        if not fresh:
             await asyncio.sleep(poll)
     await asyncio.gather(*answering)
 
@@ -433,6 +441,7 @@ def profile(topo: Topology, out: Path) -> list[subprocess.Popen[bytes]]:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the topology on `timeout`
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--probe", type=int, default=20, help="jobs run one at a time")

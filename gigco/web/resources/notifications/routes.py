@@ -21,7 +21,12 @@ class NotificationQuerySchema(StrictSchema):
 
     after_id = fields.Integer(
         validate=validate.Range(0, 2**63 - 1),
-        metadata={"description": "Only notifications with a larger id (for polling)"},
+        metadata={
+            "description": "Only notifications with a larger id, for polling. Ids are taken "
+            "when a notification is written, not when it commits, so one with a lower id can "
+            "appear a moment after a higher one: poll from an id a few seconds old and "
+            "de-duplicate by id."
+        },
     )
 
 
