@@ -15,6 +15,9 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import re
+import shutil
+import subprocess
 import time
 from typing import Any
 
@@ -123,6 +126,54 @@ async def run(base_url: str, url: str, rates: list[float], seconds: float) -> di
     return {"read": reads, "signal": signals}
 
 
+def wrk_reads(base_url: str, seconds: float) -> list[dict[str, Any]]:
+    """Closed-loop reads with wrk (C, so the client costs little) at 4, 16 and 64 connections."""
+    if not shutil.which("wrk"):
+        return []
+    r = httpx.post(f"{base_url}/v1/consumers", json={"name": "W", "email": "w@bench.io"})
+    token = r.json()["token"]
+    body = {
+        "title": "Read me",
+        "category": "plumbing",
+        "location": {"lat": 52.5, "lng": 13.4},
+        "scheduled_start": (utcnow() + dt.timedelta(days=3)).isoformat(),
+        "estimated_hours": 2,
+    }
+    job = httpx.post(f"{base_url}/v1/jobs", json=body, headers=bearer(token)).json()
+    out = []
+    for connections in (4, 16, 64):
+        text = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds:g}s",
+                "--latency",
+                "-H",
+                f"Authorization: Bearer {token}",
+                f"{base_url}/v1/jobs/{job['id']}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        found = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.M))
+        rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+        out.append(
+            {
+                "connections": connections,
+                "per_s": float(rate.group(1)) if rate else None,
+                "p50": found.get("50"),
+                "p99": found.get("99"),
+            }
+        )
+        print(json.dumps({"wrk_read": out[-1]}), flush=True)
+    return out
+
+
 def knee(rows: list[dict[str, Any]], limit_ms: float = 100) -> float | None:
     """The lowest rate at which p99 exceeded ``limit_ms``."""
     return next((r["rate"] for r in rows if r["p99_ms"] > limit_ms), None)
@@ -136,7 +187,8 @@ def main() -> None:
     a = ap.parse_args()
     rates = [float(r) for r in a.rates.split(",")]
     with production(database="gigco_bench_api", web_workers=a.web_workers) as topo:
-        result = asyncio.run(run(topo.base_url, topo.env["GIGCO_DATABASE_URL"], rates, a.seconds))
+        result = {"wrk_read": wrk_reads(topo.base_url, a.seconds)}
+        result |= asyncio.run(run(topo.base_url, topo.env["GIGCO_DATABASE_URL"], rates, a.seconds))
     result["p99_over_100ms_from"] = {"read": knee(result["read"]), "signal": knee(result["signal"])}
     print(json.dumps(result, indent=1))
 
