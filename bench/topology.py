@@ -132,6 +132,8 @@ def production(
     logs: Path | None = None,
 ) -> Iterator[Topology]:
     """gunicorn + one Celery worker + one beat on a fresh database and an empty Redis DB."""
+    # `timeout` and Ctrl-C must not leave a worker behind on the shared broker database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     url = fresh_database(database)
     redis.Redis.from_url(REDIS_URL).flushdb()
     logs = logs or Path("/tmp/gigco-bench") / time.strftime("%Y%m%dT%H%M%S")
