@@ -9,7 +9,9 @@ from flask import current_app, g
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from gigco.db import utcnow
 from gigco.lifecycle.history import Due
+from gigco.lifecycle.steps import StepContext
 from gigco.tasks.dispatch import send_after_commit
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,11 @@ def session() -> Session:
     if "db_session" not in g:
         g.db_session = current_app.extensions["gigco_sessions"]()
     return g.db_session
+
+
+def step_context() -> StepContext:
+    """The context a request's lifecycle calls run in: the app's settings, now."""
+    return StepContext(settings=current_app.config["GIGCO"], now=utcnow())
 
 
 def commit(dues: Iterable[Due] = ()) -> None:

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.history import Due
 from gigco.lifecycle.states import Step
@@ -257,9 +256,3 @@ def test_a_step_finds_the_job_moved_on_and_does_nothing(
     job = reread(session, job)
     assert (job.status, job.event_seq) == before
     assert history(session, job.id) == []
-
-
-def test_a_late_step_is_harmless(session: Session, at) -> None:  # type: ignore[no-untyped-def]
-    job = f.job(session)
-    run_step(session, Step.PRICE, job.id, at(utcnow()))
-    assert reread(session, job).status == S.PRICED

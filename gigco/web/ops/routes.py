@@ -35,9 +35,8 @@ from gigco.db import utcnow
 from gigco.lifecycle import signals
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.errors import DomainError
-from gigco.lifecycle.steps import StepContext
 from gigco.models import JobStatus, Role
-from gigco.web.db import commit
+from gigco.web.db import commit, step_context
 from gigco.web.db import session as db_session
 from gigco.web.ops import queries
 
@@ -264,8 +263,7 @@ def job(job_id: int) -> str:
 @blp.post("/jobs/<int:job_id>/payment/retry")
 def retry_payment(job_id: int) -> Response:
     """payment_failed → completed, as ``POST /v1/jobs/<id>/payment/retry`` does."""
-    ctx = StepContext(settings=_settings(), now=utcnow())
-    _job, dues = signals.retry_payment(db_session(), job_id, OPERATOR, ctx)
+    _job, dues = signals.retry_payment(db_session(), job_id, OPERATOR, step_context())
     commit(dues)
     log.info("ops payment retry", extra={"job_id": job_id})
     flash(f"Payment retry started for job {job_id}: attempts start again.")

@@ -7,18 +7,15 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from gigco.db import utcnow
 from gigco.lifecycle import signals
 from gigco.lifecycle.access import visible_job
-from gigco.lifecycle.steps import StepContext
 from gigco.models import Review
 from gigco.web.auth import BEARER, current_principal, login_required
-from gigco.web.db import commit, session
+from gigco.web.db import commit, session, step_context
 from gigco.web.schemas import StrictSchema, errors
 
 blp = Blueprint("reviews", __name__, url_prefix="/v1/jobs", description="Reviews")
@@ -52,8 +49,9 @@ class ReviewViews(MethodView):
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, data: dict[str, Any], job_id: int) -> Review:
         """Review the job (its consumer or assigned worker, once each, in review_pending)."""
-        ctx = StepContext(settings=current_app.config["GIGCO"], now=utcnow())
-        review, dues = signals.submit_review(session(), job_id, current_principal(), ctx, **data)
+        review, dues = signals.submit_review(
+            session(), job_id, current_principal(), step_context(), **data
+        )
         commit(dues)
         return review
 

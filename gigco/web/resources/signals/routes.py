@@ -8,13 +8,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gigco.db import utcnow
 from gigco.lifecycle import signals
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.steps import StepContext
 from gigco.models import Job
 from gigco.web.auth import BEARER, current_principal, login_required
-from gigco.web.db import commit, session
+from gigco.web.db import commit, session, step_context
 from gigco.web.schemas import JobSchema, errors
 
 blp = Blueprint(
@@ -29,10 +28,7 @@ Signal = Callable[[Session, int, Principal, StepContext], signals.Outcome]
 
 def run_signal(signal: Signal, job_id: int) -> Job:
     """Apply ``signal`` as the caller, commit, then send whatever step became due."""
-    from flask import current_app
-
-    ctx = StepContext(settings=current_app.config["GIGCO"], now=utcnow())
-    job, dues = signal(session(), job_id, current_principal(), ctx)
+    job, dues = signal(session(), job_id, current_principal(), step_context())
     commit(dues)
     return job
 
