@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import sys
 import time
 from typing import Any
 
@@ -115,25 +114,7 @@ def main() -> None:
             killed = utcnow()
             os.killpg(topo.procs["worker"].pid, signal.SIGKILL)
             time.sleep(a.down)
-            topo.start(
-                "worker",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "gigco.tasks",
-                    "worker",
-                    "--loglevel",
-                    "WARNING",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "--pool",
-                    "prefork",
-                    "--concurrency",
-                    "2",
-                ],
-            )
+            topo.restart("worker")
             window = (killed, utcnow())
         last_due = max(due for _, due in plan.values())
         bound = int(TIMERS["GIGCO_SWEEP_INTERVAL_SECONDS"]) + int(

@@ -54,9 +54,11 @@ class Topology:
     base_url: str
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     def start(self, name: str, argv: list[str]) -> None:
         """Start ``argv`` in its own process group, logging to ``logs/name.log``."""
+        self.commands[name] = argv
         with (self.logs / f"{name}.log").open("ab") as out:
             self.procs[name] = subprocess.Popen(
                 argv,
@@ -65,6 +67,10 @@ class Topology:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again with the command it was first started with."""
+        self.start(name, self.commands[name])
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds used so far by each process tree, PostgreSQL, Redis and the box."""
