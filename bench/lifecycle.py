@@ -3,11 +3,13 @@
     .venv/bin/python -m bench.lifecycle [--n 500] [--probe 20] [--parties 10]
 
 N jobs are posted at once and driven to ``closed``. Each party (consumer or worker) polls
-its own notifications inbox (``after_id``) like an app would and answers each one the
-moment it arrives: the consumer accepts the offer, the worker accepts the opportunity,
-starts and completes when scheduled, both review when asked. Then a probe drives one job
-at a time, each signal sent the moment the job allows it. Finally the bare Celery chain
-from ../shared/peers/celery_floor runs on the same machine for the ratio.
+its own notification feed (``/v1/notifications/feed?after=<cursor>``) every ``--poll``
+seconds like an app would and answers each notification the moment it arrives: the
+consumer accepts the offer, the worker accepts the opportunity, starts and completes when
+scheduled, both review when asked. Then a probe drives one job at a time, each signal sent
+the moment the job allows it. Then the bare Celery chain from ../shared/peers/celery_floor
+runs on the same machine for the ratio, and with ``--temporal`` the peers' Temporal design
+with its gated driving.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import signal
+import os
 import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,18 +101,22 @@ class Calls:
     """HTTP latencies per call kind, in milliseconds."""
 
     ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    codes: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    repeats: int = 0  # notifications the feed handed out twice (must stay 0)
 
     async def __call__(self, client: Http, kind: str, method: str, url: str, **kw: Any) -> Answer:
         t0 = time.perf_counter()
         r = await client.request(method, url, **kw)
         self.ms[kind].append((time.perf_counter() - t0) * 1000)
+        self.codes[kind][r.status_code] += 1
         if r.status_code >= 500:
             raise RuntimeError(f"{method} {url} -> {r.status_code} {r.text}")
         return r
 
     def table(self) -> dict[str, str]:
         return {
-            k: f"n={len(v)} p50={pct(v, 50):.1f} p99={pct(v, 99):.1f}"
+            k: f"n={len(v)} p50={pct(v, 50):.1f} p99={pct(v, 99):.1f} "
+            + " ".join(f"{code}:{n}" for code, n in sorted(self.codes[k].items()))
             for k, v in sorted(self.ms.items())
         }
 
@@ -193,36 +199,29 @@ async def inbox(
         elif role == "consumer" and kind == "closure":
             done.add(job)
 
-    # Ids are taken when a row is written, not when it commits: a notification with a lower
-    # id can become visible after a higher one. So the cursor trails by a few seconds and
-    # notifications are de-duplicated by id.
+    # The feed never skips nor repeats a notification: read from the last cursor seen.
+    # A repeat would be a bug, so it is counted, not hidden.
     seen: set[int] = set()
+    after = "0-0"
     while len(done) < total:
-        notes, page = [], 1
-        while True:  # newest first: page until the page is short
-            r = await calls(
-                client,
-                "GET notifications",
-                "GET",
-                "/v1/notifications",
-                params={"after_id": after, "page_size": 100, "page": page},
-                headers=headers,
-            )
-            notes += r.json()
-            if len(r.json()) < 100:
-                break
-            page += 1
-        fresh = [n for n in notes if n["id"] not in seen]
-        settled = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
-        for note in sorted(fresh, key=lambda n: n["id"]):
+        r = await calls(
+            client,
+            "GET notifications/feed",
+            "GET",
+            "/v1/notifications/feed",
+            params={"after": after, "limit": 500},
+            headers=headers,
+        )
+        for note in r.json():
+            if note["id"] in seen:
+                calls.repeats += 1
+                continue
             seen.add(note["id"])
+            after = note["cursor"]
             task = asyncio.create_task(answer(note["job_id"], note["kind"]))
             answering.add(task)
             task.add_done_callback(answering.discard)
-        old = [n["id"] for n in notes if dt.datetime.fromisoformat(n["created_at"]) < settled]
-        after = max([after, *old])
-        if not fresh:
-            await asyncio.sleep(poll)
+        await asyncio.sleep(poll)  # a fixed cadence, as the Temporal driver polls its query
     await asyncio.gather(*answering)
 
 
@@ -251,14 +250,17 @@ async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dic
                 assert r.status_code == 201, r.text
 
         async def watchdog() -> None:
+            def signals() -> int:
+                return sum(len(v) for k, v in calls.ms.items() if k.startswith("POST"))
+
             last, since = -1, time.monotonic()
             while len(done) < n:
                 await asyncio.sleep(1)
-                if len(done) != last:
-                    last, since = len(done), time.monotonic()
+                if (len(done), signals()) != last:
+                    last, since = (len(done), signals()), time.monotonic()
                 elif time.monotonic() - since > 60:
                     raise RuntimeError(
-                        f"no job closed for 60 s; {len(done)}/{n} closed; "
+                        f"no signal sent and no job closed for 60 s; {len(done)}/{n} closed; "
                         f"see the database {topo.env['GIGCO_DATABASE_URL']}"
                     )
 
@@ -272,6 +274,7 @@ async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dic
         "lifecycles_per_s": round(n / wall, 1),
         "lifecycle_ms": {"p50": round(pct(lifecycle, 50)), "p99": round(pct(lifecycle, 99))},
         "http_ms": calls.table(),
+        "feed_repeats": calls.repeats,
         "step_ms": steps,
         "cpu_cores": cpu_delta(cpu0, cpu1, wall),
     }
@@ -449,30 +452,27 @@ def celery_floor(n: int) -> dict[str, Any] | None:
         worker.wait(timeout=30)
 
 
-def profile(topo: Topology, out: Path) -> list[subprocess.Popen[bytes]]:
-    """py-spy record (collapsed stacks) of the API and worker process trees."""
-    out.mkdir(parents=True, exist_ok=True)
-    return [
-        subprocess.Popen(
-            [
-                "py-spy",
-                "record",
-                "--subprocesses",
-                "--nonblocking",
-                "--format",
-                "raw",
-                "--rate",
-                "200",
-                "-p",
-                str(topo.procs[name].pid),
-                "-o",
-                str(out / f"{name}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name in ("api", "worker")
-    ]
+def temporal(n: int) -> dict[str, Any] | None:
+    """The original Temporal design from ../shared/peers, same machine, same run.
+
+    Its gated driving (each signal sent once a ``state`` query every 100 ms says the
+    workflow waits for it) on the dev server's SQLite file store: the "same driving".
+    """
+    run = PEERS / "run.sh"
+    if not run.exists():
+        return None
+    results = Path("/tmp/gigco-bench/peers") / time.strftime("%Y%m%dT%H%M%S")
+    env = {
+        **os.environ,
+        "STORES": "file",
+        "MODES": "gated",
+        "SKIP_CELERY": "1",
+        "PGBENCH_SECS": "0",
+        "RESULTS": str(results),
+    }
+    subprocess.run(["bash", str(run), str(n)], env=env, check=True, stdout=subprocess.DEVNULL)
+    (jsonl,) = results.glob("*.jsonl")
+    return json.loads(jsonl.read_text().splitlines()[-1])
 
 
 def main() -> None:
@@ -480,21 +480,23 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--probe", type=int, default=20, help="jobs run one at a time")
     ap.add_argument("--parties", type=int, default=10, help="consumers and workers each")
-    ap.add_argument("--poll", type=float, default=0.05, help="inbox poll interval, seconds")
+    ap.add_argument("--poll", type=float, default=0.1, help="inbox poll interval, seconds")
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--worker-args", default="--pool prefork --concurrency 2")
     ap.add_argument("--skip-floor", action="store_true")
+    ap.add_argument(
+        "--temporal", action="store_true", help="also run the Temporal peer (gated, file store)"
+    )
     ap.add_argument("--profile", metavar="DIR", help="py-spy the API and worker into DIR")
     a = ap.parse_args()
     report: dict[str, Any] = {"args": vars(a)}
     with production(
-        timers=LONG, web_workers=a.web_workers, worker_args=tuple(a.worker_args.split())
+        timers=LONG,
+        web_workers=a.web_workers,
+        worker_args=tuple(a.worker_args.split()),
+        profile=Path(a.profile) if a.profile else None,
     ) as topo:
-        spies = profile(topo, Path(a.profile)) if a.profile else []
         report["throughput"] = asyncio.run(throughput(topo, a.n, a.parties, a.poll))
-        for spy in spies:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=60)
         print(json.dumps(report["throughput"], indent=1), flush=True)
     if a.probe:
         with production(
@@ -512,6 +514,16 @@ def main() -> None:
                 json.dumps(
                     {"celery_floor_per_s": floor["per_s"], "ratio": report["ratio_to_floor"]}
                 ),
+                flush=True,
+            )
+    if a.temporal:
+        peer = temporal(a.n)
+        report["temporal"] = peer
+        if peer:
+            ratio = report["throughput"]["lifecycles_per_s"] / peer["per_s"]
+            report["ratio_to_temporal"] = round(ratio, 2)
+            print(
+                json.dumps({"temporal_per_s": peer["per_s"], "ratio": report["ratio_to_temporal"]}),
                 flush=True,
             )
     out = Path("/tmp/gigco-bench/lifecycle-last.json")

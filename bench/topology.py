@@ -55,10 +55,21 @@ class Topology:
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
+    profile: Path | None = None  # py-spy the API and the worker into this folder
 
     def start(self, name: str, argv: list[str]) -> None:
-        """Start ``argv`` in its own process group, logging to ``logs/name.log``."""
+        """Start ``argv`` in its own process group, logging to ``logs/name.log``.
+
+        With ``profile`` set, the API and the worker run under ``py-spy record`` (it can
+        only sample processes it starts here), which writes ``profile/name.txt`` on exit.
+        """
         self.commands[name] = argv
+        if self.profile and name in ("api", "worker"):
+            self.profile.mkdir(parents=True, exist_ok=True)
+            spy = str(Path(sys.executable).with_name("py-spy"))
+            out = str(self.profile / f"{name}.txt")
+            argv = [spy, "record", "--subprocesses", "--nonblocking", "--rate", "50"]
+            argv += ["--format", "raw", "-o", out, "--", *self.commands[name]]
         with (self.logs / f"{name}.log").open("ab") as out:
             self.procs[name] = subprocess.Popen(
                 argv,
@@ -95,8 +106,12 @@ class Topology:
     def stop(self) -> None:
         """SIGTERM each leader (a warm shutdown), SIGKILL its group if it lingers past 15 s."""
         for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                if self.profile and psutil.Process(proc.pid).name() == "py-spy":
+                    for child in psutil.Process(proc.pid).children():
+                        child.send_signal(signal.SIGTERM)  # py-spy writes when they exit
+                else:
+                    proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=15)
@@ -136,6 +151,7 @@ def production(
     worker_args: tuple[str, ...] = ("--pool", "prefork", "--concurrency", "2"),
     database: str = "gigco_bench",
     logs: Path | None = None,
+    profile: Path | None = None,
 ) -> Iterator[Topology]:
     """gunicorn + one Celery worker + one beat on a fresh database and an empty Redis DB."""
     # `timeout` and Ctrl-C must not leave a worker behind on the shared broker database.
@@ -155,7 +171,7 @@ def production(
         "GIGCO_STUCK_STEP_GRACE_SECONDS": "10",
         **(timers or {}),
     }
-    topo = Topology(env=env, base_url=f"http://127.0.0.1:{port}", logs=logs)
+    topo = Topology(env=env, base_url=f"http://127.0.0.1:{port}", logs=logs, profile=profile)
     py = sys.executable
     try:
         topo.start(

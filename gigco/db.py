@@ -83,7 +83,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 10}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pool_pre_ping: it costs a round trip on every checkout. A connection the server
+    # dropped (a restart) fails its first statement instead; SQLAlchemy then invalidates the
+    # whole pool, the request answers 503 with Retry-After and a task retries with backoff.
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("connect_args", {"connect_timeout": 5})

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gigco.db import Base
-from gigco.models.columns import JSONType, created_at, enum_column
+from gigco.models.columns import JSONType, created_at, current_tx, enum_column
 from gigco.models.enums import Role
 
 
@@ -47,11 +47,17 @@ class Notification(Base):
     message: Mapped[str] = mapped_column(sa.String(500))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[dt.datetime] = created_at()
+    # The writing transaction, for the feed: a reader that only takes rows below the
+    # oldest running transaction (settled_tx) and orders by (tx, id) never skips a row
+    # whose transaction commits later, which an id cursor alone would.
+    tx: Mapped[int] = mapped_column(sa.BigInteger, default=current_tx(), server_default="0")
 
     __table_args__ = (
         sa.CheckConstraint(
             "(consumer_id IS NULL) <> (worker_id IS NULL)", name="exactly_one_recipient"
         ),
+        sa.Index("ix_notifications_consumer_id_tx_id", "consumer_id", "tx", "id"),
+        sa.Index("ix_notifications_worker_id_tx_id", "worker_id", "tx", "id"),
         sa.Index("ix_notifications_consumer_id_id", "consumer_id", "id"),
         sa.Index("ix_notifications_worker_id_id", "worker_id", "id"),
         sa.Index("ix_notifications_job_id", "job_id"),

@@ -9,9 +9,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gigco import metrics
 from gigco.db import utcnow
+from gigco.lifecycle.history import Due
 from gigco.lifecycle.states import DEADLINE_STEPS, Step
 from gigco.lifecycle.steps import StepContext, run_step
-from gigco.tasks.dispatch import send_after_commit
+from gigco.tasks.dispatch import send, send_after_commit, task_name
 from gigco.tasks.runtime import runtime
 
 log = logging.getLogger("gigco.tasks")
@@ -35,7 +36,38 @@ class LifecycleTask(Task):  # type: ignore[misc]
     max_retries = 8
 
     def run_step(self, step: Step, job_id: int) -> int:
-        """Run one lifecycle step on ``job_id``; returns how many follow-ups were due."""
+        """Run one lifecycle step on ``job_id``, then the steps it makes due at once.
+
+        Each step is its own transaction. A follow-up due now (price → offer, payment →
+        review requests) runs here, after the commit, instead of a broker round trip away;
+        the commit already recorded it in ``step_due_at``, so if this process dies first the
+        sweeper re-kicks it. A follow-up that fails here is sent as its own task, with that
+        task's retries. Returns how many steps were made due.
+        """
+        made_due = 0
+        now = self._run_one(step, job_id)
+        for _ in range(self.inline_follow_ups):
+            if not now:
+                break
+            due = now.pop(0)
+            try:
+                now += self._run_one(due.step, due.job_id)
+            except Exception:
+                log.warning(
+                    "follow-up step failed in this task; sending it as its own task",
+                    exc_info=True,
+                    extra={"job_id": due.job_id, "task": task_name(due)},
+                )
+                send([due])
+            made_due += 1
+        if now:
+            send(now)
+        return made_due + len(now)
+
+    inline_follow_ups = 4
+
+    def _run_one(self, step: Step, job_id: int) -> list[Due]:
+        """One step in one transaction; sends its later dues after commit, returns the others."""
         rt = runtime()
         ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
         timed = step in DEADLINE_STEPS  # only these can fire a deadline worth timing
@@ -43,9 +75,9 @@ class LifecycleTask(Task):  # type: ignore[misc]
             timer = metrics.due_timer(session, job_id, ctx.now) if timed else None
             dues = run_step(session, step, job_id, ctx)
             fired = timed and metrics.timer_fired(session, job_id, timer)
-            send_after_commit(session, dues)
+            send_after_commit(session, [d for d in dues if d.at is not None])
         if fired and timer is not None:
             late = (ctx.now - timer).total_seconds()
             metrics.TIMER_LATENESS.labels(step=step.value).observe(late)
-        log.info("step done", extra={"job_id": job_id, "task": self.name, "due": len(dues)})
-        return len(dues)
+        log.info("step done", extra={"job_id": job_id, "task": step.value, "due": len(dues)})
+        return [d for d in dues if d.at is None]

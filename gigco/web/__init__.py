@@ -16,6 +16,7 @@ from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
 from gigco.web import metrics, ops
+from gigco.web.auth import PrincipalCache
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
 from gigco.web.resources.accounts.routes import blp as accounts_blp
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         },
     )
     app.extensions["gigco_sessions"] = session_factory(engine_for(settings.database_url))
+    app.extensions["gigco_principals"] = PrincipalCache()
     configure_celery(settings)
     api = GigcoApi(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})
     app.extensions["gigco_api"] = api

@@ -1,9 +1,13 @@
-"""The caller's notifications: their own only, newest first, paginated."""
+"""The caller's notifications: their own only, newest first in pages, or as a feed."""
 
 from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco.lifecycle.notify import notify_consumer
 from tests.api.helpers import assert_error
 from tests.support import Api, wait_for
 
@@ -55,3 +59,50 @@ def test_a_worker_is_told_of_an_opportunity(api: Api) -> None:
 def test_the_operator_has_no_notifications(api: Api) -> None:
     error = assert_error(api.client.get("/v1/notifications", headers=api.admin), 403)
     assert "consumer or worker" in error["message"]
+
+
+def test_the_feed_reads_from_a_cursor_oldest_first_without_repeats(api: Api) -> None:
+    consumer = api.consumer()
+    h = consumer["headers"]
+    ids = []
+    for title in ("Sink", "Bath", "Boiler"):
+        ids.append(api.post_job(consumer, title=title)["id"])
+        api.wait_status(ids[-1], "offered")
+
+    first = api.client.get("/v1/notifications/feed?limit=2", headers=h)
+    assert first.status_code == 200, first.json
+    assert [n["job_id"] for n in first.json] == ids[:2]
+    rest = api.client.get(f"/v1/notifications/feed?after={first.json[-1]['cursor']}", headers=h)
+    assert [n["job_id"] for n in rest.json] == ids[2:]
+    end = api.client.get(f"/v1/notifications/feed?after={rest.json[-1]['cursor']}", headers=h)
+    assert end.status_code == 200 and end.json == []
+    listed = api.client.get("/v1/notifications", headers=h).json
+    assert [n["cursor"] for n in reversed(listed)] == [n["cursor"] for n in first.json + rest.json]
+    assert api.client.get("/v1/notifications/feed", headers=api.consumer()["headers"]).json == []
+    assert_error(api.client.get("/v1/notifications/feed?limit=501", headers=h), 422, "limit")
+
+
+def test_the_feed_holds_back_a_later_notification_until_an_earlier_transaction_ends(
+    api: Api, engine: sa.Engine
+) -> None:
+    consumer = api.consumer()
+    h, factory = consumer["headers"], sessionmaker(engine)
+
+    def note(session: Session, text: str) -> None:
+        notify_consumer(session, consumer["id"], "test", text)
+        session.flush()
+
+    with factory() as slow:
+        note(slow, "written first, committed last")  # a lower id, its transaction still open
+        with factory.begin() as fast:
+            note(fast, "written second, committed first")
+        # An id cursor would hand out the second one now and then never the first.
+        assert api.client.get("/v1/notifications/feed", headers=h).json == []
+        slow.commit()
+    feed = api.client.get("/v1/notifications/feed", headers=h).json
+    assert {n["message"] for n in feed} == {
+        "written first, committed last",
+        "written second, committed first",
+    }
+    after = api.client.get(f"/v1/notifications/feed?after={feed[-1]['cursor']}", headers=h)
+    assert after.json == []

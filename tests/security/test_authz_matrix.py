@@ -75,6 +75,7 @@ MATRIX = [
     row("PATCH", "/v1/workers/me",            S.ACCEPTED,        "401 401 403 403 -   200 200 403"),
     row("GET",   "/v1/workers/{worker_id}",   S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("GET",   "/v1/notifications",         S.ACCEPTED,        "401 401 200 200 -   200 200 403"),
+    row("GET",   "/v1/notifications/feed",    S.ACCEPTED,        "401 401 200 200 -   200 200 403"),
     row("GET",   "/v1/opportunities",         S.ACCEPTED,        "401 401 403 403 -   200 200 403"),
     row("POST",  "/v1/jobs",                  S.ACCEPTED,        "401 401 201 201 -   403 403 403"),
     # Lists answer 200 to everyone signed in; what they contain is checked against the

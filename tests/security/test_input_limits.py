@@ -319,9 +319,12 @@ def test_a_page_past_the_end_is_empty_however_far(
         assert "page" not in paging and "next_page" not in paging  # past the last page
 
 
-def test_after_id_past_bigint_is_refused_by_name(client: FlaskClient, world: World) -> None:
-    r = client.get(f"/v1/notifications?after_id={2**70}", headers=world.headers["owner"])
-    assert_error(r, 422, "after_id")
+@pytest.mark.parametrize("after", [f"0-{2**63}", f"{2**70}-1", "1", "1-", "-1-2", "a-b", "1-2-3"])
+def test_a_feed_cursor_that_is_not_one_is_refused_by_name(
+    client: FlaskClient, world: World, after: str
+) -> None:
+    r = client.get(f"/v1/notifications/feed?after={after}", headers=world.headers["owner"])
+    assert_error(r, 422, "after")
 
 
 JOB_ROUTES = [

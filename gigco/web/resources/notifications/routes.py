@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
@@ -9,25 +12,37 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from gigco.models import Notification, Role
+from gigco.models.columns import settled_tx
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.db import session
 from gigco.web.pagination import SqlPage
 from gigco.web.schemas import StrictSchema, errors
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
 
 
-class NotificationQuerySchema(StrictSchema):
-    """Inbox polling: only notifications newer than ``after_id``."""
+BIGINT = 2**63 - 1
+CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
 
-    after_id = fields.Integer(
-        validate=validate.Range(0, 2**63 - 1),
-        metadata={
-            "description": "Only notifications with a larger id, for polling. Ids are taken "
-            "when a notification is written, not when it commits, so one with a lower id can "
-            "appear a moment after a higher one: poll from an id a few seconds old and "
-            "de-duplicate by id."
-        },
+
+class Cursor(fields.String):
+    """A feed position, ``<tx>-<id>``, as a notification's ``cursor`` gives it."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> tuple[int, int]:
+        match = CURSOR.fullmatch(super()._deserialize(value, attr, data, **kw))
+        if match is None or max(int(match[1]), int(match[2])) > BIGINT:
+            raise ma.ValidationError("Not a cursor: pass a notification's 'cursor', or 0-0.")
+        return int(match[1]), int(match[2])
+
+
+class FeedQuerySchema(StrictSchema):
+    """Where to read the feed from, and how much."""
+
+    after = Cursor(
+        load_default=(0, 0),
+        metadata={"description": "The last cursor you have seen; 0-0 (the default) is the start."},
     )
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 
 class NotificationSchema(ma.Schema):
@@ -39,21 +54,53 @@ class NotificationSchema(ma.Schema):
     job_id = fields.Integer(allow_none=True)
     data = fields.Dict()
     created_at = fields.AwareDateTime()
+    cursor = fields.Function(
+        lambda n: f"{n.tx}-{n.id}",
+        metadata={"description": "Pass it as the feed's ``after`` to read what came after."},
+    )
+
+
+def _mine() -> sa.ColumnElement[bool]:
+    who = current_principal()
+    column = Notification.consumer_id if who.role == Role.CONSUMER else Notification.worker_id
+    return column == who.id
 
 
 @blp.route("/notifications")
 class NotificationViews(MethodView):
     @login_required(Role.CONSUMER, Role.WORKER)
     @blp.doc(security=BEARER)
-    @blp.arguments(NotificationQuerySchema, location="query")
     @blp.response(200, NotificationSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 403, 422)
-    def get(self, query: dict[str, int]) -> sa.Select:
-        """My notifications, newest first; ``after_id`` returns only newer ones."""
-        who = current_principal()
-        column = Notification.consumer_id if who.role == Role.CONSUMER else Notification.worker_id
-        stmt = sa.select(Notification).where(column == who.id)
-        if "after_id" in query:
-            stmt = stmt.where(Notification.id > query["after_id"])
-        return stmt.order_by(Notification.id.desc())
+    def get(self) -> sa.Select:
+        """My notifications, newest first. To poll for new ones, read the feed."""
+        return sa.select(Notification).where(_mine()).order_by(Notification.id.desc())
+
+
+@blp.route("/notifications/feed")
+class FeedViews(MethodView):
+    @login_required(Role.CONSUMER, Role.WORKER)
+    @blp.doc(security=BEARER)
+    @blp.arguments(FeedQuerySchema, location="query")
+    @blp.response(200, NotificationSchema(many=True))
+    @errors(blp, 401, 403, 422)
+    def get(self, query: dict[str, Any]) -> list[Notification]:
+        """My notifications after a cursor, oldest first: poll with the last ``cursor`` seen.
+
+        A notification appears here only once every transaction that could still write one
+        before it has ended, so reading from the last cursor never skips one and never
+        repeats one. An empty answer means nothing new: keep the same cursor.
+        """
+        tx, id_ = query["after"]
+        stmt = (
+            sa.select(Notification)
+            .where(
+                _mine(),
+                sa.tuple_(Notification.tx, Notification.id) > sa.tuple_(tx, id_),
+                Notification.tx < settled_tx(),
+            )
+            .order_by(Notification.tx, Notification.id)
+            .limit(query["limit"])
+        )
+        return list(session().scalars(stmt))
