@@ -480,7 +480,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--probe", type=int, default=20, help="jobs run one at a time")
     ap.add_argument("--parties", type=int, default=10, help="consumers and workers each")
-    ap.add_argument("--poll", type=float, default=0.1, help="inbox poll interval, seconds")
+    ap.add_argument("--poll", type=float, default=0.25, help="feed poll interval, seconds")
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--worker-args", default="--pool prefork --concurrency 2")
     ap.add_argument("--skip-floor", action="store_true")

@@ -79,5 +79,8 @@ class LifecycleTask(Task):  # type: ignore[misc]
         if fired and timer is not None:
             late = (ctx.now - timer).total_seconds()
             metrics.TIMER_LATENESS.labels(step=step.value).observe(late)
-        log.info("step done", extra={"job_id": job_id, "task": step.value, "due": len(dues)})
+        log.info(
+            "step done",
+            extra={"job_id": job_id, "task": task_name(Due(step, job_id)), "due": len(dues)},
+        )
         return [d for d in dues if d.at is None]

@@ -81,7 +81,8 @@ def stack(
         **TIMERS,
     }
     topology = Topology(env=env, logs=tmp_path)
-    engine = make_engine(url, pool_size=2, max_overflow=2)
+    # The test's own reads survive the restarts it causes (the service's engines do not ping).
+    engine = make_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
     stack: Stack | None = None
     try:
         topology.start_api()
