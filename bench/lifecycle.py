@@ -481,7 +481,8 @@ def main() -> None:
     ap.add_argument("--probe", type=int, default=20, help="jobs run one at a time")
     ap.add_argument("--parties", type=int, default=10, help="consumers and workers each")
     ap.add_argument("--poll", type=float, default=0.25, help="feed poll interval, seconds")
-    ap.add_argument("--web-workers", type=int, default=2)
+    ap.add_argument("--web-workers", type=int, default=4)
+    ap.add_argument("--web-threads", type=int, default=4)
     ap.add_argument("--worker-args", default="--pool prefork --concurrency 2")
     ap.add_argument("--skip-floor", action="store_true")
     ap.add_argument(
@@ -493,6 +494,7 @@ def main() -> None:
     with production(
         timers=LONG,
         web_workers=a.web_workers,
+        web_threads=a.web_threads,
         worker_args=tuple(a.worker_args.split()),
         profile=Path(a.profile) if a.profile else None,
     ) as topo:
@@ -500,7 +502,10 @@ def main() -> None:
         print(json.dumps(report["throughput"], indent=1), flush=True)
     if a.probe:
         with production(
-            timers=LONG, web_workers=a.web_workers, worker_args=tuple(a.worker_args.split())
+            timers=LONG,
+            web_workers=a.web_workers,
+            web_threads=a.web_threads,
+            worker_args=tuple(a.worker_args.split()),
         ) as topo:
             report["probe"] = asyncio.run(probe(topo, a.probe))
             print(json.dumps(report["probe"], indent=1), flush=True)

@@ -146,8 +146,8 @@ def cpu_delta(a: dict[str, float], b: dict[str, float], wall: float) -> dict[str
 def production(
     *,
     timers: dict[str, str] | None = None,
-    web_workers: int = 2,
-    web_threads: int = 8,
+    web_workers: int = 4,
+    web_threads: int = 4,
     worker_args: tuple[str, ...] = ("--pool", "prefork", "--concurrency", "2"),
     database: str = "gigco_bench",
     logs: Path | None = None,

@@ -161,7 +161,13 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
     if not taken:
         raise Conflict("This opportunity is no longer open.", current_status=S.ACCEPTED.value)
     # Lock the worker so that two overlapping jobs cannot both be taken at once.
-    session.execute(sa.update(Worker).where(Worker.id == who.id).values(updated_at=ctx.now))
+    worker_name = session.execute(
+        sa.update(Worker)
+        .where(Worker.id == who.id)
+        .values(updated_at=ctx.now)
+        .returning(Worker.name)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
     other = sa.orm.aliased(Job)
     clash = session.scalar(
         sa.select(other.id)
@@ -178,7 +184,6 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         raise Conflict(
             f"You already have job {clash} at that time.", current_status=S.ACCEPTED.value
         )
-    worker_name = session.scalar(sa.select(Worker.name).where(Worker.id == who.id))
     notify_consumer(
         session,
         job.consumer_id,
@@ -240,6 +245,7 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
         now=ctx.now,
         values={"payment_attempts": 0, "next_payment_at": ctx.now, "step_due_at": ctx.now},
     )
+    session.flush()  # the event first: the parties' shared rows are locked last, briefly
     session.execute(
         sa.update(Worker)
         .where(Worker.id == job.worker_id)
@@ -312,14 +318,6 @@ def submit_review(
         created_at=ctx.now,
     )
     session.add(review)
-    session.execute(
-        sa.update(subject_model)
-        .where(subject_model.id == subject_id)
-        .values(
-            rating_sum=subject_model.rating_sum + rating,
-            rating_count=subject_model.rating_count + 1,
-        )
-    )
     record_event(
         session,
         job_id,
@@ -330,7 +328,19 @@ def submit_review(
     )
     session.flush()
     count = session.scalar(sa.select(sa.func.count()).where(Review.job_id == job_id)) or 0
+    dues = []
     if count >= 2:
         locked.step_due_at = ctx.now
-        return review, [Due(Step.CLOSE, job_id)]
-    return review, []
+        session.flush()
+        dues = [Due(Step.CLOSE, job_id)]
+    # Last, just before the commit: a busy party's row is shared by all their jobs, so its
+    # lock is held for as short a time as possible.
+    session.execute(
+        sa.update(subject_model)
+        .where(subject_model.id == subject_id)
+        .values(
+            rating_sum=subject_model.rating_sum + rating,
+            rating_count=subject_model.rating_count + 1,
+        )
+    )
+    return review, dues
