@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gigco.config import Settings
 from gigco.db import utcnow
+from gigco.lifecycle.history import lock_job
 from gigco.models import Job, JobEvent, JobStatus
 
 # A deadline should fire within a second; after a broker loss, within a sweep plus grace.
@@ -47,21 +48,26 @@ SWEEP_DURATION = Histogram(
 def due_timer(session: Session, job_id: int, now: dt.datetime) -> dt.datetime | None:
     """The job's deadline if it is due at ``now``, row-locked; None when nothing is due.
 
-    The lock (taken anyway by the step that fires the timer) makes a duplicate delivery of
-    the same timer wait, then see the deadline already moved, so it is counted once.
+    The lock (the step that fires the timer takes the same one, without a second round
+    trip) makes a duplicate delivery of the same timer wait, then see the deadline already
+    moved, so it is counted once.
     """
-    return session.scalar(
-        sa.select(Job.timer_at)
-        .where(Job.id == job_id, Job.timer_at.is_not(None), Job.timer_at <= now)
-        .with_for_update()
-    )
+    job = lock_job(session, job_id)
+    if job is None or job.timer_at is None or job.timer_at > now:
+        return None
+    return job.timer_at
 
 
 def timer_fired(session: Session, job_id: int, due: dt.datetime | None) -> bool:
-    """True when the step just run consumed deadline ``due`` (the job's timer moved on)."""
+    """True when the step just run consumed deadline ``due`` (the job's timer moved on).
+
+    The job is still locked and loaded, and every change to it goes through the session,
+    so the loaded row is current.
+    """
     if due is None:
         return False
-    return session.scalar(sa.select(Job.timer_at).where(Job.id == job_id)) != due
+    job = session.get(Job, job_id)
+    return job is not None and job.timer_at != due
 
 
 # --- what the database knows, at scrape time --------------------------------------------

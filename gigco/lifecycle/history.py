@@ -140,8 +140,27 @@ def record_event(
     return event
 
 
+_LOCKED = "gigco_locked_jobs"
+
+
 def lock_job(session: Session, job_id: int) -> Job | None:
-    """Re-read job ``job_id`` under a row lock (PostgreSQL), or None if it is gone."""
+    """Re-read job ``job_id`` under a row lock (PostgreSQL), or None if it is gone.
+
+    Once per transaction: while the lock is held nobody else can change the row, so a
+    second call returns the loaded job without another round trip.
+    """
+    owner, locked = session.info.get(_LOCKED, (None, set()))
+    if owner is not None and owner is session.get_transaction() and job_id in locked:
+        known = session.get(Job, job_id)
+        if known is not None:
+            return known
     # OF jobs: the job is loaded joined to its category, and a bare FOR UPDATE would lock
     # the category's row as well, serialising every step and every new job of a category.
-    return session.get(Job, job_id, with_for_update={"of": Job}, populate_existing=True)
+    job = session.get(Job, job_id, with_for_update={"of": Job}, populate_existing=True)
+    if job is not None:
+        transaction = session.get_transaction()
+        if owner is not transaction:
+            locked = set()
+        locked.add(job_id)
+        session.info[_LOCKED] = (transaction, locked)
+    return job

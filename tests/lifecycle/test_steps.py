@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.lifecycle.gateway import SimulatedGateway
-from gigco.lifecycle.history import Due
+from gigco.lifecycle.history import Due, lock_job
 from gigco.lifecycle.states import Step
 from gigco.lifecycle.steps import StepContext, run_step
 from gigco.models import (
@@ -256,3 +256,31 @@ def test_a_step_finds_the_job_moved_on_and_does_nothing(
     job = reread(session, job)
     assert (job.status, job.event_seq) == before
     assert history(session, job.id) == []
+
+
+def test_a_job_is_locked_once_per_transaction_and_read_again_in_the_next(
+    session: Session, isolated_sessions: sessionmaker[Session]
+) -> None:
+    job = f.job(session)
+    session.flush()
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    with isolated_sessions() as s:
+        sa.event.listen(s.connection(), "before_cursor_execute", record)
+        first = lock_job(s, job.id)
+        assert lock_job(s, job.id) is first
+        assert sum("FOR UPDATE" in q for q in seen) == 1
+        s.commit()
+        # Another transaction may have changed the row in between: it is read and locked again.
+        s.execute(
+            sa.update(Job)
+            .where(Job.id == job.id)
+            .values(title="Changed elsewhere")
+            .execution_options(synchronize_session=False)  # the loaded job is now stale
+        )
+        again = lock_job(s, job.id)
+        assert again is not None and again.title == "Changed elsewhere"
+        assert sum("FOR UPDATE" in q for q in seen) == 2
