@@ -452,11 +452,12 @@ def celery_floor(n: int) -> dict[str, Any] | None:
         worker.wait(timeout=30)
 
 
-def temporal(n: int) -> dict[str, Any] | None:
+def temporal(n: int, probe_n: int) -> dict[str, Any] | None:
     """The original Temporal design from ../shared/peers, same machine, same run.
 
     Its gated driving (each signal sent once a ``state`` query every 100 ms says the
-    workflow waits for it) on the dev server's SQLite file store: the "same driving".
+    workflow waits for it) on the dev server's SQLite file store: the "same driving"; and
+    its probe, one lifecycle at a time polled every 20 ms.
     """
     run = PEERS / "run.sh"
     if not run.exists():
@@ -465,14 +466,16 @@ def temporal(n: int) -> dict[str, Any] | None:
     env = {
         **os.environ,
         "STORES": "file",
-        "MODES": "gated",
+        "MODES": "gated probe" if probe_n else "gated",
+        "PROBE_N": str(probe_n),
         "SKIP_CELERY": "1",
         "PGBENCH_SECS": "0",
         "RESULTS": str(results),
     }
     subprocess.run(["bash", str(run), str(n)], env=env, check=True, stdout=subprocess.DEVNULL)
     (jsonl,) = results.glob("*.jsonl")
-    return json.loads(jsonl.read_text().splitlines()[-1])
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    return {row["label"]: row for row in rows}
 
 
 def main() -> None:
@@ -522,15 +525,17 @@ def main() -> None:
                 flush=True,
             )
     if a.temporal:
-        peer = temporal(a.n)
+        peer = temporal(a.n, a.probe)
         report["temporal"] = peer
         if peer:
-            ratio = report["throughput"]["lifecycles_per_s"] / peer["per_s"]
+            gated = peer["temporal_file"]
+            ratio = report["throughput"]["lifecycles_per_s"] / gated["per_s"]
             report["ratio_to_temporal"] = round(ratio, 2)
-            print(
-                json.dumps({"temporal_per_s": peer["per_s"], "ratio": report["ratio_to_temporal"]}),
-                flush=True,
-            )
+            summary = {"temporal_per_s": gated["per_s"], "ratio": report["ratio_to_temporal"]}
+            if "temporal_file_probe" in peer:
+                one = peer["temporal_file_probe"]
+                summary["temporal_probe_ms"] = [one["lifecycle_p50_ms"], one["lifecycle_p99_ms"]]
+            print(json.dumps(summary), flush=True)
     out = Path("/tmp/gigco-bench/lifecycle-last.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
