@@ -93,8 +93,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 @cache
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process."""
+def engine_for(url: str, *, autocommit: bool = False) -> Engine:
+    """One engine per URL per process; ``autocommit`` ones run each statement on its own.
+
+    An autocommit engine is for reads that need no transaction: it saves the BEGIN and the
+    ROLLBACK round trips around them.
+    """
+    if autocommit:
+        return make_engine(url, isolation_level="AUTOCOMMIT")
     return make_engine(url)
 
 

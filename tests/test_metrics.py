@@ -82,6 +82,7 @@ def test_metrics_count_overdue_jobs(
     app: Flask, isolated_sessions: sessionmaker[Session], session: Session, settings: Settings
 ) -> None:
     app.extensions["gigco_sessions"] = isolated_sessions
+    app.extensions["gigco_read_sessions"] = isolated_sessions
     now = dt.datetime.now(dt.UTC)
     add_jobs(session, 2, JobStatus.SCHEDULED, timer_at=now - dt.timedelta(minutes=5))
     grace = dt.timedelta(seconds=settings.stuck_step_grace_seconds)

@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         },
     )
     app.extensions["gigco_sessions"] = session_factory(engine_for(settings.database_url))
+    app.extensions["gigco_read_sessions"] = session_factory(
+        engine_for(settings.database_url, autocommit=True)
+    )
     app.extensions["gigco_principals"] = PrincipalCache()
     configure_celery(settings)
     api = GigcoApi(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})

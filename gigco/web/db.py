@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -17,10 +17,19 @@ from gigco.tasks.dispatch import send_after_commit
 log = logging.getLogger(__name__)
 
 
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def session() -> Session:
-    """This request's session."""
+    """This request's session.
+
+    A GET (or HEAD, OPTIONS) changes nothing, so it reads without a transaction: each
+    statement on its own, no BEGIN and no ROLLBACK round trips around it.
+    """
     if "db_session" not in g:
-        g.db_session = current_app.extensions["gigco_sessions"]()
+        read_only = has_request_context() and request.method in READ_ONLY_METHODS
+        factory = "gigco_read_sessions" if read_only else "gigco_sessions"
+        g.db_session = current_app.extensions[factory]()
     return g.db_session
 
 

@@ -98,6 +98,7 @@ def ops(app: Flask) -> Ops:
 def isolated_app(app: Flask, isolated_sessions: sessionmaker[Session]) -> Flask:
     """The app reading and writing inside the test's rolled-back transaction (no worker sees)."""
     app.extensions["gigco_sessions"] = isolated_sessions
+    app.extensions["gigco_read_sessions"] = isolated_sessions
     return app
 
 

@@ -11,4 +11,5 @@ from sqlalchemy.orm import Session, sessionmaker
 def isolated_app(app: Flask, isolated_sessions: sessionmaker[Session]) -> Flask:
     """The app reading and writing inside the test's transaction: no worker ever sees it."""
     app.extensions["gigco_sessions"] = isolated_sessions
+    app.extensions["gigco_read_sessions"] = isolated_sessions
     return app

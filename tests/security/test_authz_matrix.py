@@ -350,6 +350,7 @@ def debug_log(
     )
     app = create_app(settings.replace(log_level="DEBUG"))  # the handler both log through
     app.extensions["gigco_sessions"] = isolated_sessions
+    app.extensions["gigco_read_sessions"] = isolated_sessions
     (handler,) = [h for h in logging.getLogger().handlers if h.get_name() == logs.HANDLER_NAME]
     assert isinstance(handler, logging.StreamHandler)
     out = io.StringIO()
