@@ -83,9 +83,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 10}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # No pool_pre_ping: it costs a round trip on every checkout. A connection the server
-    # dropped (a restart) fails its first statement instead; SQLAlchemy then invalidates the
-    # whole pool, the request answers 503 with Retry-After and a task retries with backoff.
+    # pool_pre_ping costs a round trip per checkout, and is kept: without it a connection
+    # the server dropped while idle (a restart, a killed backend) fails the next request
+    # with a 503 instead of being replaced (tests/resilience/test_postgres_restart.py).
+    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("connect_args", {"connect_timeout": 5})

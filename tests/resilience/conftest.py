@@ -81,8 +81,7 @@ def stack(
         **TIMERS,
     }
     topology = Topology(env=env, logs=tmp_path)
-    # The test's own reads survive the restarts it causes (the service's engines do not ping).
-    engine = make_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+    engine = make_engine(url, pool_size=2, max_overflow=2)
     stack: Stack | None = None
     try:
         topology.start_api()
