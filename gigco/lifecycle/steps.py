@@ -57,6 +57,8 @@ Dues = list[Due]
 def price_job(session: Session, job_id: int, ctx: StepContext) -> Dues:
     """draft → priced: subtotal = rate × hours, fee = 10 %."""
     job = session.get(Job, job_id, populate_existing=True)
+    if job is not None and job.status == S.PRICED and job.step_due_at is not None:
+        return [Due(Step.SEND_OFFER, job_id)]  # a repeat: the offer is still to be sent
     if job is None or job.status != S.DRAFT:
         return []
     price = price_for(job.category.hourly_rate_cents, job.estimated_hours)
@@ -310,6 +312,8 @@ def process_payment(session: Session, job_id: int, ctx: StepContext) -> Dues:
     if ctx.gateway is None:
         raise ValueError("process_payment needs a payment gateway")
     job = lock_job(session, job_id)
+    if job is not None and job.status == S.PAID and job.step_due_at is not None:
+        return [Due(Step.REQUEST_REVIEWS, job_id)]  # a repeat: reviews are still to be asked
     if job is None or job.status != S.COMPLETED:
         return []
     if job.next_payment_at is not None and job.next_payment_at > ctx.now:

@@ -57,7 +57,9 @@ def test_price_then_offer_and_each_again_changes_nothing(session: Session, at) -
     job = f.job(session, hours=1.75)
     ctx = at(T0)
     assert run_step(session, Step.PRICE, job.id, ctx) == [Due(Step.SEND_OFFER, job.id)]
-    assert run_step(session, Step.PRICE, job.id, ctx) == []
+    # A repeat (a redelivery after a crash before the offer went out) prices nothing again
+    # but names the offer as still due, so it goes out now rather than after the sweep.
+    assert run_step(session, Step.PRICE, job.id, ctx) == [Due(Step.SEND_OFFER, job.id)]
     offer = run_step(session, Step.SEND_OFFER, job.id, ctx)
     deadline = T0 + dt.timedelta(seconds=ctx.settings.offer_ttl_seconds)
     assert offer == [Due(Step.EXPIRE_OFFER, job.id, deadline)]
@@ -204,10 +206,13 @@ def test_flaky_card_is_charged_once_on_the_third_attempt(session: Session, at) -
         (due,) = run_step(session, Step.PAY, job.id, at(now))
         now = due.at
     assert run_step(session, Step.PAY, job.id, at(now)) == [Due(Step.REQUEST_REVIEWS, job.id)]
-    assert run_step(session, Step.PAY, job.id, at(now)) == []
+    # A repeat charges nothing but names the review requests as still due.
+    assert run_step(session, Step.PAY, job.id, at(now)) == [Due(Step.REQUEST_REVIEWS, job.id)]
     assert reread(session, job).status == S.PAID
     charge = session.get(SimulatedCharge, f"job-{job.id}")
     assert charge is not None and charge.tries == 3 and charge.charge_id
+    run_step(session, Step.REQUEST_REVIEWS, job.id, at(now))
+    assert run_step(session, Step.PAY, job.id, at(now)) == []  # nothing is pending any more
 
 
 def test_gateway_replays_a_succeeded_key_without_moving_money(
