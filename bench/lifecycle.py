@@ -165,8 +165,8 @@ async def inbox(
     total: int,
     poll: float,
 ) -> None:
-    """Poll one party's notifications and answer each at once, as an app would."""
-    headers, after = bearer(party["token"]), 0
+    """Poll one party's notification feed and answer each at once, as an app would."""
+    headers = bearer(party["token"])
     answering: set[asyncio.Task[None]] = set()
 
     async def answer(job: int, kind: str) -> None:
