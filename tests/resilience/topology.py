@@ -81,13 +81,13 @@ class Topology:
         return process
 
     def start_api(self, name: str = "api", timeout: float = 60) -> None:
-        """gunicorn as in the README (sync workers), on this topology's port; wait for healthz."""
+        """gunicorn as in the README (threaded workers), on this port; wait for healthz."""
         process = self._spawn(
             name,
             [
                 sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{self.port}", "-w", "3",
-                "--graceful-timeout", "5", "--access-logfile", "-", *_NO_CONTROL_SOCKET,
-                "gigco.web:create_app()",
+                "--threads", "4", "--graceful-timeout", "5", "--access-logfile", "-",
+                *_NO_CONTROL_SOCKET, "gigco.web:create_app()",
             ],
         )  # fmt: skip
         wait_for(
