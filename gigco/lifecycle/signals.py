@@ -245,7 +245,8 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
         now=ctx.now,
         values={"payment_attempts": 0, "next_payment_at": ctx.now, "step_due_at": ctx.now},
     )
-    session.flush()  # the event first: the parties' shared rows are locked last, briefly
+    # The parties' rows are shared by all their jobs: locked last (after autoflush writes the
+    # event), so each lock is held only until the commit.
     session.execute(
         sa.update(Worker)
         .where(Worker.id == job.worker_id)
@@ -331,10 +332,9 @@ def submit_review(
     dues = []
     if count >= 2:
         locked.step_due_at = ctx.now
-        session.flush()
         dues = [Due(Step.CLOSE, job_id)]
-    # Last, just before the commit: a busy party's row is shared by all their jobs, so its
-    # lock is held for as short a time as possible.
+    # Last, just before the commit (autoflush writes the review and event first): a party's
+    # row is shared by all their jobs, so its lock is held only until the commit.
     session.execute(
         sa.update(subject_model)
         .where(subject_model.id == subject_id)
