@@ -34,6 +34,7 @@ class LifecycleTask(Task):  # type: ignore[misc]
     retry_backoff_max = 30
     retry_jitter = True
     max_retries = 8
+    inline_follow_ups = 4  # due-now steps run in this task after it; any more are sent
 
     def run_step(self, step: Step, job_id: int) -> int:
         """Run one lifecycle step on ``job_id``, then the steps it makes due at once.
@@ -63,8 +64,6 @@ class LifecycleTask(Task):  # type: ignore[misc]
         if now:
             send(now)
         return made_due + len(now)
-
-    inline_follow_ups = 4
 
     def _run_one(self, step: Step, job_id: int) -> list[Due]:
         """One step in one transaction; sends its later dues after commit, returns the others."""
