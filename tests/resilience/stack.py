@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -37,6 +41,27 @@ class Stack:
         messages = self.redis.client().lrange("celery", 0, -1)
         tasks = [json.loads(m).get("headers", {}).get("task", "") for m in messages]
         return sum(1 for task in tasks if task.startswith("gigco.lifecycle."))
+
+    @contextlib.contextmanager
+    def worker_frozen_with_steps_waiting(self, fleet: Fleet) -> Iterator[None]:
+        """Freeze the worker (as a long GC pause or a saturated host would), post the fleet's
+        held-back jobs and wait until their steps wait in Redis; the worker resumes on exit.
+
+        Freezing is needed because the worker prefetches whatever reaches the queue within
+        milliseconds.
+        """
+        worker = self.topology.procs["worker"]
+        os.killpg(worker.pid, signal.SIGSTOP)
+        try:
+            fleet.start()
+            wait_for(
+                lambda: self.waiting_steps() >= HELD_BACK,
+                timeout=30,
+                what="steps waiting in Redis",
+            )
+            yield
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
 
     def fleet_mid_flight(self) -> tuple[Fleet, dict[str, int]]:
         """24 jobs, the first 20 driven until they are spread over the lifecycle.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-import os
 import re
 import signal
 import time
@@ -13,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.resilience.invariants import violations
-from tests.resilience.stack import HELD_BACK, Stack
+from tests.resilience.stack import Stack
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -47,18 +46,8 @@ def test_two_beats_at_once_double_no_effect(stack: Stack, report: Callable[[str]
     fleet, at_fault = stack.fleet_mid_flight()
     # Give both beats' sweeps lost steps to share out: freeze the worker, post the last jobs,
     # destroy their waiting messages, and let the sweeps (twice as many as usual) re-kick.
-    worker = stack.topology.procs["worker"]
-    os.killpg(worker.pid, signal.SIGSTOP)
-    try:
-        fleet.start()
-        wait_for(
-            lambda: stack.waiting_steps() >= HELD_BACK,
-            timeout=30,
-            what="steps waiting in Redis",
-        )
+    with stack.worker_frozen_with_steps_waiting(fleet):
         stack.redis.client().flushdb()
-    finally:
-        os.killpg(worker.pid, signal.SIGCONT)
     # Both beats stay up until the whole fleet has gone all the way through.
     closed_at = fleet.wait_all_closed(timeout=120)
     stack.topology.kill("beat-2", signal.SIGTERM)
