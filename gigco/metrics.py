@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gigco.config import Settings
 from gigco.db import utcnow
-from gigco.lifecycle.history import lock_job
+from gigco.lifecycle.transitions import lock_job
 from gigco.models import Job, JobEvent, JobStatus
 
 # A deadline should fire within a second; after a broker loss, within a sweep plus grace.

@@ -9,9 +9,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gigco import metrics
 from gigco.db import utcnow
-from gigco.lifecycle.history import Due
-from gigco.lifecycle.states import DEADLINE_STEPS, Step
-from gigco.lifecycle.steps import StepContext, run_step
+from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.schedule import DEADLINE_STEPS, Step
+from gigco.lifecycle.steps import run_step
+from gigco.lifecycle.transitions import Due
 from gigco.tasks.dispatch import send, send_after_commit, task_name
 from gigco.tasks.runtime import runtime
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from gigco.db import enqueue_after_commit, utcnow
-from gigco.lifecycle.history import Due
+from gigco.lifecycle.transitions import Due
 from gigco.tasks.app import app
 from gigco.tasks.runtime import runtime
 

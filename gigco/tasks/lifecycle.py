@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gigco.lifecycle.states import Step
+from gigco.lifecycle.schedule import Step
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.db import utcnow
-from gigco.lifecycle.states import Step
+from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.models import Job, JobEvent, JobStatus
 from gigco.tasks import app as celery_app
