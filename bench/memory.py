@@ -22,7 +22,11 @@ import redis
 from bench.seed import JOB_COLUMNS, copy_rows, dsn, job_row, one_consumer_and_worker
 from bench.topology import REDIS_URL, production
 from gigco.db import utcnow
+from gigco.lifecycle.schedule import Step
 from gigco.tasks import app as celery_app
+from gigco.tasks.names import step_task_name
+
+PRICE_TASK = step_task_name(Step.PRICE)
 
 
 def rss_mb(pid: int) -> float:
@@ -57,7 +61,7 @@ def main() -> None:
         )
         celery_app.conf.broker_url = REDIS_URL
         for job_id in warm:
-            celery_app.send_task("gigco.lifecycle.price_job", args=[job_id])
+            celery_app.send_task(PRICE_TASK, args=[job_id])
         while offered(url) < len(warm):
             time.sleep(0.5)
         time.sleep(11)  # two sweeps on an idle system
@@ -75,7 +79,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with celery_app.producer_or_acquire() as producer:
             for job_id in ids:
-                celery_app.send_task("gigco.lifecycle.price_job", args=[job_id], producer=producer)
+                celery_app.send_task(PRICE_TASK, args=[job_id], producer=producer)
         peak_redis = broker.info("memory")["used_memory"] / 2**20
         while (done := offered(url)) < len(ids) + len(warm):
             time.sleep(1)

@@ -22,7 +22,7 @@ from gigco.config import Settings
 from gigco.models import Job, JobStatus
 from gigco.tasks import runtime as task_runtime
 from gigco.tasks.app import task_log_context
-from gigco.tasks.lifecycle import expire_offer
+from gigco.tasks.steps import expire_offer
 from tests.conftest import ADMIN_TOKEN, start_worker, stop_worker
 from tests.ops.conftest import add_jobs, closed_job
 from tests.support import Api, wait_for
@@ -133,7 +133,7 @@ def test_a_deadline_counts_once_in_timer_lateness_however_often_it_is_delivered(
     assert 2 <= late < 30
     first = lines.getvalue().splitlines()[0]
     assert 'msg="step done"' in first
-    assert f"task=gigco.lifecycle.expire_offer job_id={job.id}" in first
+    assert f"task=gigco.tasks.steps.expire_offer job_id={job.id}" in first
 
 
 def _free_port() -> int:
@@ -179,5 +179,5 @@ def test_worker_serves_its_own_metrics_and_logs_one_line_per_record(
     sweeps = [line for line in lines if "msg=sweep" in line]
     assert sweeps, lines[-20:]
     assert sweeps[0].startswith("ts=") and " level=INFO " in sweeps[0]
-    assert "task=gigco.sweeps.sweep" in sweeps[0] and "task_id=" in sweeps[0]
+    assert "task=gigco.tasks.sweeps.sweep" in sweeps[0] and "task_id=" in sweeps[0]
     assert any(f"worker metrics on http://127.0.0.1:{port}/metrics" in line for line in lines)

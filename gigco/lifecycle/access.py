@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.errors import Forbidden, NotFound
-from gigco.lifecycle.history import OPERATOR, consumer_actor, worker_actor
+from gigco.lifecycle.transitions import OPERATOR, consumer_actor, worker_actor
 from gigco.models import Job, Opportunity, OpportunityStatus, Role
 
 
@@ -27,11 +27,6 @@ class Principal:
         if self.role == Role.WORKER:
             return worker_actor(self.id or 0)
         return OPERATOR
-
-    @property
-    def is_operator(self) -> bool:
-        """True for the operator."""
-        return self.role == Role.OPERATOR
 
 
 def visible_jobs_filter(principal: Principal) -> sa.ColumnElement[bool]:

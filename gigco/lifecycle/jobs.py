@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.accounts import categories_named
 from gigco.lifecycle.errors import Conflict, Forbidden
-from gigco.lifecycle.history import Due
-from gigco.lifecycle.states import Step
+from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.transitions import Due, dues_of
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 
 
@@ -63,9 +63,9 @@ def create_job(
         scheduled_end=scheduled_start + dt.timedelta(hours=estimated_hours),
         estimated_hours=estimated_hours,
         event_seq=1,
-        step_due_at=now,
         created_at=now,
         updated_at=now,
+        **Next.now().columns(now),
     )
     session.add(job)
     session.flush()
@@ -82,7 +82,7 @@ def create_job(
         )
     )
     session.flush()
-    return job, [Due(Step.PRICE, job.id)]
+    return job, dues_of(job)
 
 
 def remember_response(

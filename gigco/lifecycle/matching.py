@@ -1,15 +1,23 @@
-"""Matching: which workers may take a job, and in what order they are asked."""
+"""Matching: which workers may take a job, in what order they are asked, and the step
+that asks them one at a time through opportunities."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.models import Job, JobStatus, Opportunity, Worker, worker_skills
+from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.transitions import SYSTEM, Due, lock_job, record_event, set_next, transition
+from gigco.models import Job, JobStatus, Opportunity, OpportunityStatus, Worker, worker_skills
 
+S = JobStatus
 EARTH_RADIUS_KM = 6371.0088
 BUSY = (JobStatus.WORKER_ASSIGNED, JobStatus.SCHEDULED, JobStatus.IN_PROGRESS)
 
@@ -36,11 +44,13 @@ class Candidate:
         return (int(unrated), -(self.rating or 0.0), self.distance_km, self.worker_id)
 
 
-def overlapping_busy_job(job: Job) -> sa.Exists:
-    """EXISTS another busy job of the outer worker that overlaps ``job``'s time window."""
+def overlapping_busy_jobs(
+    job: Job, worker_id: sa.ColumnElement[int] | int
+) -> sa.Select[tuple[int]]:
+    """The ids of the worker's other busy jobs whose time window overlaps ``job``'s."""
     other = sa.orm.aliased(Job)
-    return sa.exists().where(
-        other.worker_id == Worker.id,
+    return sa.select(other.id).where(
+        other.worker_id == worker_id,
         other.id != job.id,
         other.status.in_(BUSY),
         other.scheduled_start < job.scheduled_end,
@@ -63,7 +73,7 @@ def candidates(session: Session, job: Job) -> list[Candidate]:
         .where(
             worker_skills.c.category_id == job.category_id,
             Worker.available.is_(True),
-            ~overlapping_busy_job(job),
+            ~overlapping_busy_jobs(job, Worker.id).exists(),
             ~sa.exists().where(Opportunity.job_id == job.id, Opportunity.worker_id == Worker.id),
         )
     ).all()
@@ -74,3 +84,156 @@ def candidates(session: Session, job: Job) -> list[Candidate]:
             rating = rating_sum / rating_count if rating_count else None
             found.append(Candidate(worker_id, rating, distance))
     return sorted(found, key=Candidate.rank_key)
+
+
+# --- opportunities: each a compare-and-set from pending -----------------------------------
+
+
+def answer_pending(
+    session: Session,
+    status: OpportunityStatus,
+    now: dt.datetime,
+    where: Iterable[sa.ColumnElement[bool]],
+) -> list[int]:
+    """Move the pending opportunities matching ``where`` to ``status``; the workers they were
+    offered to, or none when another answer came first."""
+    return list(
+        session.scalars(
+            sa.update(Opportunity)
+            .where(Opportunity.status == OpportunityStatus.PENDING, *where)
+            .values(status=status, responded_at=now)
+            .returning(Opportunity.worker_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+
+
+def close_opportunity(
+    session: Session, opp: Opportunity, status: OpportunityStatus, *, actor: str, now: dt.datetime
+) -> bool:
+    """Close pending ``opp`` as ``status`` and record it in the job's history; False if it
+    was no longer pending."""
+    if not answer_pending(session, status, now, [Opportunity.id == opp.id]):
+        return False
+    record_event(
+        session,
+        opp.job_id,
+        f"opportunity_{status.value}",
+        actor=actor,
+        now=now,
+        data={"worker_id": opp.worker_id, "round": opp.round},
+    )
+    return True
+
+
+# --- the step ---------------------------------------------------------------------------
+
+
+def match_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
+    """Matching: expire a lapsed opportunity, start a round, offer the next worker."""
+    job = lock_job(session, job_id)
+    if job is None or job.status != S.ACCEPTED:
+        return []
+    pending = session.scalar(
+        sa.select(Opportunity).where(
+            Opportunity.job_id == job_id, Opportunity.status == OpportunityStatus.PENDING
+        )
+    )
+    if pending is not None:
+        if pending.expires_at > ctx.now:  # nothing to do until the opportunity expires
+            return set_next(job, Next.at(pending.expires_at), ctx.now)
+        close_opportunity(session, pending, OpportunityStatus.EXPIRED, actor=SYSTEM, now=ctx.now)
+        notify_worker(
+            session,
+            pending.worker_id,
+            "expiry",
+            f"Your opportunity on '{job.title}' expired.",
+            job_id=job_id,
+        )
+    if job.next_match_at is not None and job.next_match_at > ctx.now:
+        return set_next(job, Next.at(job.next_match_at), ctx.now)
+    if job.match_round == 0 or job.next_match_at is not None:
+        job.match_round += 1
+        job.next_match_at = None
+        record_event(
+            session,
+            job_id,
+            "matching_round_started",
+            actor=SYSTEM,
+            now=ctx.now,
+            data={"round": job.match_round},
+        )
+    return _offer_next(session, job, ctx)
+
+
+def _offer_next(session: Session, job: Job, ctx: StepContext) -> list[Due]:
+    ranked = candidates(session, job)
+    if ranked:
+        best = ranked[0]
+        expires = ctx.after(ctx.settings.opportunity_ttl_seconds)
+        session.add(
+            Opportunity(
+                job_id=job.id,
+                worker_id=best.worker_id,
+                round=job.match_round,
+                distance_km=best.distance_km,
+                offered_at=ctx.now,
+                expires_at=expires,
+            )
+        )
+        dues = set_next(job, Next.at(expires), ctx.now)
+        record_event(
+            session,
+            job.id,
+            "opportunity_offered",
+            actor=SYSTEM,
+            now=ctx.now,
+            data={
+                "worker_id": best.worker_id,
+                "round": job.match_round,
+                "expires_at": expires.isoformat(),
+                "distance_km": round(best.distance_km, 3),
+            },
+        )
+        notify_worker(
+            session,
+            best.worker_id,
+            "opportunity",
+            f"New job '{job.title}' near you; answer before {expires.isoformat()}.",
+            job_id=job.id,
+            expires_at=expires.isoformat(),
+        )
+        return dues
+    if job.match_round >= ctx.settings.match_max_rounds:
+        session.flush()
+        moved = transition(
+            session,
+            job.id,
+            S.ACCEPTED,
+            S.NO_WORKER,
+            actor=SYSTEM,
+            then=Next.nothing(),
+            now=ctx.now,
+            data={"rounds": job.match_round},
+        )
+        if moved:
+            notify_consumer(
+                session,
+                job.consumer_id,
+                "no_worker",
+                f"No worker was found for '{job.title}'.",
+                job_id=job.id,
+            )
+        return []
+    next_at = ctx.after(job.match_round * ctx.settings.match_retry_base_seconds)
+    job.next_match_at = next_at
+    dues = set_next(job, Next.at(next_at), ctx.now)
+    record_event(
+        session,
+        job.id,
+        "matching_round_ended",
+        actor=SYSTEM,
+        now=ctx.now,
+        data={"round": job.match_round, "next_round_at": next_at.isoformat()},
+    )
+    return dues

@@ -7,8 +7,8 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.history import Due
-from gigco.lifecycle.states import STEP_FOR_STATUS
+from gigco.lifecycle.schedule import STEP_FOR_STATUS
+from gigco.lifecycle.transitions import Due
 from gigco.models import Job
 
 BATCH = 1000

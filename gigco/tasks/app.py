@@ -14,6 +14,7 @@ from gigco import logs, metrics
 from gigco.config import Settings
 from gigco.tasks import runtime as rt
 from gigco.tasks.celery_settings import celery_settings
+from gigco.tasks.names import is_step_task
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def task_log_context() -> Mapping[str, Any]:
     if not task:
         return {}
     context: dict[str, Any] = {"task": task.name, "task_id": task.request.id}
-    if task.name.startswith("gigco.lifecycle.") and task.request.args:
+    if is_step_task(task.name) and task.request.args:
         context["job_id"] = task.request.args[0]
     return context
 

@@ -1,18 +1,23 @@
-"""The task base class: it owns the transaction and the retry policy."""
+"""The task base class: it owns the transaction, the retry policy and the timer-lateness reading."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from gigco import metrics
 from gigco.db import utcnow
-from gigco.lifecycle.history import Due
-from gigco.lifecycle.states import DEADLINE_STEPS, Step
-from gigco.lifecycle.steps import StepContext, run_step
-from gigco.tasks.dispatch import send, send_after_commit, task_name
+from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.schedule import DEADLINE_STEPS, Step
+from gigco.lifecycle.steps import run_step
+from gigco.lifecycle.transitions import Due, lock_job
+from gigco.models import Job
+from gigco.tasks.dispatch import send, send_after_commit
+from gigco.tasks.names import step_task_name
 from gigco.tasks.runtime import runtime
 
 log = logging.getLogger("gigco.tasks")
@@ -57,7 +62,7 @@ class LifecycleTask(Task):  # type: ignore[misc]
                 log.warning(
                     "follow-up step failed in this task; sending it as its own task",
                     exc_info=True,
-                    extra={"job_id": due.job_id, "task": task_name(due)},
+                    extra={"job_id": due.job_id, "task": step_task_name(due.step)},
                 )
                 send([due])
             made_due += 1
@@ -71,15 +76,43 @@ class LifecycleTask(Task):  # type: ignore[misc]
         ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
         timed = step in DEADLINE_STEPS  # only these can fire a deadline worth timing
         with rt.sessions() as session, session.begin():
-            timer = metrics.due_timer(session, job_id, ctx.now) if timed else None
+            timer = _due_deadline(session, job_id, ctx.now) if timed else None
             dues = run_step(session, step, job_id, ctx)
-            fired = timed and metrics.timer_fired(session, job_id, timer)
+            fired = timed and _deadline_moved(session, job_id, timer)
             send_after_commit(session, [d for d in dues if d.at is not None])
         if fired and timer is not None:
             late = (ctx.now - timer).total_seconds()
             metrics.TIMER_LATENESS.labels(step=step.value).observe(late)
         log.info(
             "step done",
-            extra={"job_id": job_id, "task": task_name(Due(step, job_id)), "due": len(dues)},
+            extra={"job_id": job_id, "task": step_task_name(step), "due": len(dues)},
         )
         return [d for d in dues if d.at is None]
+
+
+# --- timer lateness, read around a step under the step's own row lock -------------------
+
+
+def _due_deadline(session: Session, job_id: int, now: dt.datetime) -> dt.datetime | None:
+    """The job's deadline if it is due at ``now``, row-locked; None when nothing is due.
+
+    The lock (the step that fires the timer takes the same one, without a second round
+    trip) makes a duplicate delivery of the same timer wait, then see the deadline already
+    moved, so it is counted once.
+    """
+    job = lock_job(session, job_id)
+    if job is None or job.timer_at is None or job.timer_at > now:
+        return None
+    return job.timer_at
+
+
+def _deadline_moved(session: Session, job_id: int, due: dt.datetime | None) -> bool:
+    """True when the step just run consumed deadline ``due`` (the job's timer moved on).
+
+    The job is still locked and loaded, and every change to it goes through the session,
+    so the loaded row is current.
+    """
+    if due is None:
+        return False
+    job = session.get(Job, job_id)
+    return job is not None and job.timer_at != due

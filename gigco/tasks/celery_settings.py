@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from gigco.config import Settings
+from gigco.tasks.names import SWEEP_TASK
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "beat_schedule": {
             "sweep": {
-                "task": "gigco.sweeps.sweep",
+                "task": SWEEP_TASK,
                 "schedule": timedelta(seconds=settings.sweep_interval_seconds),
                 "options": {"expires": settings.sweep_interval_seconds},
             }

@@ -9,16 +9,12 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from gigco.db import enqueue_after_commit, utcnow
-from gigco.lifecycle.history import Due
+from gigco.lifecycle.transitions import Due
 from gigco.tasks.app import app
+from gigco.tasks.names import step_task_name
 from gigco.tasks.runtime import runtime
 
 log = logging.getLogger(__name__)
-
-
-def task_name(due: Due) -> str:
-    """The Celery task that runs ``due``'s step."""
-    return f"gigco.lifecycle.{due.step.value}"
 
 
 def send(dues: Iterable[Due], *, now: dt.datetime | None = None) -> int:
@@ -34,7 +30,7 @@ def send(dues: Iterable[Due], *, now: dt.datetime | None = None) -> int:
         if due.at is not None and due.at > horizon:
             continue
         options = {"eta": due.at} if due.at is not None and due.at > now else {}
-        app.send_task(task_name(due), args=[due.job_id], **options)
+        app.send_task(step_task_name(due.step), args=[due.job_id], **options)
         sent += 1
     return sent
 

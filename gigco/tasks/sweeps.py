@@ -11,12 +11,13 @@ from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
 from gigco.tasks.dispatch import send
+from gigco.tasks.names import SWEEP_TASK
 from gigco.tasks.runtime import runtime
 
 log = logging.getLogger("gigco.sweeps")
 
 
-@app.task(base=LifecycleTask, name="gigco.sweeps.sweep")
+@app.task(base=LifecycleTask, name=SWEEP_TASK)
 def sweep() -> dict[str, int]:
     """One sweep: every deadline due before the next sweep gets a task; stuck steps another."""
     started = time.perf_counter()  # metrics: sweep duration

@@ -10,8 +10,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gigco.db import utcnow
-from gigco.lifecycle.history import Due
-from gigco.lifecycle.steps import StepContext
+from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.transitions import Due
 from gigco.tasks.dispatch import send_after_commit
 
 log = logging.getLogger(__name__)

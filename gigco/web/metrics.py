@@ -1,13 +1,90 @@
-"""``GET /metrics`` for Prometheus: database-derived series plus this process's own."""
+"""``GET /metrics`` for Prometheus: database-derived series plus this process's own.
+
+``DatabaseCollector`` runs a few GROUP BYs when the API's ``/metrics`` is scraped: jobs per
+status, history events per type, jobs overdue. PostgreSQL is the source of truth, so every
+API process (and every replica) answers the same, with no shared state.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Iterator
+
+import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session
 
 from gigco.config import Settings
-from gigco.metrics import DatabaseCollector
+from gigco.db import utcnow
+from gigco.models import Job, JobEvent, JobStatus
+
+
+class DatabaseCollector(Collector):
+    """Jobs per status, events per type and overdue jobs, read from PostgreSQL per scrape."""
+
+    def __init__(self, sessions: Callable[[], Session], settings: Settings):
+        self.sessions = sessions
+        self.settings = settings
+
+    def collect(self) -> Iterator[Metric]:
+        """Four queries: two GROUP BYs and two counts over the deadline indexes."""
+        now = utcnow()
+        grace = dt.timedelta(seconds=self.settings.stuck_step_grace_seconds)
+        with self.sessions() as session:
+            by_status = dict(
+                session.execute(sa.select(Job.status, sa.func.count()).group_by(Job.status)).all()
+            )
+            events = session.execute(
+                sa.select(
+                    JobEvent.type, JobEvent.from_status, JobEvent.to_status, sa.func.count()
+                ).group_by(JobEvent.type, JobEvent.from_status, JobEvent.to_status)
+            ).all()
+            timers = session.scalar(
+                sa.select(sa.func.count()).where(Job.timer_at.is_not(None), Job.timer_at < now)
+            )
+            steps = session.scalar(
+                sa.select(sa.func.count()).where(
+                    Job.step_due_at.is_not(None),
+                    Job.step_due_at < now - grace,
+                )
+            )
+        jobs = GaugeMetricFamily("gigco_jobs", "Jobs per status.", labels=["status"])
+        for status in JobStatus:
+            jobs.add_metric([status.value], by_status.get(status, 0))
+        yield jobs
+        transitions = CounterMetricFamily(
+            "gigco_job_transitions",
+            "Status changes recorded in job history, by event type and from/to status.",
+            labels=["type", "from_status", "to_status"],
+        )
+        all_events = CounterMetricFamily(
+            "gigco_job_events",
+            "Job history events (status changes or not), by type.",
+            labels=["type"],
+        )
+        per_type: dict[str, int] = {}
+        for type_, from_, to, count in events:
+            per_type[type_] = per_type.get(type_, 0) + count
+            if to is not None:
+                transitions.add_metric([type_, from_.value if from_ else "", to.value], count)
+        for type_, count in sorted(per_type.items()):
+            all_events.add_metric([type_], count)
+        yield transitions
+        yield all_events
+        overdue = GaugeMetricFamily(
+            "gigco_jobs_overdue",
+            "Jobs whose deadline has passed (timer) or whose step is overdue past the grace "
+            "(step); both should stay near 0.",
+            labels=["kind"],
+        )
+        overdue.add_metric(["timer"], timers or 0)
+        overdue.add_metric(["step"], steps or 0)
+        yield overdue
+
 
 blp = Blueprint("metrics", __name__)
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.db import utcnow
-from gigco.lifecycle import signals, steps
+from gigco.lifecycle import actions, matching, steps
 from gigco.lifecycle.access import Principal
+from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import DomainError
-from gigco.lifecycle.steps import StepContext
 from gigco.models import Job, JobEvent, JobStatus, Opportunity, OpportunityStatus, Role
 from tests import factories as f
 from tests.support import Api, race, wait_for
@@ -83,7 +83,7 @@ def _offer_race(sessions: sessionmaker[Session], settings: Settings) -> None:
             return _commit(
                 sessions,
                 lambda s: (
-                    signals.accept_offer(s, job_id, Principal(Role.CONSUMER, owner), before)[
+                    actions.accept_offer(s, job_id, Principal(Role.CONSUMER, owner), before)[
                         0
                     ].status.value
                 ),
@@ -134,12 +134,12 @@ def _opportunity_race(sessions: sessionmaker[Session], settings: Settings) -> No
             return _commit(
                 sessions,
                 lambda s: (
-                    signals.accept_opportunity(s, job_id, Principal(Role.WORKER, holder), before)[
+                    actions.accept_opportunity(s, job_id, Principal(Role.WORKER, holder), before)[
                         0
                     ].status.value
                 ),
             )
-        _commit(sessions, lambda s: steps.match_job(s, job_id, after))
+        _commit(sessions, lambda s: matching.match_job(s, job_id, after))
         return "timer"
 
     race(4, act)

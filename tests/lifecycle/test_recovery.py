@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.db import utcnow
-from gigco.lifecycle.states import Step
+from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.models import Job, JobEvent, JobStatus
 from gigco.tasks import app as celery_app
@@ -72,7 +72,7 @@ def test_every_step_delivered_again_changes_nothing(
     before = api.events(job_id)
     for step in Step:
         for _ in range(2):
-            celery_app.send_task(f"gigco.lifecycle.{step.value}", args=[job_id])
+            celery_app.send_task(f"gigco.tasks.steps.{step.value}", args=[job_id])
     broker = redis.Redis.from_url(settings.broker_url)
     wait_for(lambda: _drained(broker), timeout=10, every=0.1, what="the queue to drain")
     assert api.events(job_id) == before

@@ -10,12 +10,11 @@ from sqlalchemy.orm import Session
 
 from gigco.config import Settings
 from gigco.db import utcnow
-from gigco.lifecycle import signals
+from gigco.lifecycle import actions
 from gigco.lifecycle.access import Principal
+from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, NotFound
-from gigco.lifecycle.history import StatusConflict
-from gigco.lifecycle.states import CANCELLABLE, TRANSITIONS
-from gigco.lifecycle.steps import StepContext
+from gigco.lifecycle.transitions import CANCELLABLE, TRANSITIONS, StatusConflict
 from gigco.models import (
     Job,
     JobEvent,
@@ -60,7 +59,7 @@ def test_consumer_cancels_from_every_cancellable_state(
                 expires_at=ctx.now + dt.timedelta(minutes=5),
             )
         )
-    cancelled, dues = signals.cancel(session, job.id, as_consumer(job), ctx)
+    cancelled, dues = actions.cancel(session, job.id, as_consumer(job), ctx)
     assert (cancelled.status, dues) == (S.CANCELLED, [])
     event = session.scalars(sa.select(JobEvent).where(JobEvent.job_id == job.id)).one()
     assert (event.from_status, event.to_status, event.actor) == (
@@ -93,7 +92,7 @@ def test_cancel_elsewhere_is_a_conflict_naming_the_status(
 ) -> None:
     job = f.job(session, status=status)
     with pytest.raises(StatusConflict) as raised:
-        signals.cancel(session, job.id, as_consumer(job), ctx)
+        actions.cancel(session, job.id, as_consumer(job), ctx)
     assert raised.value.extra["current_status"] == status.value
     assert status.value in raised.value.message
 
@@ -105,19 +104,19 @@ def test_only_the_jobs_consumer_may_accept_and_others_do_not_see_it(
     stranger = f.consumer(session)
     bystander = f.worker(session)
     with pytest.raises(NotFound):
-        signals.accept_offer(session, job.id, Principal(Role.CONSUMER, stranger.id), ctx)
+        actions.accept_offer(session, job.id, Principal(Role.CONSUMER, stranger.id), ctx)
     with pytest.raises(NotFound):
-        signals.accept_offer(session, job.id, Principal(Role.WORKER, bystander.id), ctx)
+        actions.accept_offer(session, job.id, Principal(Role.WORKER, bystander.id), ctx)
     with pytest.raises(Forbidden):
-        signals.accept_offer(session, job.id, Principal(Role.OPERATOR), ctx)
-    accepted, _ = signals.accept_offer(session, job.id, as_consumer(job), ctx)
+        actions.accept_offer(session, job.id, Principal(Role.OPERATOR), ctx)
+    accepted, _ = actions.accept_offer(session, job.id, as_consumer(job), ctx)
     assert accepted.status == S.ACCEPTED
 
 
 def test_an_expired_offer_cannot_be_accepted(session: Session, ctx: StepContext) -> None:
     job = f.job(session, status=S.OFFERED, offer_expires_at=ctx.now)
     with pytest.raises(StatusConflict):
-        signals.accept_offer(session, job.id, as_consumer(job), ctx)
+        actions.accept_offer(session, job.id, as_consumer(job), ctx)
 
 
 def test_reviews_once_per_side_only_in_review_pending(session: Session, ctx: StepContext) -> None:
@@ -125,18 +124,18 @@ def test_reviews_once_per_side_only_in_review_pending(session: Session, ctx: Ste
     job = f.job(session, status=S.PAID, worker_id=w.id)
     consumer_p, worker_p = as_consumer(job), Principal(Role.WORKER, w.id)
     with pytest.raises(StatusConflict):
-        signals.submit_review(session, job.id, consumer_p, ctx, rating=5, comment=None)
+        actions.submit_review(session, job.id, consumer_p, ctx, rating=5, comment=None)
     session.execute(
         sa.update(Job)
         .where(Job.id == job.id)
         .values(status=S.REVIEW_PENDING, review_deadline=ctx.now + dt.timedelta(days=1))
     )
-    _, dues = signals.submit_review(session, job.id, consumer_p, ctx, rating=4, comment="ok")
+    _, dues = actions.submit_review(session, job.id, consumer_p, ctx, rating=4, comment="ok")
     assert dues == []
     with pytest.raises(Conflict):
-        signals.submit_review(session, job.id, consumer_p, ctx, rating=5, comment=None)
+        actions.submit_review(session, job.id, consumer_p, ctx, rating=5, comment=None)
     with pytest.raises(NotFound):
-        signals.submit_review(
+        actions.submit_review(
             session,
             job.id,
             Principal(Role.WORKER, f.worker(session).id),
@@ -144,7 +143,7 @@ def test_reviews_once_per_side_only_in_review_pending(session: Session, ctx: Ste
             rating=5,
             comment=None,
         )
-    _, dues = signals.submit_review(session, job.id, worker_p, ctx, rating=2, comment=None)
+    _, dues = actions.submit_review(session, job.id, worker_p, ctx, rating=2, comment=None)
     assert [d.step.value for d in dues] == ["close_job"]
     session.refresh(w)
     assert (w.rating_sum, w.rating_count) == (4, 1)

@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
+from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
-from gigco.lifecycle.history import Due, lock_job
-from gigco.lifecycle.states import Step
-from gigco.lifecycle.steps import StepContext, run_step
+from gigco.lifecycle.schedule import Step
+from gigco.lifecycle.steps import run_step
+from gigco.lifecycle.transitions import Due, lock_job
 from gigco.models import (
     Job,
     JobEvent,

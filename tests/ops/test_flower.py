@@ -89,7 +89,7 @@ def test_flower_asks_for_a_password_and_shows_our_tasks(flower: str, api: Api) -
         job_id = api.post_job(consumer)["id"]
         api.wait_status(job_id, "offered")
         posted.append(job_id)
-        status, body = _get(f"{flower}/api/tasks?taskname=gigco.lifecycle.price_job", ACCOUNT)
+        status, body = _get(f"{flower}/api/tasks?taskname=gigco.tasks.steps.price_job", ACCOUNT)
         if status != 200:
             return None
         ours = {f"[{j}]" for j in posted}
@@ -101,7 +101,7 @@ def test_flower_asks_for_a_password_and_shows_our_tasks(flower: str, api: Api) -
         return tasks[0] if tasks else None
 
     task = wait_for(priced, timeout=30, every=0.5, what="Flower to see a price_job task")
-    assert task["name"] == "gigco.lifecycle.price_job"
+    assert task["name"] == "gigco.tasks.steps.price_job"
     assert task["state"] == "SUCCESS"
 
 

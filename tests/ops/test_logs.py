@@ -26,12 +26,12 @@ def test_a_record_is_one_key_value_line_with_its_extras() -> None:
         'step done: "%s"\nsecond line',
         "price",
         job_id=42,
-        task="gigco.lifecycle.price_job",
+        task="gigco.tasks.steps.price_job",
     )
     assert "\n" not in line
     assert line.startswith("ts=") and " level=WARNING logger=gigco.tasks " in line
     assert 'msg="step done: \\"price\\"\\nsecond line"' in line
-    assert line.endswith("job_id=42 task=gigco.lifecycle.price_job")
+    assert line.endswith("job_id=42 task=gigco.tasks.steps.price_job")
 
 
 def test_an_exception_stays_on_its_line() -> None:

@@ -40,7 +40,7 @@ class Stack:
         """Lifecycle step messages waiting in the broker's queue (sweeps not counted)."""
         messages = self.redis.client().lrange("celery", 0, -1)
         tasks = [json.loads(m).get("headers", {}).get("task", "") for m in messages]
-        return sum(1 for task in tasks if task.startswith("gigco.lifecycle."))
+        return sum(1 for task in tasks if task.startswith("gigco.tasks.steps."))
 
     @contextlib.contextmanager
     def worker_frozen_with_steps_waiting(self, fleet: Fleet) -> Iterator[None]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.history import lock_job
+from gigco.lifecycle.transitions import lock_job
 from tests.resilience.invariants import violations
 from tests.resilience.stack import Stack
 from tests.support import wait_for

@@ -35,7 +35,7 @@ def sweeps_sent(stack: Stack, beat: str) -> list[float]:
 
 def sweep_results(stack: Stack) -> list[tuple[float, dict[str, int]]]:
     """When each sweep finished in the worker, and what it found: timers, stuck, sent."""
-    found = _times(stack, "worker", r"gigco\.sweeps\.sweep\[\S+\] succeeded")
+    found = _times(stack, "worker", r"gigco\.tasks\.sweeps\.sweep\[\S+\] succeeded")
     return [(t, ast.literal_eval(re.search(r"s: (\{[^}]*\})", rest)[1])) for t, rest in found]
 
 

@@ -33,9 +33,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.db import utcnow
+from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import PAYMENT_METHODS, SimulatedGateway
-from gigco.lifecycle.states import STEP_FOR_STATUS, TRANSITIONS, Step
-from gigco.lifecycle.steps import StepContext, run_step
+from gigco.lifecycle.schedule import STEP_FOR_STATUS, Step
+from gigco.lifecycle.steps import run_step
+from gigco.lifecycle.transitions import TRANSITIONS
 from gigco.models import (
     AttemptOutcome,
     Job,

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from gigco.lifecycle import signals
+from gigco.lifecycle import actions
 from gigco.lifecycle.access import visible_job
 from gigco.models import Review
 from gigco.web.auth import BEARER, current_principal, login_required
@@ -49,7 +49,7 @@ class ReviewViews(MethodView):
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, data: dict[str, Any], job_id: int) -> Review:
         """Review the job (its consumer or assigned worker, once each, in review_pending)."""
-        review, dues = signals.submit_review(
+        review, dues = actions.submit_review(
             session(), job_id, current_principal(), step_context(), **data
         )
         commit(dues)

@@ -8,9 +8,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle import signals
+from gigco.lifecycle import actions
 from gigco.lifecycle.access import Principal
-from gigco.lifecycle.steps import StepContext
+from gigco.lifecycle.context import StepContext
 from gigco.models import Job
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import commit, session, step_context
@@ -23,7 +23,7 @@ blp = Blueprint(
     description="Lifecycle actions: offer, matching, work, payment retry",
 )
 
-Signal = Callable[[Session, int, Principal, StepContext], signals.Outcome]
+Signal = Callable[[Session, int, Principal, StepContext], actions.Outcome]
 
 
 def run_signal(signal: Signal, job_id: int) -> Job:
@@ -46,19 +46,19 @@ def _signal_view(path: str, signal: Signal, summary: str) -> None:
     blp.route(f"/<int:job_id>/{path}", endpoint=signal.__name__)(SignalView)
 
 
-_signal_view("offer/accept", signals.accept_offer, "Accept the price offer (its consumer)")
-_signal_view("offer/reject", signals.reject_offer, "Reject the price offer (its consumer)")
-_signal_view("cancel", signals.cancel, "Cancel the job (its consumer)")
+_signal_view("offer/accept", actions.accept_offer, "Accept the price offer (its consumer)")
+_signal_view("offer/reject", actions.reject_offer, "Reject the price offer (its consumer)")
+_signal_view("cancel", actions.cancel, "Cancel the job (its consumer)")
 _signal_view(
     "opportunity/accept",
-    signals.accept_opportunity,
+    actions.accept_opportunity,
     "Take the job (a worker holding a pending opportunity)",
 )
 _signal_view(
     "opportunity/decline",
-    signals.decline_opportunity,
+    actions.decline_opportunity,
     "Pass on the job (a worker holding a pending opportunity)",
 )
-_signal_view("start", signals.start, "Start the work (the assigned worker)")
-_signal_view("complete", signals.complete, "Finish the work (the assigned worker)")
-_signal_view("payment/retry", signals.retry_payment, "Retry a failed payment (operator)")
+_signal_view("start", actions.start, "Start the work (the assigned worker)")
+_signal_view("complete", actions.complete, "Finish the work (the assigned worker)")
+_signal_view("payment/retry", actions.retry_payment, "Retry a failed payment (operator)")

@@ -1,4 +1,4 @@
-"""What people do to a job: each is a compare-and-set through ``transition``.
+"""The actions: what consumers, workers and the operator do to a job, each a compare-and-set.
 
 Every function checks the caller (visibility, then party), changes the job or raises,
 and returns the job with whatever step is now due; the caller commits and then enqueues.
@@ -16,18 +16,21 @@ from gigco.lifecycle.access import (
     require_operator,
     visible_job,
 )
+from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
-from gigco.lifecycle.history import (
+from gigco.lifecycle.matching import answer_pending, close_opportunity, overlapping_busy_jobs
+from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.transitions import (
+    CANCELLABLE,
     Due,
     StatusConflict,
+    dues_of,
     lock_job,
     record_event,
     require_transition,
+    set_next,
 )
-from gigco.lifecycle.matching import BUSY
-from gigco.lifecycle.notify import notify_consumer, notify_worker
-from gigco.lifecycle.states import CANCELLABLE, Step
-from gigco.lifecycle.steps import StepContext
 from gigco.models import (
     Consumer,
     Job,
@@ -55,11 +58,12 @@ def accept_offer(session: Session, job_id: int, who: Principal, ctx: StepContext
         S.ACCEPTED,
         wanted="accepting the offer",
         actor=who.actor,
+        then=Next.now(),
         now=ctx.now,
         where=[Job.offer_expires_at > ctx.now],
-        values={"timer_at": None, "step_due_at": ctx.now, "match_round": 0},
+        values={"match_round": 0},
     )
-    return job, [Due(Step.MATCH, job_id)]
+    return job, dues_of(job)
 
 
 def reject_offer(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
@@ -72,8 +76,8 @@ def reject_offer(session: Session, job_id: int, who: Principal, ctx: StepContext
         S.REJECTED,
         wanted="rejecting the offer",
         actor=who.actor,
+        then=Next.nothing(),
         now=ctx.now,
-        values={"timer_at": None, "step_due_at": None},
     )
     return job, []
 
@@ -92,16 +96,13 @@ def cancel(session: Session, job_id: int, who: Principal, ctx: StepContext) -> O
         S.CANCELLED,
         wanted="cancelling",
         actor=who.actor,
+        then=Next.nothing(),
         now=ctx.now,
-        values={"timer_at": None, "step_due_at": None, "next_match_at": None},
+        values={"next_match_at": None},
     )
-    withdrawn = session.scalars(
-        sa.update(Opportunity)
-        .where(Opportunity.job_id == job_id, Opportunity.status == OpportunityStatus.PENDING)
-        .values(status=OpportunityStatus.WITHDRAWN, responded_at=ctx.now)
-        .returning(Opportunity.worker_id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    withdrawn = answer_pending(
+        session, OpportunityStatus.WITHDRAWN, ctx.now, [Opportunity.job_id == job_id]
+    )
     message = f"'{job.title}' was cancelled by the consumer."
     for worker_id in {*withdrawn, *([job.worker_id] if job.worker_id else [])}:
         notify_worker(session, worker_id, "cancellation", message, job_id=job_id)
@@ -139,25 +140,17 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         S.WORKER_ASSIGNED,
         wanted="accepting the opportunity",
         actor=who.actor,
+        then=Next.now(),
         now=ctx.now,
         data={"worker_id": who.id, "opportunity_id": opp.id},
-        values={
-            "worker_id": who.id,
-            "timer_at": None,
-            "step_due_at": ctx.now,
-            "next_match_at": None,
-        },
+        values={"worker_id": who.id, "next_match_at": None},
     )
-    taken = session.execute(
-        sa.update(Opportunity)
-        .where(
-            Opportunity.id == opp.id,
-            Opportunity.status == OpportunityStatus.PENDING,
-            Opportunity.expires_at > ctx.now,
-        )
-        .values(status=OpportunityStatus.ACCEPTED, responded_at=ctx.now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    taken = answer_pending(
+        session,
+        OpportunityStatus.ACCEPTED,
+        ctx.now,
+        [Opportunity.id == opp.id, Opportunity.expires_at > ctx.now],
+    )
     if not taken:
         raise Conflict("This opportunity is no longer open.", current_status=S.ACCEPTED.value)
     # Lock the worker so that two overlapping jobs cannot both be taken at once.
@@ -168,18 +161,8 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         .returning(Worker.name)
         .execution_options(synchronize_session=False)
     ).scalar_one()
-    other = sa.orm.aliased(Job)
-    clash = session.scalar(
-        sa.select(other.id)
-        .where(
-            other.worker_id == who.id,
-            other.id != job_id,
-            other.status.in_(BUSY),
-            other.scheduled_start < job.scheduled_end,
-            other.scheduled_end > job.scheduled_start,
-        )
-        .limit(1)
-    )
+    assert who.id is not None
+    clash = session.scalar(overlapping_busy_jobs(job, who.id).limit(1))
     if clash is not None:
         raise Conflict(
             f"You already have job {clash} at that time.", current_status=S.ACCEPTED.value
@@ -192,8 +175,8 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         job_id=job_id,
         worker_id=who.id,
     )
-    notify_worker(session, who.id or 0, "assignment", f"You got '{job.title}'.", job_id=job_id)
-    return job, [Due(Step.SCHEDULE, job_id)]
+    notify_worker(session, who.id, "assignment", f"You got '{job.title}'.", job_id=job_id)
+    return job, dues_of(job)
 
 
 def decline_opportunity(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
@@ -202,32 +185,27 @@ def decline_opportunity(session: Session, job_id: int, who: Principal, ctx: Step
     opp = _pending_opportunity(session, job_id, who)
     locked = lock_job(session, job_id)
     assert locked is not None
-    declined = session.execute(
-        sa.update(Opportunity)
-        .where(Opportunity.id == opp.id, Opportunity.status == OpportunityStatus.PENDING)
-        .values(status=OpportunityStatus.DECLINED, responded_at=ctx.now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not declined:
+    if not close_opportunity(
+        session, opp, OpportunityStatus.DECLINED, actor=who.actor, now=ctx.now
+    ):
         raise Conflict("This opportunity is no longer open.", current_status=job.status.value)
-    record_event(
-        session,
-        job_id,
-        "opportunity_declined",
-        actor=who.actor,
-        now=ctx.now,
-        data={"worker_id": who.id, "round": opp.round},
-    )
-    locked.step_due_at = ctx.now
+    dues = set_next(locked, Next.now(), ctx.now)
     session.flush()
-    return locked, [Due(Step.MATCH, job_id)]
+    return locked, dues
 
 
 def start(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
     """scheduled → in_progress, by the assigned worker."""
     require_assigned_worker(visible_job(session, job_id, who), who)
     job = require_transition(
-        session, job_id, S.SCHEDULED, S.IN_PROGRESS, wanted="starting", actor=who.actor, now=ctx.now
+        session,
+        job_id,
+        S.SCHEDULED,
+        S.IN_PROGRESS,
+        wanted="starting",
+        actor=who.actor,
+        then=Next.nothing(),
+        now=ctx.now,
     )
     return job, []
 
@@ -242,8 +220,9 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
         S.COMPLETED,
         wanted="completing",
         actor=who.actor,
+        then=Next.now(),
         now=ctx.now,
-        values={"payment_attempts": 0, "next_payment_at": ctx.now, "step_due_at": ctx.now},
+        values={"payment_attempts": 0, "next_payment_at": ctx.now},
     )
     # The parties' rows are shared by all their jobs: locked last (after autoflush writes the
     # event), so each lock is held only until the commit.
@@ -257,7 +236,7 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
         .where(Consumer.id == job.consumer_id)
         .values(completed_jobs=Consumer.completed_jobs + 1)
     )
-    return job, [Due(Step.PAY, job_id)]
+    return job, dues_of(job)
 
 
 def retry_payment(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
@@ -272,13 +251,14 @@ def retry_payment(session: Session, job_id: int, who: Principal, ctx: StepContex
         wanted="retrying the payment",
         event="payment_retry",
         actor=who.actor,
+        then=Next.now(),
         now=ctx.now,
-        values={"payment_attempts": 0, "next_payment_at": ctx.now, "step_due_at": ctx.now},
+        values={"payment_attempts": 0, "next_payment_at": ctx.now},
     )
     session.execute(
         sa.update(Payment).where(Payment.job_id == job_id).values(status=PaymentStatus.PENDING)
     )
-    return job, [Due(Step.PAY, job_id)]
+    return job, dues_of(job)
 
 
 def submit_review(
@@ -329,10 +309,7 @@ def submit_review(
     )
     session.flush()
     count = session.scalar(sa.select(sa.func.count()).where(Review.job_id == job_id)) or 0
-    dues = []
-    if count >= 2:
-        locked.step_due_at = ctx.now
-        dues = [Due(Step.CLOSE, job_id)]
+    dues = set_next(locked, Next.now(), ctx.now) if count >= 2 else []
     # Last, just before the commit (autoflush writes the review and event first): a party's
     # row is shared by all their jobs, so its lock is held only until the commit.
     session.execute(

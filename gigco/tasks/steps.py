@@ -1,10 +1,12 @@
-"""One thin task per lifecycle step; each calls one plain function in gigco.lifecycle."""
+"""One thin task per lifecycle step, named ``gigco.tasks.steps.<step>``; each runs one plain
+function of ``gigco.lifecycle.steps``."""
 
 from __future__ import annotations
 
-from gigco.lifecycle.states import Step
+from gigco.lifecycle.schedule import Step
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
+from gigco.tasks.names import step_task_name
 
 
 def _step_task(step: Step) -> LifecycleTask:
@@ -13,7 +15,7 @@ def _step_task(step: Step) -> LifecycleTask:
 
     run.__name__ = step.value
     run.__doc__ = f"Run the {step.value} step on one job (idempotent)."
-    return app.task(bind=True, base=LifecycleTask, name=f"gigco.lifecycle.{step.value}")(run)
+    return app.task(bind=True, base=LifecycleTask, name=step_task_name(step))(run)
 
 
 price_job = _step_task(Step.PRICE)

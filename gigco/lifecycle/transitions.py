@@ -1,4 +1,9 @@
-"""The one way a job's status changes: compare-and-set plus its history event."""
+"""The one way a job's status changes: the allowed moves, compare-and-set, history event.
+
+``transition`` also writes what is due next (a ``Next``) into the job's deadline columns,
+and ``dues_of`` reads them back as the ``Due`` a caller enqueues, so the two cannot
+disagree.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,32 @@ from sqlalchemy.orm import Session
 
 from gigco.db import utcnow
 from gigco.lifecycle.errors import Conflict, NotFound
-from gigco.lifecycle.states import TRANSITIONS, Step
+from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next, Step
 from gigco.models import Job, JobEvent, JobStatus
+from gigco.models import JobStatus as S
+
+TRANSITIONS: dict[S, frozenset[S]] = {
+    S.DRAFT: frozenset({S.PRICED, S.CANCELLED}),
+    S.PRICED: frozenset({S.OFFERED, S.CANCELLED}),
+    S.OFFERED: frozenset({S.ACCEPTED, S.REJECTED, S.EXPIRED, S.CANCELLED}),
+    S.ACCEPTED: frozenset({S.WORKER_ASSIGNED, S.NO_WORKER, S.CANCELLED}),
+    S.WORKER_ASSIGNED: frozenset({S.SCHEDULED, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.IN_PROGRESS, S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.COMPLETED}),
+    S.COMPLETED: frozenset({S.PAID, S.PAYMENT_FAILED}),
+    S.PAYMENT_FAILED: frozenset({S.COMPLETED}),
+    S.PAID: frozenset({S.REVIEW_PENDING}),
+    S.REVIEW_PENDING: frozenset({S.CLOSED}),
+    S.CLOSED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.NO_WORKER: frozenset(),
+}
+
+TERMINAL = frozenset(status for status, moves in TRANSITIONS.items() if not moves)
+
+CANCELLABLE = frozenset(status for status, moves in TRANSITIONS.items() if S.CANCELLED in moves)
 
 SYSTEM = "system"
 OPERATOR = "operator"
@@ -38,6 +67,25 @@ class Due:
     at: dt.datetime | None = None
 
 
+def dues_of(job: Job | None) -> list[Due]:
+    """What its deadline columns say is due on ``job``: its status's step, now or at a time."""
+    step = STEP_FOR_STATUS.get(job.status) if job is not None else None
+    if job is None or step is None:
+        return []
+    if job.step_due_at is not None:
+        return [Due(step, job.id)]
+    if job.timer_at is not None:
+        return [Due(step, job.id, job.timer_at)]
+    return []
+
+
+def set_next(job: Job, then: Next, now: dt.datetime) -> list[Due]:
+    """Write ``then`` into a loaded (locked) job's deadline columns; return what is due."""
+    for column, value in then.columns(now).items():
+        setattr(job, column, value)
+    return dues_of(job)
+
+
 class StatusConflict(Conflict):
     """The job is not in a status that allows the move; names the current status."""
 
@@ -56,6 +104,7 @@ def transition(
     to: JobStatus,
     *,
     actor: str,
+    then: Next,
     event: str | None = None,
     data: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
@@ -65,16 +114,26 @@ def transition(
     """Move job ``job_id`` from ``from_`` to ``to`` if it is still there; write the event.
 
     One ``UPDATE … WHERE id = :id AND status = :from RETURNING`` that also takes the next
-    event ``seq``. Returns the updated job, or None when the job was elsewhere (a lost race):
-    a task then does nothing, a signal raises with ``require_transition``.
+    event ``seq`` and writes ``then`` (what is due next) into the deadline columns; the
+    caller returns ``dues_of(job)``. Returns the updated job, or None when the job was
+    elsewhere (a lost race): a task then does nothing, an action raises with
+    ``require_transition``.
     """
     if to not in TRANSITIONS[from_]:
         raise ValueError(f"{from_} -> {to} is not in the transitions table")
+    if then.is_due and to not in STEP_FOR_STATUS:
+        raise ValueError(f"no step acts on a {to} job, so none can be due")
     now = now or utcnow()
     stmt = (
         sa.update(Job)
         .where(Job.id == job_id, Job.status == from_, *where)
-        .values(status=to, event_seq=Job.event_seq + 1, updated_at=now, **(values or {}))
+        .values(
+            status=to,
+            event_seq=Job.event_seq + 1,
+            updated_at=now,
+            **then.columns(now),
+            **(values or {}),
+        )
         .returning(Job)
         .execution_options(populate_existing=True, synchronize_session=False)
     )

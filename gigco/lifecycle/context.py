@@ -1,0 +1,23 @@
+"""What a step or an action runs with besides the session: settings, the gateway, the time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from gigco.config import Settings
+from gigco.db import utcnow
+from gigco.lifecycle.gateway import PaymentGateway
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step needs besides the session: settings, the gateway and the time."""
+
+    settings: Settings
+    gateway: PaymentGateway | None = None
+    now: dt.datetime = field(default_factory=utcnow)
+
+    def after(self, seconds: float) -> dt.datetime:
+        """``now`` plus ``seconds``."""
+        return self.now + dt.timedelta(seconds=seconds)

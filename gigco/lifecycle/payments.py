@@ -1,0 +1,159 @@
+"""Payment: the step that charges a completed job through the gateway, with backoff.
+
+The gateway itself (the interface and the simulated processor) is ``gigco.lifecycle.gateway``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.transitions import (
+    SYSTEM,
+    Due,
+    dues_of,
+    lock_job,
+    record_event,
+    set_next,
+    transition,
+)
+from gigco.models import (
+    AttemptOutcome,
+    Consumer,
+    JobStatus,
+    Payment,
+    PaymentAttempt,
+    PaymentStatus,
+)
+
+S = JobStatus
+
+
+def process_payment(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
+    """completed → paid, or a refused attempt with backoff, or payment_failed at the last."""
+    if ctx.gateway is None:
+        raise ValueError("process_payment needs a payment gateway")
+    job = lock_job(session, job_id)
+    if job is not None and job.status == S.PAID and job.step_due_at is not None:
+        return dues_of(job)  # a repeat: reviews are still to be asked
+    if job is None or job.status != S.COMPLETED:
+        return []
+    if job.next_payment_at is not None and job.next_payment_at > ctx.now:
+        return dues_of(job)  # not yet: the retry's deadline stands
+    assert job.price_cents is not None and job.subtotal_cents is not None
+    assert job.fee_cents is not None
+    method = session.scalar(
+        sa.select(Consumer.payment_method).where(Consumer.id == job.consumer_id)
+    )
+    # The gateway is called before this transaction writes anything (SQLite allows one writer),
+    # and a crash after it is harmless: the next attempt replays the same idempotency key.
+    result = ctx.gateway.charge(
+        idempotency_key=f"job-{job_id}",
+        amount_cents=job.price_cents,
+        payment_method=method or "pm_card_visa",
+    )
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job_id))
+    if payment is None:
+        payment = Payment(
+            job_id=job_id,
+            idempotency_key=f"job-{job_id}",
+            amount_cents=job.price_cents,
+            fee_cents=job.fee_cents,
+            worker_earnings_cents=job.subtotal_cents,
+            created_at=ctx.now,
+        )
+        session.add(payment)
+        session.flush()
+    attempt_no = 1 + (
+        session.scalar(sa.select(sa.func.count()).where(PaymentAttempt.payment_id == payment.id))
+        or 0
+    )
+    session.add(
+        PaymentAttempt(
+            payment_id=payment.id,
+            job_id=job_id,
+            number=attempt_no,
+            outcome=result.outcome,
+            detail=result.detail,
+            attempted_at=ctx.now,
+        )
+    )
+    job.payment_attempts += 1
+    if result.outcome == AttemptOutcome.SUCCEEDED:
+        payment.status, payment.gateway_charge_id = PaymentStatus.SUCCEEDED, result.charge_id
+        payment.succeeded_at = ctx.now
+        session.flush()
+        paid = transition(
+            session,
+            job_id,
+            S.COMPLETED,
+            S.PAID,
+            actor=SYSTEM,
+            then=Next.now(),
+            now=ctx.now,
+            data={
+                "charge_id": result.charge_id,
+                "amount_cents": payment.amount_cents,
+                "attempt": attempt_no,
+            },
+            values={"next_payment_at": None},
+        )
+        notify_consumer(
+            session,
+            job.consumer_id,
+            "payment_receipt",
+            f"You paid {payment.amount_cents / 100:.2f} {job.currency} for '{job.title}'.",
+            job_id=job_id,
+            amount_cents=payment.amount_cents,
+        )
+        if job.worker_id is not None:
+            notify_worker(
+                session,
+                job.worker_id,
+                "payment_receipt",
+                f"You earned {payment.worker_earnings_cents / 100:.2f} {job.currency} "
+                f"for '{job.title}'.",
+                job_id=job_id,
+                earnings_cents=payment.worker_earnings_cents,
+            )
+        return dues_of(paid)
+    record_event(
+        session,
+        job_id,
+        "payment_attempt_refused",
+        actor=SYSTEM,
+        now=ctx.now,
+        data={
+            "attempt": job.payment_attempts,
+            "outcome": result.outcome.value,
+            "detail": result.detail,
+        },
+    )
+    if job.payment_attempts >= ctx.settings.payment_max_attempts:
+        payment.status = PaymentStatus.FAILED
+        session.flush()
+        transition(
+            session,
+            job_id,
+            S.COMPLETED,
+            S.PAYMENT_FAILED,
+            actor=SYSTEM,
+            then=Next.nothing(),
+            now=ctx.now,
+            data={"attempts": job.payment_attempts},
+            values={"next_payment_at": None},
+        )
+        notify_consumer(
+            session,
+            job.consumer_id,
+            "payment_failed",
+            f"We could not charge your card for '{job.title}'.",
+            job_id=job_id,
+        )
+        return []
+    delay = ctx.settings.payment_retry_base_seconds * 2 ** (job.payment_attempts - 1)
+    job.next_payment_at = ctx.after(delay)
+    return set_next(job, Next.at(job.next_payment_at), ctx.now)

@@ -1,0 +1,75 @@
+"""What is due next on a job: the step each status waits on, and when it runs.
+
+A job's step follows from its status (``STEP_FOR_STATUS``); its deadline columns say only
+when: ``step_due_at`` marks a step due now, ``timer_at`` a step due at a deadline. A
+``Next`` value is the one way to write them (``gigco.lifecycle.transitions``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gigco.models import JobStatus as S
+
+
+class Step(StrEnum):
+    """A system step; each value is also the name of the function that runs it."""
+
+    PRICE = "price_job"
+    SEND_OFFER = "send_offer"
+    EXPIRE_OFFER = "expire_offer"
+    MATCH = "match_job"
+    SCHEDULE = "schedule_job"
+    PAY = "process_payment"
+    REQUEST_REVIEWS = "request_reviews"
+    CLOSE = "close_job"
+
+
+# The step that moves a job on from each state in which the system (not a person) acts next.
+STEP_FOR_STATUS: dict[S, Step] = {
+    S.DRAFT: Step.PRICE,
+    S.PRICED: Step.SEND_OFFER,
+    S.OFFERED: Step.EXPIRE_OFFER,
+    S.ACCEPTED: Step.MATCH,
+    S.WORKER_ASSIGNED: Step.SCHEDULE,
+    S.COMPLETED: Step.PAY,
+    S.PAID: Step.REQUEST_REVIEWS,
+    S.REVIEW_PENDING: Step.CLOSE,
+}
+
+# The steps a deadline (jobs.timer_at) can wake; the others only follow a commit.
+DEADLINE_STEPS = frozenset({Step.EXPIRE_OFFER, Step.MATCH, Step.PAY, Step.CLOSE})
+
+
+@dataclass(frozen=True)
+class Next:
+    """When the system acts on a job next: now, at a deadline, or not until a person acts."""
+
+    due_now: bool = False
+    deadline: dt.datetime | None = None
+
+    @classmethod
+    def now(cls) -> Next:
+        """The status's step is due at once (``step_due_at``, re-kicked if it stalls)."""
+        return cls(due_now=True)
+
+    @classmethod
+    def at(cls, when: dt.datetime) -> Next:
+        """The status's step is due at ``when`` (``timer_at``)."""
+        return cls(deadline=when)
+
+    @classmethod
+    def nothing(cls) -> Next:
+        """Nothing is due; the job waits on a person or has ended."""
+        return cls()
+
+    @property
+    def is_due(self) -> bool:
+        """True when some step is due, now or later."""
+        return self.due_now or self.deadline is not None
+
+    def columns(self, now: dt.datetime) -> dict[str, dt.datetime | None]:
+        """The job's deadline columns for this value, written at ``now``."""
+        return {"step_due_at": now if self.due_now else None, "timer_at": self.deadline}
