@@ -13,7 +13,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from werkzeug.exceptions import HTTPException
 
 from gigco.db import utcnow
-from gigco.lifecycle import signals
+from gigco.lifecycle import signals as actions
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.errors import DomainError
 from gigco.models import JobStatus, Role
@@ -133,7 +133,7 @@ def job(job_id: int) -> str:
 @blp.post("/jobs/<int:job_id>/payment/retry")
 def retry_payment(job_id: int) -> Response:
     """payment_failed → completed, as ``POST /v1/jobs/<id>/payment/retry`` does."""
-    _job, dues = signals.retry_payment(db_session(), job_id, OPERATOR, step_context())
+    _job, dues = actions.retry_payment(db_session(), job_id, OPERATOR, step_context())
     commit(dues)
     log.info("ops payment retry", extra={"job_id": job_id})
     flash(f"Payment retry started for job {job_id}: attempts start again.")
