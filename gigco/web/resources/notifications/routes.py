@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from gigco.lifecycle import feed
 from gigco.models import Notification, Role
-from gigco.models.columns import settled_tx
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import session
 from gigco.web.pagination import SqlPage
@@ -17,12 +17,6 @@ from gigco.web.resources.notifications.schemas import FeedQuerySchema, Notificat
 from gigco.web.schemas import errors
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
-
-
-def _mine() -> sa.ColumnElement[bool]:
-    who = current_principal()
-    column = Notification.consumer_id if who.role == Role.CONSUMER else Notification.worker_id
-    return column == who.id
 
 
 @blp.route("/notifications")
@@ -34,7 +28,7 @@ class NotificationViews(MethodView):
     @errors(blp, 401, 403, 422)
     def get(self) -> sa.Select:
         """My notifications, newest first. To poll for new ones, read the feed."""
-        return sa.select(Notification).where(_mine()).order_by(Notification.id.desc())
+        return feed.newest_first(current_principal())
 
 
 @blp.route("/notifications/feed")
@@ -51,15 +45,6 @@ class FeedViews(MethodView):
         before it has ended, so reading from the last cursor never skips one and never
         repeats one. An empty answer means nothing new: keep the same cursor.
         """
-        tx, id_ = query["after"]
-        stmt = (
-            sa.select(Notification)
-            .where(
-                _mine(),
-                sa.tuple_(Notification.tx, Notification.id) > sa.tuple_(tx, id_),
-                Notification.tx < settled_tx(),
-            )
-            .order_by(Notification.tx, Notification.id)
-            .limit(query["limit"])
+        return feed.read_feed(
+            session(), current_principal(), after=query["after"], limit=query["limit"]
         )
-        return list(session().scalars(stmt))
