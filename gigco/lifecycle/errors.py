@@ -1,4 +1,4 @@
-"""Domain errors; the web layer maps each to one HTTP status in one place."""
+"""Domain errors, free of any transport; ``gigco.web.errors`` maps each to its HTTP status."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 
 class DomainError(Exception):
     """Base of the errors a caller can act on."""
-
-    http_status = 400
 
     def __init__(self, message: str, *, errors: dict[str, list[str]] | None = None, **extra: Any):
         super().__init__(message)
@@ -20,22 +18,14 @@ class DomainError(Exception):
 class NotFound(DomainError):
     """The thing does not exist, or the caller may not know that it does."""
 
-    http_status = 404
-
 
 class Forbidden(DomainError):
     """The caller can see the job but is the wrong party for the action."""
-
-    http_status = 403
 
 
 class Conflict(DomainError):
     """The job (or another row) is not in a state that allows the action."""
 
-    http_status = 409
-
 
 class Invalid(DomainError):
     """Input that passed the schema but breaks a domain rule (unknown category, …)."""
-
-    http_status = 422

@@ -47,9 +47,9 @@ class Notification(Base):
     message: Mapped[str] = mapped_column(sa.String(500))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[dt.datetime] = created_at()
-    # The writing transaction, for the feed: a reader that only takes rows below the
-    # oldest running transaction (settled_tx) and orders by (tx, id) never skips a row
-    # whose transaction commits later, which an id cursor alone would.
+    # The writing transaction, for the feed (gigco.lifecycle.feed): a reader that only takes
+    # rows below the oldest running transaction (settled_tx) and orders by (tx, id) never
+    # skips a row whose transaction commits later, which an id cursor alone would.
     tx: Mapped[int] = mapped_column(sa.BigInteger, default=current_tx(), server_default="0")
 
     __table_args__ = (

@@ -20,6 +20,7 @@ from gigco.web.auth import PrincipalCache
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
 from gigco.web.resources.accounts.routes import blp as accounts_blp
+from gigco.web.resources.actions.routes import blp as actions_blp
 from gigco.web.resources.categories.routes import blp as categories_blp
 from gigco.web.resources.health.routes import blp as health_blp
 from gigco.web.resources.jobs.routes import blp as jobs_blp
@@ -27,7 +28,6 @@ from gigco.web.resources.notifications.routes import blp as notifications_blp
 from gigco.web.resources.opportunities.routes import blp as opportunities_blp
 from gigco.web.resources.payments.routes import blp as payments_blp
 from gigco.web.resources.reviews.routes import blp as reviews_blp
-from gigco.web.resources.signals.routes import blp as signals_blp
 from gigco.web.schemas import CommonErrorsPlugin
 
 MAX_BODY_BYTES = 64 * 1024
@@ -42,7 +42,7 @@ BLUEPRINTS = (
     accounts_blp,
     categories_blp,
     jobs_blp,
-    signals_blp,
+    actions_blp,
     opportunities_blp,
     reviews_blp,
     payments_blp,

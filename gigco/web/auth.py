@@ -12,20 +12,14 @@ from flask import current_app, g, request
 
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.accounts import authenticate, hash_token
-from gigco.lifecycle.errors import DomainError, Forbidden
+from gigco.lifecycle.errors import Forbidden
 from gigco.models import Role
 from gigco.web.db import session
+from gigco.web.errors import Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 BEARER = [{"bearerAuth": []}]
-
-
-class Unauthorized(DomainError):
-    """No token, or one we do not know."""
-
-    http_status = 401
-    headers = {"WWW-Authenticate": 'Bearer realm="gigco"'}
 
 
 class PrincipalCache:

@@ -1,4 +1,7 @@
-"""One error envelope for everything: ``{code, status, message, errors?}``."""
+"""One error envelope for everything: ``{code, status, message, errors?}``.
+
+Domain errors carry no HTTP code; ``HTTP_STATUS`` maps each class to its status here.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from flask_smorest.pagination import PaginationMetadataSchema
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from gigco.lifecycle.errors import DomainError
+from gigco.lifecycle.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from gigco.web.schemas import ErrorSchema
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,29 @@ DEFAULT_MESSAGES = {
     500: "Something went wrong on our side.",
     503: "The service is temporarily unavailable; try again shortly.",
 }
+
+
+class Unauthorized(DomainError):
+    """No token, or one we do not know."""
+
+
+# The most specific class in an error's MRO wins; DomainError itself is a plain 400.
+HTTP_STATUS: dict[type[DomainError], int] = {
+    DomainError: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+}
+HTTP_HEADERS: dict[type[DomainError], dict[str, str]] = {
+    Unauthorized: {"WWW-Authenticate": 'Bearer realm="gigco"'},
+}
+
+
+def http_status(error: DomainError) -> int:
+    """The HTTP status of a domain error."""
+    return next(HTTP_STATUS[c] for c in type(error).__mro__ if c in HTTP_STATUS)
 
 
 def envelope(code: int, message: str | None = None, errors: Any = None, **extra: Any) -> dict:
@@ -112,8 +138,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> tuple[dict, int, dict[str, str]]:
-        body = envelope(error.http_status, error.message, error.errors, **error.extra)
-        return body, error.http_status, getattr(error, "headers", {})
+        status = http_status(error)
+        body = envelope(status, error.message, error.errors, **error.extra)
+        return body, status, HTTP_HEADERS.get(type(error), {})
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError) -> tuple[dict, int]:

@@ -1,4 +1,4 @@
-"""Schemas shared by several resources."""
+"""Schemas shared by every resource: strict, storable input, a location, and the error envelope."""
 
 from __future__ import annotations
 
@@ -59,30 +59,6 @@ class LocationSchema(StrictSchema):
 
     lat = fields.Float(required=True, validate=validate.Range(-90, 90), allow_nan=False)
     lng = fields.Float(required=True, validate=validate.Range(-180, 180), allow_nan=False)
-
-
-class JobSchema(ma.Schema):
-    """The job resource."""
-
-    id = fields.Integer()
-    consumer_id = fields.Integer()
-    worker_id = fields.Integer(allow_none=True)
-    title = fields.String()
-    description = fields.String(allow_none=True)
-    category = fields.Function(lambda job: job.category.name)
-    location = fields.Function(lambda job: {"lat": job.lat, "lng": job.lng})
-    scheduled_start = fields.AwareDateTime()
-    estimated_hours = fields.Float()
-    status = fields.Function(lambda job: job.status.value)
-    subtotal_cents = fields.Integer(allow_none=True)
-    fee_cents = fields.Integer(allow_none=True)
-    price_cents = fields.Integer(allow_none=True)
-    currency = fields.String()
-    offer_expires_at = fields.AwareDateTime(allow_none=True)
-    review_deadline = fields.AwareDateTime(allow_none=True)
-    match_round = fields.Integer()
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
 
 
 class ErrorSchema(ma.Schema):

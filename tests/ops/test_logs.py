@@ -69,7 +69,7 @@ def test_the_api_logs_refused_logins_as_key_value_lines_without_the_token(app: F
     logging.getLogger("gigco.test").warning("config is %s", app.config["GIGCO"])
     lines = out.getvalue().splitlines()
     refused = next(line for line in lines if 'msg="ops login refused"' in line)
-    assert "level=WARNING logger=gigco.web.ops.routes" in refused
+    assert "level=WARNING logger=gigco.web.ops.auth" in refused
     assert "method=POST path=/ops/login remote_addr=127.0.0.1" in refused
     assert all(ADMIN_TOKEN not in line for line in lines)
     assert logs.REDACTED in lines[-1]

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import marshmallow as ma
 import sqlalchemy as sa
 from flask import current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields
 
 from gigco.tasks import app as celery_app
 from gigco.web.db import session
 from gigco.web.errors import envelope
+from gigco.web.resources.health.schemas import HealthSchema
 from gigco.web.schemas import errors
 
 blp = Blueprint("health", __name__, description="Health")
-
-
-class HealthSchema(ma.Schema):
-    """What is reachable."""
-
-    status = fields.String()
-    database = fields.String()
-    broker = fields.String()
 
 
 def _check_database() -> str:

@@ -23,8 +23,9 @@ from gigco.web.resources.jobs.schemas import (
     IdempotencyHeaderSchema,
     JobCreateSchema,
     JobQuerySchema,
+    JobSchema,
 )
-from gigco.web.schemas import JobSchema, errors
+from gigco.web.schemas import errors
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1", description="Jobs and their history")
 

@@ -1,4 +1,4 @@
-"""Schemas of posting and listing jobs, and of job history."""
+"""Schemas of the job resource: posting, listing and reading jobs, and their history."""
 
 from __future__ import annotations
 
@@ -79,3 +79,27 @@ class EventSchema(ma.Schema):
     actor = fields.String()
     data = fields.Dict()
     created_at = fields.AwareDateTime()
+
+
+class JobSchema(ma.Schema):
+    """The job resource."""
+
+    id = fields.Integer()
+    consumer_id = fields.Integer()
+    worker_id = fields.Integer(allow_none=True)
+    title = fields.String()
+    description = fields.String(allow_none=True)
+    category = fields.Function(lambda job: job.category.name)
+    location = fields.Function(lambda job: {"lat": job.lat, "lng": job.lng})
+    scheduled_start = fields.AwareDateTime()
+    estimated_hours = fields.Float()
+    status = fields.Function(lambda job: job.status.value)
+    subtotal_cents = fields.Integer(allow_none=True)
+    fee_cents = fields.Integer(allow_none=True)
+    price_cents = fields.Integer(allow_none=True)
+    currency = fields.String()
+    offer_expires_at = fields.AwareDateTime(allow_none=True)
+    review_deadline = fields.AwareDateTime(allow_none=True)
+    match_round = fields.Integer()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()

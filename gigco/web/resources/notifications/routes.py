@@ -2,68 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 
+from gigco.lifecycle import feed
 from gigco.models import Notification, Role
-from gigco.models.columns import settled_tx
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import session
 from gigco.web.pagination import SqlPage
-from gigco.web.schemas import StrictSchema, errors
+from gigco.web.resources.notifications.schemas import FeedQuerySchema, NotificationSchema
+from gigco.web.schemas import errors
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifications")
-
-
-BIGINT = 2**63 - 1
-CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
-
-
-class Cursor(fields.String):
-    """A feed position, ``<tx>-<id>``, as a notification's ``cursor`` gives it."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> tuple[int, int]:
-        match = CURSOR.fullmatch(super()._deserialize(value, attr, data, **kw))
-        if match is None or max(int(match[1]), int(match[2])) > BIGINT:
-            raise ma.ValidationError("Not a cursor: pass a notification's 'cursor', or 0-0.")
-        return int(match[1]), int(match[2])
-
-
-class FeedQuerySchema(StrictSchema):
-    """Where to read the feed from, and how much."""
-
-    after = Cursor(
-        load_default=(0, 0),
-        metadata={"description": "The last cursor you have seen; 0-0 (the default) is the start."},
-    )
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
-
-
-class NotificationSchema(ma.Schema):
-    """A message to the caller."""
-
-    id = fields.Integer()
-    kind = fields.String()
-    message = fields.String()
-    job_id = fields.Integer(allow_none=True)
-    data = fields.Dict()
-    created_at = fields.AwareDateTime()
-    cursor = fields.Function(
-        lambda n: f"{n.tx}-{n.id}",
-        metadata={"description": "Pass it as the feed's ``after`` to read what came after."},
-    )
-
-
-def _mine() -> sa.ColumnElement[bool]:
-    who = current_principal()
-    column = Notification.consumer_id if who.role == Role.CONSUMER else Notification.worker_id
-    return column == who.id
 
 
 @blp.route("/notifications")
@@ -75,7 +28,7 @@ class NotificationViews(MethodView):
     @errors(blp, 401, 403, 422)
     def get(self) -> sa.Select:
         """My notifications, newest first. To poll for new ones, read the feed."""
-        return sa.select(Notification).where(_mine()).order_by(Notification.id.desc())
+        return feed.newest_first(current_principal())
 
 
 @blp.route("/notifications/feed")
@@ -92,15 +45,6 @@ class FeedViews(MethodView):
         before it has ended, so reading from the last cursor never skips one and never
         repeats one. An empty answer means nothing new: keep the same cursor.
         """
-        tx, id_ = query["after"]
-        stmt = (
-            sa.select(Notification)
-            .where(
-                _mine(),
-                sa.tuple_(Notification.tx, Notification.id) > sa.tuple_(tx, id_),
-                Notification.tx < settled_tx(),
-            )
-            .order_by(Notification.tx, Notification.id)
-            .limit(query["limit"])
+        return feed.read_feed(
+            session(), current_principal(), after=query["after"], limit=query["limit"]
         )
-        return list(session().scalars(stmt))

@@ -5,39 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 
 from gigco.lifecycle import actions
 from gigco.lifecycle.access import visible_job
 from gigco.models import Review
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import commit, session, step_context
-from gigco.web.schemas import StrictSchema, errors
+from gigco.web.resources.reviews.schemas import ReviewCreateSchema, ReviewSchema
+from gigco.web.schemas import errors
 
 blp = Blueprint("reviews", __name__, url_prefix="/v1/jobs", description="Reviews")
-
-
-class ReviewCreateSchema(StrictSchema):
-    """Review the other side of a job."""
-
-    rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
-    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
-
-
-class ReviewSchema(ma.Schema):
-    """A review."""
-
-    id = fields.Integer()
-    job_id = fields.Integer()
-    author_role = fields.Function(lambda r: r.author_role.value)
-    author_id = fields.Integer()
-    rating = fields.Integer()
-    comment = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
 
 
 @blp.route("/<int:job_id>/reviews")

@@ -1,24 +1,21 @@
-"""``gigco demo``: drive one job through its whole lifecycle over the HTTP API.
+"""The demo's scenario: sign up a consumer and workers, post a job, drive it to ``closed``.
 
-Only the public HTTP API is used (through the standard library's ``urllib``), so the demo
-works against any running GigCo: ``gigco dev``, the production topology, or a test server.
+Only the public HTTP API is used, so the demo works against any running GigCo: ``gigco dev``,
+the production topology, or a test server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import http.client
-import itertools
-import json
 import random
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
+
+from gigco.demo.client import HTTP_TIMEOUT, Client, DemoError
+from gigco.demo.output import Progress, finishing, money, print_timeline
 
 T = TypeVar("T")
 
@@ -27,11 +24,6 @@ CATEGORY = "plumbing"
 ESTIMATED_HOURS = 2
 # Statuses from which a job never reaches the one the demo waits for.
 DEAD_ENDS = frozenset({"rejected", "expired", "cancelled", "no_worker", "payment_failed", "closed"})
-HTTP_TIMEOUT = 10.0
-
-
-class DemoError(Exception):
-    """The demo cannot go on; the message is one line a person can act on."""
 
 
 @dataclass(frozen=True)
@@ -40,187 +32,6 @@ class Party:
 
     id: int
     token: str
-
-
-class Client:
-    """A small JSON client for the GigCo API on ``urllib``."""
-
-    def __init__(self, base_url: str, *, timeout: float = HTTP_TIMEOUT):
-        if not base_url.startswith(("http://", "https://")):
-            raise DemoError(f"the URL must start with http:// or https://, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        expect: Sequence[int] = (200,),
-        timeout: float | None = None,
-    ) -> Any:
-        """Send one request and return its JSON body; DemoError unless the status is expected."""
-        status, answer = self.send(
-            method, path, token=token, body=body, headers=headers, timeout=timeout
-        )
-        if status not in expect:
-            message = answer.get("message") if isinstance(answer, dict) else None
-            reason = http.client.responses.get(status, "")
-            detail = f": {message}" if message else ""
-            raise DemoError(f"{method} {path} answered {status} {reason}{detail}".strip())
-        return answer
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> tuple[int, Any]:
-        """Send one request; return its status and JSON body (None when not JSON)."""
-        request = urllib.request.Request(
-            self.base_url + path,
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"Accept": "application/json", **(headers or {})},
-        )
-        if body is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
-                return response.status, _json(response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, _json(error.read())
-        except urllib.error.URLError as error:
-            raise DemoError(
-                f"cannot reach GigCo at {self.base_url}: {_reason(error.reason)}"
-            ) from None
-        except (OSError, http.client.HTTPException) as error:
-            raise DemoError(f"cannot reach GigCo at {self.base_url}: {_reason(error)}") from None
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _reason(reason: object) -> str:
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused (is the server running?)"
-    if isinstance(reason, TimeoutError):
-        return "no answer in time"
-    if isinstance(reason, http.client.RemoteDisconnected):
-        return "the server closed the connection"
-    text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-    return str(text)
-
-
-@dataclass(frozen=True)
-class Glyphs:
-    """The characters the display draws with."""
-
-    spinner: str
-    done: str
-    arrow: str
-    star: str
-
-
-UNICODE = Glyphs(spinner="⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏", done="✓", arrow="→", star="★")
-ASCII = Glyphs(spinner="|/-\\", done="*", arrow="->", star="*")
-
-
-def glyphs_for(out: TextIO) -> Glyphs:
-    """Unicode glyphs when ``out`` can encode them, ASCII otherwise."""
-    try:
-        "".join(vars(UNICODE).values()).encode(getattr(out, "encoding", None) or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return ASCII
-    return UNICODE
-
-
-class Progress:
-    """A status line: a spinner redrawn in place on a terminal, one line per change otherwise."""
-
-    def __init__(self, out: TextIO, *, tty: bool | None = None):
-        self.out = out
-        self.tty = out.isatty() if tty is None else tty
-        self.glyphs = glyphs_for(out)
-        self._frames = itertools.cycle(self.glyphs.spinner)
-        self._width = 0
-        self._last = ""
-
-    def waiting(self, what: str, state: str, elapsed: float) -> None:
-        """Show that the demo waits for ``what`` while the job is in ``state``."""
-        if self.tty:
-            line = f"{next(self._frames)} waiting for {what} · {state} · {elapsed:.1f}s"
-            self.out.write("\r" + line.ljust(self._width))
-            self._width = len(line)
-            self.out.flush()
-        elif state != self._last:
-            self.out.write(f"  … waiting for {what}: {state} ({elapsed:.1f}s)\n")
-            self.out.flush()
-        self._last = state
-
-    def step(self, message: str) -> None:
-        """Print a finished step on its own line."""
-        self.clear()
-        self.out.write(f"{self.glyphs.done} {message}\n")
-        self.out.flush()
-
-    def clear(self) -> None:
-        """Erase the status line, if one is drawn."""
-        if self.tty and self._width:
-            self.out.write("\r" + " " * self._width + "\r")
-            self.out.flush()
-        self._width = 0
-        self._last = ""
-
-
-def money(cents: int | None) -> str:
-    """``19800`` as ``$198.00``."""
-    return "—" if cents is None else f"${cents / 100:,.2f}"
-
-
-def _clock(stamp: str) -> str:
-    moment = dt.datetime.fromisoformat(stamp).astimezone(dt.UTC)
-    return moment.strftime("%H:%M:%S.%f")[:-3]
-
-
-def timeline_rows(events: Sequence[dict[str, Any]], arrow: str = "→") -> list[tuple[str, ...]]:
-    """One row per event: seq, time (UTC), type, from → to, actor."""
-    rows = []
-    for event in events:
-        source, target = event.get("from_status"), event.get("to_status")
-        move = f"{source or ''} {arrow} {target}".strip() if target else ""
-        rows.append(
-            (str(event["seq"]), _clock(event["created_at"]), event["type"], move, event["actor"])
-        )
-    return rows
-
-
-def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows under a header, columns padded to their widest cell; the first is right-aligned."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            cell.rjust(width) if i == 0 else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    return [line(header), line(["-" * w for w in widths]), *(line(row) for row in rows)]
 
 
 class Demo:
@@ -296,8 +107,8 @@ class Demo:
         self.progress.step(f"job #{self.job_id} is {status} ({took:.1f}s)")
         return job
 
-    def signal(self, action: str, party: Party) -> dict[str, Any]:
-        """POST a lifecycle action on the job as ``party``."""
+    def act(self, action: str, party: Party) -> dict[str, Any]:
+        """POST an action on the job as ``party``."""
         return self.client.call("POST", f"/v1/jobs/{self.job_id}/{action}", token=party.token)
 
     def check_server(self) -> None:
@@ -383,7 +194,7 @@ class Demo:
     def match(self) -> Party:
         """Accept the offer, wait for one of our workers to hold an opportunity, take it."""
         assert self.consumer is not None
-        self.signal("offer/accept", self.consumer)
+        self.act("offer/accept", self.consumer)
         self.progress.step("consumer accepted the offer")
 
         def probe() -> tuple[Party | None, str]:
@@ -399,16 +210,16 @@ class Demo:
 
         worker, took = self.wait("an opportunity", probe)
         self.progress.step(f"worker #{worker.id} was offered the job ({took:.1f}s)")
-        self.signal("opportunity/accept", worker)
+        self.act("opportunity/accept", worker)
         self.progress.step(f"worker #{worker.id} accepted the opportunity")
         return worker
 
     def work(self, worker: Party) -> None:
         """Wait for scheduling; the worker starts and completes; wait for payment and reviews."""
         self.wait_status("scheduled")
-        self.signal("start", worker)
+        self.act("start", worker)
         self.progress.step(f"worker #{worker.id} started the work")
-        self.signal("complete", worker)
+        self.act("complete", worker)
         self.progress.step(f"worker #{worker.id} completed the work")
         self.wait_status("review_pending")
         payment = self.client.call("GET", f"/v1/jobs/{self.job_id}/payment", token=self.viewer)
@@ -476,7 +287,7 @@ def run_demo(
         workers=workers,
     )
     began = time.monotonic()
-    with _finishing(progress):
+    with finishing(progress):
         demo.check_server()
         try:
             demo.sign_up()
@@ -487,22 +298,5 @@ def run_demo(
         finally:
             demo.retire_workers()
         events = demo.timeline()
-    header = ("seq", "time (UTC)", "type", f"from {progress.glyphs.arrow} to", "actor")
-    out.write(f"\nTimeline of job #{demo.job_id}\n")
-    for line in render_table(header, timeline_rows(events, progress.glyphs.arrow)):
-        out.write(line + "\n")
-    out.write(
-        f"\nJob #{demo.job_id} went from draft to closed in {time.monotonic() - began:.1f}s; "
-        "the demo's workers are now unavailable.\n"
-    )
-    out.flush()
+    print_timeline(out, demo.job_id, events, progress.glyphs, time.monotonic() - began)
     return events
-
-
-@contextmanager
-def _finishing(progress: Progress) -> Iterator[None]:
-    """Never leave a half-drawn status line behind an error or Ctrl-C."""
-    try:
-        yield
-    finally:
-        progress.clear()

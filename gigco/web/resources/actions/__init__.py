@@ -1,0 +1,1 @@
+"""The actions resource: what consumers, workers and operators do to a job."""

@@ -1,0 +1,49 @@
+"""Schemas of the caller's notifications."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from gigco.web.schemas import StrictSchema
+
+BIGINT = 2**63 - 1
+CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
+
+
+class Cursor(fields.String):
+    """A feed position, ``<tx>-<id>``, as a notification's ``cursor`` gives it."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> tuple[int, int]:
+        match = CURSOR.fullmatch(super()._deserialize(value, attr, data, **kw))
+        if match is None or max(int(match[1]), int(match[2])) > BIGINT:
+            raise ma.ValidationError("Not a cursor: pass a notification's 'cursor', or 0-0.")
+        return int(match[1]), int(match[2])
+
+
+class FeedQuerySchema(StrictSchema):
+    """Where to read the feed from, and how much."""
+
+    after = Cursor(
+        load_default=(0, 0),
+        metadata={"description": "The last cursor you have seen; 0-0 (the default) is the start."},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+
+
+class NotificationSchema(ma.Schema):
+    """A message to the caller."""
+
+    id = fields.Integer()
+    kind = fields.String()
+    message = fields.String()
+    job_id = fields.Integer(allow_none=True)
+    data = fields.Dict()
+    created_at = fields.AwareDateTime()
+    cursor = fields.Function(
+        lambda n: f"{n.tx}-{n.id}",
+        metadata={"description": "Pass it as the feed's ``after`` to read what came after."},
+    )
