@@ -1,4 +1,4 @@
-"""Settings from GIGCO_* variables: the spec's defaults, and one clear line per bad value."""
+"""A process started with a bad GIGCO_* value exits with one line naming the variable."""
 
 from __future__ import annotations
 
@@ -9,118 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gigco.config import ConfigError, Settings, load_settings
-
 GIGCO = Path(sys.executable).with_name("gigco")
-
-# The defaults of lifecycle.md's "Timers and configuration" table.
-SPEC_TIMERS = {
-    "GIGCO_OFFER_TTL_SECONDS": ("offer_ttl_seconds", 86400),
-    "GIGCO_OPPORTUNITY_TTL_SECONDS": ("opportunity_ttl_seconds", 900),
-    "GIGCO_MATCH_RETRY_BASE_SECONDS": ("match_retry_base_seconds", 300),
-    "GIGCO_MATCH_MAX_ROUNDS": ("match_max_rounds", 5),
-    "GIGCO_REVIEW_WINDOW_SECONDS": ("review_window_seconds", 604800),
-    "GIGCO_PAYMENT_MAX_ATTEMPTS": ("payment_max_attempts", 5),
-    "GIGCO_PAYMENT_RETRY_BASE_SECONDS": ("payment_retry_base_seconds", 60),
-    "GIGCO_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", 30),
-    "GIGCO_STUCK_STEP_GRACE_SECONDS": ("stuck_step_grace_seconds", 60),
-}
-COUNTS = {"GIGCO_MATCH_MAX_ROUNDS", "GIGCO_PAYMENT_MAX_ATTEMPTS"}
-DURATIONS = set(SPEC_TIMERS) - COUNTS
-
-BAD_VALUES = [
-    *[(name, "soon") for name in sorted(DURATIONS)],
-    *[(name, "0") for name in sorted(DURATIONS)],
-    *[(name, "-5") for name in sorted(DURATIONS)],
-    ("GIGCO_OFFER_TTL_SECONDS", "nan"),
-    ("GIGCO_REVIEW_WINDOW_SECONDS", "inf"),
-    ("GIGCO_SWEEP_INTERVAL_SECONDS", "30s"),
-    *[(name, "2.5") for name in sorted(COUNTS)],
-    *[(name, "0") for name in sorted(COUNTS)],
-    *[(name, "-1") for name in sorted(COUNTS)],
-    ("GIGCO_MATCH_MAX_ROUNDS", "five"),
-    ("GIGCO_PAYMENT_MAX_ATTEMPTS", "1000"),
-    ("GIGCO_DATABASE_URL", "mysql://db/gigco"),
-    ("GIGCO_DATABASE_URL", "gigco.db"),
-    ("GIGCO_BROKER_URL", "http://127.0.0.1:6379"),
-    ("GIGCO_BROKER_URL", "localhost:6379"),
-    ("GIGCO_ADMIN_TOKEN", "short"),
-    ("GIGCO_ADMIN_TOKEN", "x" * 15),
-    ("GIGCO_LOG_LEVEL", "LOUD"),
-    ("GIGCO_FLOWER_BASIC_AUTH", "ops"),
-    ("GIGCO_FLOWER_BASIC_AUTH", "ops:short"),
-    ("GIGCO_FLOWER_BASIC_AUTH", "ops:a-long-enough-pass,:nouser-password"),
-]
-
-
-def test_defaults_are_the_specs(tmp_path: Path) -> None:
-    settings = load_settings({"GIGCO_DATA_DIR": str(tmp_path)})
-    for field, default in SPEC_TIMERS.values():
-        assert getattr(settings, field) == default, field
-    assert settings.database_url == f"sqlite:///{tmp_path / 'gigco.db'}"
-    assert settings.broker_url == f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    assert settings.embedded
-    assert settings.admin_token is None
-    assert settings.log_level == "INFO"
-    assert settings.data_dir == str(tmp_path)
-
-
-def test_the_data_dir_defaults_to_dot_gigco_in_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    settings = load_settings({})
-    assert settings.data_dir == str(tmp_path / ".gigco")
-    assert settings.database_url == f"sqlite:///{tmp_path / '.gigco' / 'gigco.db'}"
-
-
-def test_every_timer_variable_is_read() -> None:
-    env = {name: ("7" if name in COUNTS else "2.5") for name in SPEC_TIMERS}
-    settings = load_settings(env)
-    for name, (field, _) in SPEC_TIMERS.items():
-        expected = 7 if name in COUNTS else 2.5
-        assert getattr(settings, field) == expected, name
-    assert isinstance(settings.match_max_rounds, int)
-    assert isinstance(settings.payment_max_attempts, int)
-
-
-def test_production_settings_are_read() -> None:
-    settings = load_settings(
-        {
-            "GIGCO_DATABASE_URL": "postgresql://gigco:secret@db:5432/gigco",
-            "GIGCO_BROKER_URL": "redis://redis:6379/0",
-            "GIGCO_ADMIN_TOKEN": "a-long-enough-operator-token",
-            "GIGCO_LOG_LEVEL": "debug",
-        }
-    )
-    assert settings == Settings(
-        database_url="postgresql://gigco:secret@db:5432/gigco",
-        broker_url="redis://redis:6379/0",
-        admin_token="a-long-enough-operator-token",
-        data_dir=settings.data_dir,
-        log_level="DEBUG",
-    )
-    assert not settings.embedded
-
-
-def test_an_empty_variable_means_the_default() -> None:
-    settings = load_settings({name: "" for name in SPEC_TIMERS} | {"GIGCO_LOG_LEVEL": ""})
-    assert settings.offer_ttl_seconds == 86400
-    assert settings.match_max_rounds == 5
-    assert settings.log_level == "INFO"
-
-
-@pytest.mark.parametrize(("name", "value"), BAD_VALUES, ids=[f"{n}={v}" for n, v in BAD_VALUES])
-def test_a_bad_value_is_one_line_naming_the_variable(name: str, value: str) -> None:
-    with pytest.raises(ConfigError) as raised:
-        load_settings({name: value})
-    message = str(raised.value)
-    assert name in message
-    assert "\n" not in message
-    if name not in ("GIGCO_ADMIN_TOKEN", "GIGCO_FLOWER_BASIC_AUTH"):
-        assert value in message or name.endswith(("_URL", "_LEVEL"))
-    else:
-        assert value not in message  # never echo a secret, even a bad one
 
 
 def _run(
@@ -174,18 +63,3 @@ def test_gunicorn_with_a_bad_value_stops_instead_of_rebooting_workers(tmp_path: 
         "gigco: GIGCO_OFFER_TTL_SECONDS must be a number of seconds, got 'soon'"
     }
     assert "Traceback" not in result.stderr
-
-
-def test_an_empty_variable_means_its_default() -> None:
-    settings = load_settings(
-        {"GIGCO_ADMIN_TOKEN": "", "GIGCO_FLOWER_BASIC_AUTH": "", "GIGCO_OFFER_TTL_SECONDS": ""}
-    )
-    assert (settings.admin_token, settings.flower_basic_auth) == (None, ())
-    assert settings.offer_ttl_seconds == 86400
-
-
-def test_flower_accounts_are_parsed() -> None:
-    settings = load_settings(
-        {"GIGCO_FLOWER_BASIC_AUTH": "ops:a-long-password, dev:another-password"}
-    )
-    assert settings.flower_basic_auth == ("ops:a-long-password", "dev:another-password")
