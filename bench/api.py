@@ -23,10 +23,12 @@ from typing import Any
 
 import httpx
 
-from bench.lifecycle import bearer, pct
+from bench.lifecycle import pct
 from bench.seed import JOB_COLUMNS, copy_rows, job_row
 from bench.topology import production
 from gigco.db import utcnow
+from tests.harness.bodies import MISSING, job_body
+from tests.harness.http import auth
 
 
 async def open_loop(
@@ -73,14 +75,13 @@ async def run(base_url: str, url: str, rates: list[float], seconds: float) -> di
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         r = await client.post("/v1/consumers", json={"name": "B", "email": "b@bench.io"})
         consumer = r.json()
-        headers = bearer(consumer["token"])
-        body = {
-            "title": "Read me",
-            "category": "plumbing",
-            "location": {"lat": 52.5, "lng": 13.4},
-            "scheduled_start": (utcnow() + dt.timedelta(days=3)).isoformat(),
-            "estimated_hours": 2,
-        }
+        headers = auth(consumer["token"])
+        body = job_body(
+            start=utcnow() + dt.timedelta(days=3),
+            title="Read me",
+            description=MISSING,
+            location={"lat": 52.5, "lng": 13.4},
+        )
         job = (await client.post("/v1/jobs", json=body, headers=headers)).json()
         # Fresh offered jobs for the signal: one per request at the highest rate.
         need = int(max(rates) * seconds) * len(rates)
@@ -132,14 +133,13 @@ def wrk_reads(base_url: str, seconds: float) -> list[dict[str, Any]]:
         return []
     r = httpx.post(f"{base_url}/v1/consumers", json={"name": "W", "email": "w@bench.io"})
     token = r.json()["token"]
-    body = {
-        "title": "Read me",
-        "category": "plumbing",
-        "location": {"lat": 52.5, "lng": 13.4},
-        "scheduled_start": (utcnow() + dt.timedelta(days=3)).isoformat(),
-        "estimated_hours": 2,
-    }
-    job = httpx.post(f"{base_url}/v1/jobs", json=body, headers=bearer(token)).json()
+    body = job_body(
+        start=utcnow() + dt.timedelta(days=3),
+        title="Read me",
+        description=MISSING,
+        location={"lat": 52.5, "lng": 13.4},
+    )
+    job = httpx.post(f"{base_url}/v1/jobs", json=body, headers=auth(token)).json()
     out = []
     for connections in (4, 16, 64):
         text = subprocess.run(

@@ -33,6 +33,9 @@ import sqlalchemy as sa
 
 from bench.topology import ADMIN_TOKEN, Topology, cpu_delta, production
 from gigco.db import make_engine
+from tests.harness.bodies import MISSING
+from tests.harness.bodies import job_body as base_job_body
+from tests.harness.http import auth
 
 PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers"
 LONG = {  # nothing may expire while the benchmark drives jobs
@@ -121,10 +124,6 @@ class Calls:
         }
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def sign_up(client: Http, n_parties: int, tag: str) -> tuple[list, list]:
     consumers, workers = [], []
     for i in range(n_parties):
@@ -147,13 +146,9 @@ async def sign_up(client: Http, n_parties: int, tag: str) -> tuple[list, list]:
 def job_body(i: int) -> dict[str, Any]:
     # Distinct 2-hour windows, so no worker is ever busy for another job's window.
     start = dt.datetime(2031, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=3 * i)
-    return {
-        "title": f"Job {i}",
-        "category": "plumbing",
-        "location": {"lat": 52.52, "lng": 13.4},
-        "scheduled_start": start.isoformat(),
-        "estimated_hours": 2,
-    }
+    return base_job_body(
+        start=start, title=f"Job {i}", description=MISSING, location={"lat": 52.52, "lng": 13.4}
+    )
 
 
 async def inbox(
@@ -166,7 +161,7 @@ async def inbox(
     poll: float,
 ) -> None:
     """Poll one party's notification feed and answer each at once, as an app would."""
-    headers = bearer(party["token"])
+    headers = auth(party["token"])
     answering: set[asyncio.Task[None]] = set()
 
     async def answer(job: int, kind: str) -> None:
@@ -245,7 +240,7 @@ async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dic
                     "POST",
                     "/v1/jobs",
                     json=job_body(i),
-                    headers=bearer(c["token"]),
+                    headers=auth(c["token"]),
                 )
                 assert r.status_code == 201, r.text
 
@@ -312,7 +307,7 @@ async def probe(topo: Topology, n: int) -> dict[str, Any]:
     calls = Calls()
     async with Http(topo.base_url, connections=4) as client:
         (consumer,), (worker,) = await sign_up(client, 1, f"p{time.time_ns()}")
-        ch, wh, admin = bearer(consumer["token"]), bearer(worker["token"]), bearer(ADMIN_TOKEN)
+        ch, wh, admin = auth(consumer["token"]), auth(worker["token"]), auth(ADMIN_TOKEN)
         totals = []
 
         async def until(status: str, job: int) -> None:

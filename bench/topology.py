@@ -6,44 +6,31 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import redis
-import sqlalchemy as sa
 
-from gigco import migrate
-from gigco.db import make_engine
+from gigco import processes
+from gigco.processes import free_port
+from tests.harness.database import create_database
+from tests.harness.http import healthy
+from tests.harness.polling import wait_for
+from tests.harness.servers import beat_argv, gunicorn_argv, worker_argv
 
 SERVER_URL = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/4")
 ADMIN_TOKEN = "bench-operator-token-0123456789"
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def fresh_database(name: str) -> str:
     """Drop and re-create database ``name``, migrate it, and return its URL."""
-    server = make_engine(SERVER_URL, isolation_level="AUTOCOMMIT", pool_size=1)
-    with server.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    server.dispose()
-    url = sa.make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    return url
+    return create_database(SERVER_URL, name, replace=True)
 
 
 @dataclass
@@ -70,14 +57,7 @@ class Topology:
             out = str(self.profile / f"{name}.txt")
             argv = [spy, "record", "--subprocesses", "--nonblocking", "--rate", "50"]
             argv += ["--format", "raw", "-o", out, "--", *self.commands[name]]
-        with (self.logs / f"{name}.log").open("ab") as out:
-            self.procs[name] = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.procs[name] = processes.start(argv, env=self.env, log=self.logs / f"{name}.log")
 
     def restart(self, name: str) -> None:
         """Start ``name`` again with the command it was first started with."""
@@ -113,12 +93,7 @@ class Topology:
                 else:
                     proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            processes.reap(proc, timeout=15)
 
 
 def _cpu(p: psutil.Process) -> float:
@@ -172,60 +147,19 @@ def production(
         **(timers or {}),
     }
     topo = Topology(env=env, base_url=f"http://127.0.0.1:{port}", logs=logs, profile=profile)
-    py = sys.executable
     try:
+        gunicorn_log = os.environ.get("BENCH_GUNICORN_LOG", "warning")
         topo.start(
             "api",
-            [
-                py,
-                "-m",
-                "gunicorn",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-w",
-                str(web_workers),
-                "-k",
-                "gthread",
-                "--threads",
-                str(web_threads),
-                "--keep-alive",
-                "120",
-                "--log-level",
-                os.environ.get("BENCH_GUNICORN_LOG", "warning"),
-                "gigco.web:create_app()",
-            ],
+            gunicorn_argv(
+                port,
+                workers=web_workers,
+                threads=web_threads,
+                extra=("-k", "gthread", "--keep-alive", "120", "--log-level", gunicorn_log),
+            ),
         )
-        topo.start(
-            "worker",
-            [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "gigco.tasks",
-                "worker",
-                "--loglevel",
-                "WARNING",
-                "--without-mingle",
-                "--without-gossip",
-                *worker_args,
-            ],
-        )
-        topo.start(
-            "beat",
-            [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "gigco.tasks",
-                "beat",
-                "--loglevel",
-                "WARNING",
-                "--schedule",
-                str(logs / "celerybeat-schedule"),
-            ],
-        )
+        topo.start("worker", worker_argv(*worker_args))
+        topo.start("beat", beat_argv(logs / "celerybeat-schedule"))
         _wait_healthy(topo)
         yield topo
     finally:
@@ -233,16 +167,10 @@ def production(
 
 
 def _wait_healthy(topo: Topology, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def up() -> bool:
         for name, proc in topo.procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited; see {topo.logs / (name + '.log')}")
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{topo.base_url}/healthz", timeout=1) as r,
-        ):
-            if r.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the API did not become healthy; see {topo.logs}")
+        return healthy(topo.base_url)
+
+    wait_for(up, timeout=timeout, every=0.1, what=f"the API to be healthy; see {topo.logs}")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
+from gigco import processes
 from gigco.config import ConfigError, Settings, load_settings
 
 
@@ -89,7 +89,7 @@ def dev(host: str, port: int, concurrency: int) -> None:
     where = "embedded SQLite" if settings.embedded else "PostgreSQL"
     click.echo(f"gigco dev: API on http://{host}:{port} ({where}, broker {settings.broker_url})")
     click.echo(f"gigco dev: operator token {settings.admin_token}")
-    worker = subprocess.Popen(
+    worker = processes.start(
         [
             sys.executable,
             "-m",
@@ -108,7 +108,6 @@ def dev(host: str, port: int, concurrency: int) -> None:
             str(Path(settings.data_dir) / "celerybeat-schedule"),
         ],
         env=env,
-        start_new_session=True,
     )
     # SIGTERM (from a supervisor or `kill`) stops all three, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -117,7 +116,7 @@ def dev(host: str, port: int, concurrency: int) -> None:
 
         create_app(settings).run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
-        _stop(worker)
+        processes.stop(worker, timeout=15)
 
 
 @main.command()
@@ -139,13 +138,3 @@ def demo(url: str, admin_token: str | None, timeout: float) -> None:
         run_demo(url=url, admin_token=token, timeout=timeout, out=sys.stdout)
     except DemoError as error:
         raise click.ClickException(str(error)) from None
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -2,82 +2,45 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from gigco import migrate
 from gigco.config import Settings, load_settings
-from gigco.db import Base, make_engine, normalize_url
-from tests.support import Api, wait_for
-
-ADMIN_TOKEN = "test-operator-token-0123456789"
-# Short timers, so whole lifecycles run in seconds against the live worker.
-TIMERS = {
-    "GIGCO_OFFER_TTL_SECONDS": "5",
-    "GIGCO_OPPORTUNITY_TTL_SECONDS": "3",
-    "GIGCO_MATCH_RETRY_BASE_SECONDS": "1",
-    "GIGCO_MATCH_MAX_ROUNDS": "2",
-    "GIGCO_REVIEW_WINDOW_SECONDS": "4",
-    "GIGCO_PAYMENT_MAX_ATTEMPTS": "3",
-    "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "0.3",
-    "GIGCO_SWEEP_INTERVAL_SECONDS": "1",
-    "GIGCO_STUCK_STEP_GRACE_SECONDS": "2",
-}
-KEEP_TABLES = {"categories", "alembic_version"}
-
-
-def _server_url() -> str:
-    return os.environ.get(
-        "GIGCO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-
-
-def _redis_url() -> str:
-    return os.environ.get("GIGCO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+from gigco.db import make_engine
+from tests.harness import database
+from tests.harness.env import ADMIN_TOKEN, live_env, redis_url, server_url
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
+from tests.harness.servers import start_worker, stop_worker
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this run, dropped afterwards."""
-    server = make_engine(_server_url(), isolation_level="AUTOCOMMIT", pool_size=1)
     try:
-        with server.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        database.check_server(server_url())
     except sa.exc.OperationalError as error:
         pytest.exit(
-            f"PostgreSQL is not reachable at {_server_url()} (set "
+            f"PostgreSQL is not reachable at {server_url()} (set "
             f"GIGCO_TEST_DATABASE_URL): {error.orig}".strip(),
             returncode=3,
         )
     name = f"gigco_test_{uuid.uuid4().hex[:10]}"
-    with server.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = str(
-        sa.make_url(normalize_url(_server_url()))
-        .set(database=name)
-        .render_as_string(hide_password=False)
-    )
-    migrate.upgrade(url)
-    yield url
-    with server.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    server.dispose()
+    yield database.create_database(server_url(), name)
+    database.drop_database(server_url(), name)
 
 
 @pytest.fixture(scope="session")
 def broker_url() -> str:
     """An empty Redis database for this run's broker."""
-    url = _redis_url()
+    url = redis_url()
     try:
         redis.Redis.from_url(url, socket_timeout=2).flushdb()
     except redis.RedisError as error:
@@ -90,13 +53,7 @@ def broker_url() -> str:
 @pytest.fixture(scope="session")
 def test_env(database_url: str, broker_url: str) -> dict[str, str]:
     """The GIGCO_* environment of this run's worker and app."""
-    return {
-        "GIGCO_DATABASE_URL": database_url,
-        "GIGCO_BROKER_URL": broker_url,
-        "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
-        "GIGCO_LOG_LEVEL": "WARNING",
-        **TIMERS,
-    }
+    return live_env(database_url, broker_url)
 
 
 @pytest.fixture(scope="session")
@@ -140,48 +97,6 @@ def isolated_sessions(session: Session) -> sessionmaker[Session]:
     )
 
 
-def start_worker(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """A Celery worker with embedded beat in its own process group."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "gigco.tasks",
-                "worker",
-                "-B",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "6",
-                "--loglevel",
-                "WARNING",
-                "--without-mingle",
-                "--without-gossip",
-                "--schedule",
-                str(log.with_suffix(".schedule")),
-                *extra,
-            ],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop_worker(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop a worker started by ``start_worker`` and its whole process group."""
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="session")
 def live_worker(
     test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, settings: Settings
@@ -203,24 +118,11 @@ def live_worker(
     stop_worker(process)
 
 
-def truncate_all(engine: sa.Engine) -> None:
-    """Empty every table but the seeded ones, retrying when it deadlocks with the live worker."""
-    names = [t.name for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES]
-    for attempt in range(1, 6):
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-            return
-        except sa.exc.OperationalError as error:
-            if getattr(error.orig, "pgcode", None) != "40P01" or attempt == 5:
-                raise
-
-
 @pytest.fixture
 def committed(engine: sa.Engine) -> Iterator[None]:
     """Tests that commit for real leave empty tables behind."""
     yield
-    truncate_all(engine)
+    database.truncate_all(engine)
 
 
 @pytest.fixture
@@ -235,3 +137,22 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
 def api(app, committed: None, live_worker: subprocess.Popen[bytes]) -> Api:  # type: ignore[no-untyped-def]
     """An API client with a live worker behind it."""
     return Api(app.test_client(), ADMIN_TOKEN)
+
+
+@pytest.fixture
+def isolated_app(app: Flask, isolated_sessions: sessionmaker[Session]) -> Flask:
+    """The app reading and writing inside the test's rolled-back transaction (no worker sees)."""
+    app.extensions["gigco_sessions"] = isolated_sessions
+    app.extensions["gigco_read_sessions"] = isolated_sessions
+    return app
+
+
+@pytest.fixture
+def row_counts(engine: sa.Engine) -> Callable[[], dict[str, int]]:
+    """A function returning the committed number of rows in every table but the seeded ones."""
+
+    def count() -> dict[str, int]:
+        with engine.connect() as conn:
+            return database.row_counts(conn)
+
+    return count

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN
-from tests.live_server import free_port, live_server
+from tests.harness.env import ADMIN_TOKEN
+from tests.harness.servers import free_port, live_server
 
 pytestmark = pytest.mark.usefixtures("committed")
 

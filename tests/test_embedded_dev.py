@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -19,7 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.support import future, wait_for
+from gigco import processes
+from tests.harness.bodies import MISSING, job_body
+from tests.harness.polling import wait_for
+from tests.harness.servers import free_port
 
 GIGCO = Path(sys.executable).with_name("gigco")
 # A shell gives the job it runs in the foreground default SIGINT handling, but a runner
@@ -29,12 +31,6 @@ WITH_DEFAULT_SIGINT = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
     "os.execv(sys.argv[1], sys.argv[1:])"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _processes() -> dict[int, tuple[int, int, str]]:
@@ -131,17 +127,14 @@ def dev(tmp_path: Path) -> Iterator[DevServer]:
     """``gigco dev`` on a free port, on nothing but its data directory; killed if left over."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIGCO_")}
     env |= {"GIGCO_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", WITH_DEFAULT_SIGINT, str(GIGCO), "dev", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = processes.start(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, str(GIGCO), "dev", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        log=log,
+    )
     server = DevServer(process, f"http://127.0.0.1:{port}", tmp_path / "data", log)
     groups = {process.pid}
     try:
@@ -164,13 +157,7 @@ def test_gigco_dev_runs_the_embedded_stack_and_stops_cleanly_on_ctrl_c(dev: DevS
 
     status, consumer = dev.call("POST", "/v1/consumers", {"name": "Ann", "email": "a@example.com"})
     assert status == 201, consumer
-    job = {
-        "title": "Fix the sink",
-        "category": "plumbing",
-        "location": {"lat": 52.5, "lng": 13.4},
-        "scheduled_start": future(),
-        "estimated_hours": 2.5,
-    }
+    job = job_body(description=MISSING, location={"lat": 52.5, "lng": 13.4}, estimated_hours=2.5)
     status, posted = dev.call("POST", "/v1/jobs", job, consumer["token"])
     assert status == 201, posted
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -23,9 +22,12 @@ from gigco.models import Job, JobStatus
 from gigco.tasks import runtime as task_runtime
 from gigco.tasks.app import task_log_context
 from gigco.tasks.steps import expire_offer
-from tests.conftest import ADMIN_TOKEN, start_worker, stop_worker
-from tests.ops.conftest import add_jobs, closed_job
-from tests.support import Api, wait_for
+from tests import factories as f
+from tests.harness.env import ADMIN_TOKEN
+from tests.harness.http import Api
+from tests.harness.journeys import closed_job
+from tests.harness.polling import wait_for
+from tests.harness.servers import free_port, start_worker, stop_worker
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -84,10 +86,10 @@ def test_metrics_count_overdue_jobs(
     app.extensions["gigco_sessions"] = isolated_sessions
     app.extensions["gigco_read_sessions"] = isolated_sessions
     now = dt.datetime.now(dt.UTC)
-    add_jobs(session, 2, JobStatus.SCHEDULED, timer_at=now - dt.timedelta(minutes=5))
+    f.jobs(session, 2, status=JobStatus.SCHEDULED, timer_at=now - dt.timedelta(minutes=5))
     grace = dt.timedelta(seconds=settings.stuck_step_grace_seconds)
-    add_jobs(session, 1, JobStatus.IN_PROGRESS, step_due_at=now - grace * 3)
-    add_jobs(session, 1, JobStatus.IN_PROGRESS, step_due_at=now)  # inside the grace
+    f.jobs(session, 1, status=JobStatus.IN_PROGRESS, step_due_at=now - grace * 3)
+    f.jobs(session, 1, status=JobStatus.IN_PROGRESS, step_due_at=now)  # inside the grace
     found = samples(app.test_client().get("/metrics").text)
     assert value(found, "gigco_jobs_overdue", kind="timer") == 2
     assert value(found, "gigco_jobs_overdue", kind="step") == 1
@@ -108,7 +110,7 @@ def test_a_deadline_counts_once_in_timer_lateness_however_often_it_is_delivered(
 ) -> None:
     late_by = dt.timedelta(seconds=2)
     due = dt.datetime.now(dt.UTC) - late_by
-    (job,) = add_jobs(session, 1, JobStatus.OFFERED, offer_expires_at=due, timer_at=due)
+    (job,) = f.jobs(session, 1, status=JobStatus.OFFERED, offer_expires_at=due, timer_at=due)
     labels = {"step": "expire_offer"}
     count_before = REGISTRY.get_sample_value("gigco_timer_lateness_seconds_count", labels) or 0
     sum_before = REGISTRY.get_sample_value("gigco_timer_lateness_seconds_sum", labels) or 0
@@ -136,12 +138,6 @@ def test_a_deadline_counts_once_in_timer_lateness_however_often_it_is_delivered(
     assert f"task=gigco.tasks.steps.expire_offer job_id={job.id}" in first
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _scrape(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -153,7 +149,7 @@ def _scrape(url: str) -> str | None:
 def test_worker_serves_its_own_metrics_and_logs_one_line_per_record(
     test_env: dict[str, str], tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "worker.log"
     env = {**test_env, "GIGCO_LOG_LEVEL": "INFO"}
     args = ("-n", "metrics@%h", "--loglevel", "INFO", "--metrics-address", "127.0.0.1")

@@ -12,25 +12,17 @@ from alembic.migration import MigrationContext
 
 import gigco.models  # noqa: F401  (registers the tables)
 from gigco import migrate
-from gigco.db import Base, make_engine, normalize_url
-from tests.conftest import _server_url
+from gigco.db import Base, make_engine
+from tests.harness.database import create_database, drop_database
+from tests.harness.env import server_url
 
 
 @pytest.fixture
 def empty_database(database_url: str) -> Iterator[str]:
     """A scratch database beside the test database, dropped afterwards."""
-    server = make_engine(_server_url(), isolation_level="AUTOCOMMIT", pool_size=1)
     name = f"gigco_mig_{uuid.uuid4().hex[:8]}"
-    with server.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield (
-        sa.make_url(normalize_url(_server_url()))
-        .set(database=name)
-        .render_as_string(hide_password=False)
-    )
-    with server.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    server.dispose()
+    yield create_database(server_url(), name, migrated=False)
+    drop_database(server_url(), name)
 
 
 def _diff(url: str) -> list[object]:

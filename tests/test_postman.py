@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN
-from tests.live_server import live_server
+from tests.harness.env import ADMIN_TOKEN
+from tests.harness.servers import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWMAN = ROOT / "node_modules" / ".bin" / "newman"

@@ -1,6 +1,6 @@
 """A job posted over HTTP is priced and offered by the live worker."""
 
-from tests.support import Api
+from tests.harness.http import Api
 
 
 def test_new_job_is_offered_within_a_second_with_the_right_price(api: Api) -> None:

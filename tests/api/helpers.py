@@ -1,4 +1,4 @@
-"""Helpers of the API tests: a valid job body, raw JSON, and the error-shape check."""
+"""Helpers of the API tests: raw JSON, and the error-shape check."""
 
 from __future__ import annotations
 
@@ -9,24 +9,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.support import future
-
 RowCounts = Callable[[], dict[str, int]]
-MISSING = object()
-
-
-def job_body(**changes: Any) -> dict[str, Any]:
-    """A valid job body with ``changes`` applied (``MISSING`` removes a field)."""
-    body = {
-        "title": "Fix the sink",
-        "description": "It drips.",
-        "category": "plumbing",
-        "location": {"lat": 52.53, "lng": 13.41},
-        "scheduled_start": future(),
-        "estimated_hours": 2,
-        **changes,
-    }
-    return {k: v for k, v in body.items() if v is not MISSING}
 
 
 def send_json(

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.models import ApiToken
 from tests.api.helpers import RowCounts, assert_error, send_json
-from tests.support import Api, race
+from tests.harness.http import Api
+from tests.harness.polling import race
 
 WORKER = {
     "name": "Wanda",

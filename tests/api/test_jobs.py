@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from werkzeug.test import TestResponse
 
-from tests.api.helpers import MISSING, RowCounts, assert_error, job_body, send_json
-from tests.support import Api, wait_for
+from tests.api.helpers import RowCounts, assert_error, send_json
+from tests.harness.bodies import MISSING, job_body
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
 
 
 def _past() -> str:

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.lifecycle.notify import notify_consumer
 from tests.api.helpers import assert_error
-from tests.support import Api, wait_for
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
 
 
 def test_a_consumer_reads_their_notifications_newest_first_in_pages(api: Api) -> None:

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tests.api.helpers import RowCounts, assert_error, job_body
-from tests.support import Api
+from tests.api.helpers import RowCounts, assert_error
+from tests.harness.bodies import job_body
+from tests.harness.http import Api
 
 BODY_LIMIT = 64 * 1024
 

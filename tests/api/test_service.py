@@ -13,7 +13,7 @@ from gigco.config import Settings
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
 from tests.api.helpers import assert_error
-from tests.support import Api
+from tests.harness.http import Api
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 

@@ -1,6 +1,7 @@
 """A whole lifecycle over HTTP with the live worker: draft to closed."""
 
-from tests.support import Api, wait_for
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
 
 
 def test_job_runs_from_draft_to_closed_with_the_exact_history(api: Api) -> None:

@@ -7,17 +7,13 @@ import datetime as dt
 import pytest
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.matching import candidates, great_circle_km
-from gigco.models import JobStatus, Opportunity, OpportunityStatus
+from gigco.lifecycle.matching import candidates
+from gigco.models import JobStatus, OpportunityStatus
 from tests import factories as f
 
 
 def ids(session: Session, job) -> list[int]:  # type: ignore[no-untyped-def]
     return [c.worker_id for c in candidates(session, job)]
-
-
-def test_great_circle_distance_berlin_to_paris() -> None:
-    assert great_circle_km(52.52, 13.405, 48.8566, 2.3522) == pytest.approx(878, abs=2)
 
 
 def test_ranks_by_rating_then_distance_then_id(session: Session) -> None:
@@ -70,15 +66,5 @@ def test_excludes_workers_busy_in_an_overlapping_window(session: Session) -> Non
 def test_a_worker_is_offered_a_job_at_most_once(session: Session, status) -> None:  # type: ignore[no-untyped-def]
     asked, fresh = f.worker(session), f.worker(session)
     job = f.job(session, status=JobStatus.ACCEPTED)
-    session.add(
-        Opportunity(
-            job_id=job.id,
-            worker_id=asked.id,
-            round=1,
-            status=status,
-            distance_km=1,
-            expires_at=job.created_at,
-        )
-    )
-    session.flush()
+    f.opportunity(session, job, asked, status=status, expires_at=job.created_at)
     assert ids(session, job) == [fresh.id]

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.models import Consumer
-from tests.support import Api, wait_for
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
 
 
 def at(stamp: str) -> dt.datetime:

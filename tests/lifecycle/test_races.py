@@ -18,7 +18,8 @@ from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import DomainError
 from gigco.models import Job, JobEvent, JobStatus, Opportunity, OpportunityStatus, Role
 from tests import factories as f
-from tests.support import Api, race, wait_for
+from tests.harness.http import Api
+from tests.harness.polling import race, wait_for
 
 THREADS = 12
 
@@ -118,11 +119,7 @@ def _opportunity_race(sessions: sessionmaker[Session], settings: Settings) -> No
     def setup(s: Session) -> tuple[int, int]:
         holder, _next = f.worker(s), f.worker(s)
         job = f.job(s, status=JobStatus.ACCEPTED, match_round=1, timer_at=expires)
-        s.add(
-            Opportunity(
-                job_id=job.id, worker_id=holder.id, round=1, distance_km=1, expires_at=expires
-            )
-        )
+        f.opportunity(s, job, holder, expires_at=expires)
         return job.id, holder.id
 
     job_id, holder = _commit(sessions, setup)

@@ -15,7 +15,8 @@ from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.models import Job, JobEvent, JobStatus
 from gigco.tasks import app as celery_app
 from tests import factories as f
-from tests.support import Api, wait_for
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
 
 
 def _status(sessions: sessionmaker[Session], job_id: int) -> JobStatus:

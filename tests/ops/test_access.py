@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from tests.conftest import ADMIN_TOKEN
-from tests.ops.conftest import Ops, csrf_from
+from tests.harness.console import Ops, csrf_from
+from tests.harness.env import ADMIN_TOKEN
 
 
 @pytest.mark.parametrize("path", ["/ops/", "/ops/jobs?status=offered", "/ops/jobs/1"])

@@ -17,9 +17,10 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import ADMIN_TOKEN
-from tests.ops.conftest import closed_job
-from tests.support import Api, wait_for
+from tests.harness.env import ADMIN_TOKEN
+from tests.harness.http import Api
+from tests.harness.journeys import closed_job
+from tests.harness.polling import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -16,29 +15,23 @@ from typing import Any
 
 import pytest
 
-from tests.support import Api, wait_for
+from gigco import processes
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
+from tests.harness.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "ops:flower-password-123"
 CELERY_FLOWER = [sys.executable, "-m", "celery", "-A", "gigco.tasks", "flower"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _flower(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [*CELERY_FLOWER, f"--port={port}", "--address=127.0.0.1"],
-            cwd=ROOT,  # where flowerconfig.py is
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return processes.start(
+        [*CELERY_FLOWER, f"--port={port}", "--address=127.0.0.1"],
+        cwd=ROOT,  # where flowerconfig.py is
+        env={**os.environ, **env},
+        log=log,
+    )
 
 
 def _get(url: str, account: str | None = None) -> tuple[int, str]:
@@ -57,7 +50,7 @@ def _get(url: str, account: str | None = None) -> tuple[int, str]:
 @pytest.fixture
 def flower(test_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """A running Flower on the test broker; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     process = _flower({**test_env, "GIGCO_FLOWER_BASIC_AUTH": ACCOUNT}, port, tmp_path / "f.log")
     url = f"http://127.0.0.1:{port}"
     try:
@@ -70,8 +63,7 @@ def flower(test_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         assert process.poll() is None, (tmp_path / "f.log").read_text()[-2000:]
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        processes.stop(process, timeout=20)
 
 
 def test_flower_asks_for_a_password_and_shows_our_tasks(flower: str, api: Api) -> None:
@@ -110,6 +102,6 @@ def test_flower_refuses_to_start_without_a_password(
 ) -> None:
     log = tmp_path / "f.log"
     env = {**test_env, "GIGCO_FLOWER_BASIC_AUTH": "ops:short"}
-    process = _flower(env, _free_port(), log)
+    process = _flower(env, free_port(), log)
     assert process.wait(timeout=60) != 0
     assert "set GIGCO_FLOWER_BASIC_AUTH=user:password" in log.read_text()

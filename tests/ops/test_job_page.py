@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tests.ops.conftest import Ops, closed_job, failed_payment_job, table
-from tests.support import Api, wait_for
+from tests.harness.console import Ops, table
+from tests.harness.http import Api
+from tests.harness.journeys import closed_job, failed_payment_job
+from tests.harness.polling import wait_for
 
 
 def test_job_page_shows_the_whole_timeline_of_a_closed_job(api: Api, ops: Ops) -> None:

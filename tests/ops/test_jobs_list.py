@@ -18,25 +18,28 @@ from sqlalchemy.orm import Session
 from gigco.config import Settings
 from gigco.models import JobStatus
 from gigco.web.ops import queries
-from tests.ops.conftest import Ops, add_jobs, table
+from tests import factories as f
+from tests.harness.console import Ops, table
 
 
 @pytest.fixture
 def stuck(session: Session, settings: Settings) -> dict[str, int]:
     """55 cancelled jobs, one whose deadline passed an hour ago, one whose step is overdue."""
     now = dt.datetime.now(dt.UTC)
-    add_jobs(session, 55, JobStatus.CANCELLED)
-    late_timer = add_jobs(session, 1, JobStatus.SCHEDULED, timer_at=now - dt.timedelta(hours=1))[0]
-    late_step = add_jobs(
+    f.jobs(session, 55, status=JobStatus.CANCELLED)
+    late_timer = f.jobs(
+        session, 1, status=JobStatus.SCHEDULED, timer_at=now - dt.timedelta(hours=1)
+    )[0]
+    late_step = f.jobs(
         session,
         1,
-        JobStatus.IN_PROGRESS,
+        status=JobStatus.IN_PROGRESS,
         step_due_at=now - dt.timedelta(seconds=settings.stuck_step_grace_seconds + 600),
     )[0]
     # Due well inside the grace (a minute from now, for slow machines): not stuck.
-    add_jobs(session, 1, JobStatus.IN_PROGRESS, step_due_at=now + dt.timedelta(minutes=1))
+    f.jobs(session, 1, status=JobStatus.IN_PROGRESS, step_due_at=now + dt.timedelta(minutes=1))
     # A deadline still ahead: not overdue.
-    add_jobs(session, 1, JobStatus.OFFERED, timer_at=now + dt.timedelta(hours=1))
+    f.jobs(session, 1, status=JobStatus.OFFERED, timer_at=now + dt.timedelta(hours=1))
     return {"timer": late_timer.id, "step": late_step.id}
 
 

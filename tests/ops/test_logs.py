@@ -10,8 +10,8 @@ from flask import Flask
 
 from gigco import logs
 from gigco.config import Settings
-from tests.conftest import ADMIN_TOKEN
-from tests.ops.conftest import Ops
+from tests.harness.console import Ops
+from tests.harness.env import ADMIN_TOKEN
 
 
 def _line(formatter: logging.Formatter, msg: str, *args: object, **extra: object) -> str:

@@ -9,155 +9,23 @@ answer is kept in a journal, so a test can assert that no call ever got a 500.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
-import http.client
-import itertools
-import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-RETRYABLE = {None, 502, 503, 504}
-TERMINAL_NOT_CLOSED = {"rejected", "expired", "cancelled", "no_worker", "payment_failed"}
+from gigco.lifecycle.transitions import TERMINAL
+from gigco.models import JobStatus
+from tests.harness.bodies import MISSING
+from tests.harness.bodies import job_body as base_job_body
+from tests.harness.http import Answer, Client
 
-
-@dataclass(frozen=True)
-class Answer:
-    """One HTTP exchange: ``status`` is None when no answer came (refused, reset, timeout)."""
-
-    method: str
-    path: str
-    status: int | None
-    body: Any
-    headers: Mapping[str, str]
-    sent_at: float
-    answered_at: float
-    error: str | None = None
-    attempt: int = 1  # which try of ``call_until_answered`` this answer came to
-
-
-class Journal:
-    """Every answer the fleet got, kept thread-safely."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.answers: list[Answer] = []
-
-    def add(self, answer: Answer) -> None:
-        """Keep ``answer``."""
-        with self._lock:
-            self.answers.append(answer)
-
-    def snapshot(self) -> list[Answer]:
-        """A copy of the answers so far."""
-        with self._lock:
-            return list(self.answers)
-
-    def between(self, start: float, end: float) -> list[Answer]:
-        """Answers to calls sent in the wall-clock window [start, end]."""
-        return [a for a in self.snapshot() if start <= a.sent_at <= end]
-
-    def server_errors(self) -> list[Answer]:
-        """Answers a client must never see: a 5xx other than 503, or a 503 without the envelope."""
-        return [
-            a
-            for a in self.snapshot()
-            if a.status is not None
-            and a.status >= 500
-            and not (a.status == 503 and is_error_envelope(a.body, 503))
-        ]
-
-
-def is_error_envelope(body: Any, code: int) -> bool:
-    """True for the API's error shape ``{code, status, message}`` with ``code``."""
-    return (
-        isinstance(body, dict)
-        and body.get("code") == code
-        and isinstance(body.get("status"), str)
-        and isinstance(body.get("message"), str)
-        and bool(body["message"])
-    )
-
-
-class Client:
-    """JSON over HTTP with urllib; a new connection per call, as a mobile app would."""
-
-    def __init__(self, base_url: str, journal: Journal, timeout: float = 20.0):
-        self.base_url = base_url
-        self.journal = journal
-        self.timeout = timeout
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Answer:
-        """One request; never raises for HTTP errors or connection trouble."""
-        data = json.dumps(body).encode() if body is not None else None
-        sent = {"Accept": "application/json", **(headers or {})}
-        if data is not None:
-            sent["Content-Type"] = "application/json"
-        if token:
-            sent["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(
-            self.base_url + path, data=data, headers=sent, method=method
-        )
-        sent_at = time.time()
-        status: int | None = None
-        payload: Any = None
-        answer_headers: Mapping[str, str] = {}
-        error: str | None = None
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status, raw, answer_headers = response.status, response.read(), response.headers
-        except urllib.error.HTTPError as http_error:
-            status, answer_headers = http_error.code, http_error.headers
-            try:
-                raw = http_error.read()
-            except (OSError, http.client.HTTPException) as exc:
-                raw, error = b"", repr(exc)
-        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out
-            raw, error = b"", repr(exc)
-        with contextlib.suppress(ValueError):
-            payload = json.loads(raw) if raw else None
-        if payload is None and raw:
-            payload = raw.decode(errors="replace")[:500]
-        answer = Answer(
-            method, path, status, payload, dict(answer_headers or {}), sent_at, time.time(), error
-        )
-        self.journal.add(answer)
-        return answer
-
-    def call_until_answered(
-        self,
-        method: str,
-        path: str,
-        *,
-        timeout: float = 90.0,
-        stop: threading.Event | None = None,
-        **kwargs: Any,
-    ) -> Answer:
-        """Repeat the same call while there is no answer or a 503; give up after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        stop = stop or threading.Event()
-        for attempt in itertools.count(1):
-            answer = self.call(method, path, **kwargs)
-            if answer.status not in RETRYABLE or time.monotonic() > deadline or stop.is_set():
-                return dataclasses.replace(answer, attempt=attempt)
-            stop.wait(0.2)
-        raise AssertionError("unreachable")
+# Where a fleet's job stops moving: a terminal status, or payment_failed (an operator's turn).
+TERMINAL_NOT_CLOSED = (TERMINAL - {JobStatus.CLOSED}) | {JobStatus.PAYMENT_FAILED}
 
 
 @dataclass(frozen=True)
@@ -179,13 +47,12 @@ def region_location(region: int) -> dict[str, float]:
 def job_body(index: int, region: int) -> dict[str, Any]:
     """A plumbing job in ``region`` with its own 2-hour window, so workers never overlap."""
     start = dt.datetime(2031, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=3 * index)
-    return {
-        "title": f"Resilience job {index}",
-        "category": "plumbing",
-        "location": region_location(region),
-        "scheduled_start": start.isoformat(),
-        "estimated_hours": 2,
-    }
+    return base_job_body(
+        start=start,
+        title=f"Resilience job {index}",
+        description=MISSING,
+        location=region_location(region),
+    )
 
 
 @dataclass
@@ -271,7 +138,7 @@ class Fleet:
     def closed(self) -> int:
         """How many jobs the fleet has seen closed."""
         with self._lock:
-            return sum(1 for s in self.statuses.values() if s == "closed")
+            return sum(1 for s in self.statuses.values() if s == JobStatus.CLOSED)
 
     def wait_all_closed(self, timeout: float) -> float:
         """Wait until every job is closed; return the wall-clock time it happened."""
@@ -335,7 +202,7 @@ class Fleet:
             status = got.body["status"]
             with self._lock:
                 self.statuses[job_id] = status
-            if status == "closed":
+            if status == JobStatus.CLOSED:
                 return
             if status in TERMINAL_NOT_CLOSED:
                 self.failures.append(f"job {job_id} ended {status}")

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from gigco import migrate
 from gigco.db import make_engine, normalize_url
-from tests.live_server import free_port
-from tests.support import wait_for
+from tests.harness.polling import wait_for
+from tests.harness.servers import free_port
 
 TEMPLATE = "gigco_template"
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from tests.resilience.fleet import Client, Fleet, Journal
+from tests.harness.http import Client, Journal
+from tests.harness.polling import wait_for
+from tests.resilience.fleet import Fleet
 from tests.resilience.invariants import mid_flight
 from tests.resilience.services import PrivatePostgres, PrivateRedis
 from tests.resilience.topology import Topology
-from tests.support import wait_for
 
 HELD_BACK = 4  # jobs a scenario posts during its fault
 

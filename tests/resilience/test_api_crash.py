@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 import pytest
 import sqlalchemy as sa
 
+from tests.harness.polling import wait_for
 from tests.resilience.fleet import Fleet
 from tests.resilience.invariants import recovery, step_timings, violations
 from tests.resilience.stack import Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
-from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 INSERT_KEY = "INSERT INTO idempotency_keys"

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.resilience.fleet import Answer, is_error_envelope, job_body
+from tests.harness.http import Answer, is_error_envelope
+from tests.harness.polling import wait_for
+from tests.resilience.fleet import job_body
 from tests.resilience.invariants import recovery, step_timings, violations
 from tests.resilience.services import PrivatePostgres, PrivateRedis
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
-from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

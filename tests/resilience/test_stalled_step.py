@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.transitions import lock_job
+from tests.harness.polling import wait_for
 from tests.resilience.invariants import violations
 from tests.resilience.stack import Stack
-from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.harness.polling import wait_for
 from tests.resilience.invariants import violations
 from tests.resilience.stack import Stack
-from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 TS = r"^ts=(\S+) "

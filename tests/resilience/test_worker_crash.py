@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.harness.polling import wait_for
 from tests.resilience.invariants import overdue_steps, recovery, step_timings, violations
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
-from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,19 +10,20 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 
-from tests.live_server import free_port, healthy
-from tests.support import wait_for
+from gigco import processes
+from gigco.processes import free_port
+from tests.harness.http import healthy
+from tests.harness.polling import wait_for
+from tests.harness.servers import beat_argv, gunicorn_argv, worker_argv
 
 ADMIN_TOKEN = "resilience-operator-token-0123456789"
 SWEEP_SECONDS = 1.0
 GRACE_SECONDS = 2.0
-# Sweep and grace as in tests/conftest.py TIMERS. The deadlines a *person* must meet (offer,
+# Sweep and grace as in tests/harness/env.py TIMERS. The deadlines a *person* must meet (offer,
 # opportunity, review window) are longer than any injected outage, so that a fault delays a
 # job but never legitimately sends it to expired or no_worker; the suite is about the system.
 TIMERS = {
@@ -42,10 +43,6 @@ TIMERS = {
 # competes with the fleet's 32 client threads for CPU; and process_payment for a flaky
 # card includes its own 0.3 s + 0.6 s of retry backoff. See docs/reliability.md.
 SLACK_SECONDS = 4.0
-
-# gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every
-# gunicorn of the user: a SIGKILLed master would leave it to the next, or take another's.
-_NO_CONTROL_SOCKET = ["--no-control-socket"] if int(version("gunicorn").split(".")[0]) >= 27 else []
 
 
 @dataclass
@@ -69,27 +66,14 @@ class Topology:
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         if name in self.procs and self.procs[name].poll() is None:
             raise RuntimeError(f"{name} is already running")
-        with self.log(name).open("ab") as out:
-            process = subprocess.Popen(
-                argv,
-                env={**os.environ, **self.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = processes.start(argv, env={**os.environ, **self.env}, log=self.log(name))
         self.procs[name] = process
         return process
 
     def start_api(self, name: str = "api", timeout: float = 60) -> None:
         """gunicorn as in the README (threaded workers), on this port; wait for healthz."""
-        process = self._spawn(
-            name,
-            [
-                sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{self.port}", "-w", "3",
-                "--threads", "4", "--graceful-timeout", "5", "--access-logfile", "-",
-                *_NO_CONTROL_SOCKET, "gigco.web:create_app()",
-            ],
-        )  # fmt: skip
+        extra = ("--graceful-timeout", "5", "--access-logfile", "-")
+        process = self._spawn(name, gunicorn_argv(self.port, workers=3, threads=4, extra=extra))
         wait_for(
             lambda: process.poll() is not None or healthy(self.base_url),
             timeout=timeout,
@@ -101,14 +85,8 @@ class Topology:
 
     def start_worker(self, name: str = "worker") -> None:
         """``celery worker`` with the default prefork pool (3 processes)."""
-        self._spawn(
-            name,
-            [
-                sys.executable, "-m", "celery", "-A", "gigco.tasks", "worker",
-                "--pool", "prefork", "--concurrency", "3", "-n", f"{name}@%h",
-                "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-            ],
-        )  # fmt: skip
+        extra = ("--pool", "prefork", "--concurrency", "3", "-n", f"{name}@%h")
+        self._spawn(name, worker_argv(*extra, loglevel="INFO"))
 
     def wait_worker_ready(self, name: str = "worker", timeout: float = 60) -> float:
         """Wait until worker ``name`` consumes from the broker; return that wall-clock time."""
@@ -124,20 +102,13 @@ class Topology:
 
     def start_beat(self, name: str = "beat") -> None:
         """``celery beat`` with its own schedule file."""
-        self._spawn(
-            name,
-            [
-                sys.executable, "-m", "celery", "-A", "gigco.tasks", "beat",
-                "--loglevel", "INFO", "--schedule", str(self.logs / f"{name}.schedule"),
-            ],
-        )  # fmt: skip
+        self._spawn(name, beat_argv(self.logs / f"{name}.schedule", loglevel="INFO"))
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> float:
         """Send ``sig`` to the whole process group of ``name``; return when it was sent."""
         process = self.procs[name]
         sent_at = time.time()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
+        processes.signal_group(process, sig)
         process.wait(timeout=30)
         return sent_at
 
@@ -150,16 +121,4 @@ class Topology:
 
     def stop(self) -> None:
         """SIGTERM every group, SIGKILL what is left after 15 s."""
-        for process in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.procs.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            # Children that outlived their leader (it was killed first) go with the group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        processes.stop_all(list(self.procs.values()), timeout=15)

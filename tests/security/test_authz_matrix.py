@@ -35,8 +35,8 @@ from gigco.lifecycle import accounts
 from gigco.models import JobStatus
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
-from tests.api.helpers import job_body
-from tests.conftest import ADMIN_TOKEN
+from tests.harness.bodies import job_body
+from tests.harness.env import ADMIN_TOKEN
 from tests.security.worlds import PARTIES, World, build, snapshot
 
 S = JobStatus

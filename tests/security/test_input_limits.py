@@ -21,13 +21,13 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from gigco.db import Base
 from gigco.models import JobStatus
 from gigco.web import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import session as db_session
-from tests.api.helpers import assert_error, job_body
-from tests.conftest import KEEP_TABLES
-from tests.ops.conftest import Ops
+from tests.api.helpers import assert_error
+from tests.harness.bodies import job_body
+from tests.harness.console import Ops
+from tests.harness.database import row_counts
 from tests.security.worlds import World, build
 
 S = JobStatus
@@ -46,14 +46,7 @@ WORKER = {
 @pytest.fixture
 def counts(session: Session) -> Counts:
     """Rows per table as the app's own connection sees them (the transaction is shared)."""
-    tables = [t for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES]
-
-    def count() -> dict[str, int]:
-        return {
-            t.name: session.scalar(sa.select(sa.func.count()).select_from(t)) or 0 for t in tables
-        }
-
-    return count
+    return lambda: row_counts(session)
 
 
 @pytest.fixture

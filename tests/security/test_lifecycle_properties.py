@@ -50,7 +50,7 @@ from gigco.models import (
     PaymentStatus,
     SimulatedCharge,
 )
-from tests.api.helpers import job_body
+from tests.harness.bodies import job_body
 from tests.security.worlds import ASSIGNED_STATES, build
 
 S = JobStatus
@@ -95,7 +95,7 @@ HAPPY_PATH: tuple[Step | tuple[str, str], ...] = (
     Step.REQUEST_REVIEWS,
     ("reviews", "owner"),
 )
-# Seconds the clock may jump: around each of the test settings' timers (tests/conftest.py).
+# Seconds the clock may jump: around each of the test settings' timers (tests/harness/env.py).
 JUMPS = (0.0, 0.1, 0.3, 0.7, 1.0, 2.0, 3.0, 4.5, 6.0, 30.0)
 ANSWERS = {200, 201, 401, 403, 404, 409, 422}
 # Callers: the two plumbers who could take the job are w1 and w2; "holder" and "assigned" in

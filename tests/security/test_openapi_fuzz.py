@@ -33,7 +33,7 @@ from gigco.models import JobStatus
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
 from gigco.web.schemas import COMMON_ERRORS
-from tests.api.helpers import job_body
+from tests.harness.bodies import job_body
 from tests.security.worlds import build
 
 # Each role as a party of the world: the consumer owns the job, the worker is assigned to it.

@@ -9,21 +9,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.db import Base, utcnow
-from gigco.lifecycle.accounts import hash_token
-from gigco.models import (
-    ApiToken,
-    AttemptOutcome,
-    Job,
-    JobStatus,
-    Opportunity,
-    OpportunityStatus,
-    Payment,
-    PaymentAttempt,
-    PaymentStatus,
-)
+from gigco.db import utcnow
+from gigco.models import Job, JobStatus, OpportunityStatus
 from tests import factories as f
-from tests.conftest import ADMIN_TOKEN, KEEP_TABLES
+from tests.harness.database import row_counts
+from tests.harness.env import ADMIN_TOKEN
 
 S = JobStatus
 
@@ -61,9 +51,7 @@ class World:
         return party not in self.absent
 
 
-def _token(session: Session, **owner: int) -> dict[str, str]:
-    token = "gc_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(token_hash=hash_token(token), **owner))
+def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -75,10 +63,11 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
     before ``worker_assigned`` has no assigned worker, so that party does not exist.
     """
     now = utcnow()
-    owner = f.consumer(session, payment_method=payment_method)
-    other = f.consumer(session)
-    assigned, holder = f.worker(session), f.worker(session)
-    unrelated = f.worker(session, skills=("gardening",))
+    owner, owner_token = f.signed_up_consumer(session, payment_method=payment_method)
+    other, other_token = f.signed_up_consumer(session)
+    assigned, assigned_token = f.signed_up_worker(session)
+    holder, holder_token = f.signed_up_worker(session)
+    unrelated, unrelated_token = f.signed_up_worker(session, skills=("gardening",))
     values: dict[str, object] = {}
     if status == S.OFFERED:
         values = {"offer_expires_at": now + dt.timedelta(hours=1)}
@@ -90,20 +79,15 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
         values["review_deadline"] = now + dt.timedelta(days=7)
     job = f.job(session, owner, status=status, event_seq=1, **values)
     if status in (S.ACCEPTED, *ASSIGNED_STATES):
-        session.add(
-            Opportunity(
-                job_id=job.id,
-                worker_id=holder.id,
-                round=1,
-                distance_km=1.0,
-                status=OpportunityStatus.PENDING
-                if status == S.ACCEPTED
-                else OpportunityStatus.EXPIRED,
-                expires_at=now + dt.timedelta(minutes=15),
-            )
+        f.opportunity(
+            session,
+            job,
+            holder,
+            status=OpportunityStatus.PENDING if status == S.ACCEPTED else OpportunityStatus.EXPIRED,
+            expires_at=now + dt.timedelta(minutes=15),
         )
     if status == S.PAYMENT_FAILED:
-        _failed_payment(session, job)
+        f.payment(session, job)
     ids = {
         "owner": owner.id,
         "other": other.id,
@@ -114,40 +98,16 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
     headers = {
         "none": {},
         "bad": {"Authorization": "Bearer gc_" + secrets.token_urlsafe(32)},
-        "owner": _token(session, consumer_id=owner.id),
-        "other": _token(session, consumer_id=other.id),
-        "assigned": _token(session, worker_id=assigned.id),
-        "holder": _token(session, worker_id=holder.id),
-        "unrelated": _token(session, worker_id=unrelated.id),
-        "operator": {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        "owner": _bearer(owner_token),
+        "other": _bearer(other_token),
+        "assigned": _bearer(assigned_token),
+        "holder": _bearer(holder_token),
+        "unrelated": _bearer(unrelated_token),
+        "operator": _bearer(ADMIN_TOKEN),
     }
     session.flush()
     absent = frozenset() if status in ASSIGNED_STATES else frozenset({"assigned"})
     return World(job_id=job.id, ids=ids, headers=headers, absent=absent)
-
-
-def _failed_payment(session: Session, job: Job) -> None:
-    assert job.price_cents is not None and job.fee_cents is not None
-    assert job.subtotal_cents is not None
-    payment = Payment(
-        job_id=job.id,
-        idempotency_key=f"job-{job.id}",
-        status=PaymentStatus.FAILED,
-        amount_cents=job.price_cents,
-        fee_cents=job.fee_cents,
-        worker_earnings_cents=job.subtotal_cents,
-    )
-    session.add(payment)
-    session.flush()
-    session.add(
-        PaymentAttempt(
-            payment_id=payment.id,
-            job_id=job.id,
-            number=1,
-            outcome=AttemptOutcome.DECLINED,
-            detail="pm_card_chargeDeclined: card declined",
-        )
-    )
 
 
 def snapshot(session: Session, job_id: int) -> tuple[object, ...]:
@@ -155,9 +115,4 @@ def snapshot(session: Session, job_id: int) -> tuple[object, ...]:
     job = session.execute(
         sa.select(Job.status, Job.event_seq, Job.worker_id).where(Job.id == job_id)
     ).one()
-    counts = tuple(
-        session.scalar(sa.select(sa.func.count()).select_from(table))
-        for table in Base.metadata.sorted_tables
-        if table.name not in KEEP_TABLES
-    )
-    return (*job, *counts)
+    return (*job, *row_counts(session).values())

@@ -1,0 +1,82 @@
+"""Fresh migrated PostgreSQL databases, emptying them, and counting their rows."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco import migrate
+from gigco.db import Base, make_engine, normalize_url
+
+# Seeded by the migrations; never emptied or counted.
+KEEP_TABLES = frozenset({"categories", "alembic_version"})
+
+
+def url_of(server_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server of ``server_url``."""
+    url = sa.make_url(normalize_url(server_url)).set(database=name)
+    return str(url.render_as_string(hide_password=False))
+
+
+def check_server(server_url: str) -> None:
+    """Raise sqlalchemy's OperationalError unless the server answers."""
+    server = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    try:
+        with server.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    finally:
+        server.dispose()
+
+
+def create_database(
+    server_url: str, name: str, *, replace: bool = False, migrated: bool = True
+) -> str:
+    """Create database ``name`` (dropping one of that name first with ``replace``), migrate it
+    to head unless told not to, and return its URL."""
+    server = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    try:
+        with server.connect() as conn:
+            if replace:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        server.dispose()
+    url = url_of(server_url, name)
+    if migrated:
+        migrate.upgrade(url)
+    return url
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database ``name``, closing its connections."""
+    server = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    try:
+        with server.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        server.dispose()
+
+
+def data_tables() -> list[sa.Table]:
+    """Every table the product writes (all but the seeded ones), in dependency order."""
+    return [t for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES]
+
+
+def truncate_all(engine: sa.Engine) -> None:
+    """Empty every table but the seeded ones, retrying when it deadlocks with a live worker."""
+    names = [t.name for t in data_tables()]
+    for attempt in range(1, 6):
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            return
+        except sa.exc.OperationalError as error:
+            if getattr(error.orig, "pgcode", None) != "40P01" or attempt == 5:
+                raise
+
+
+def row_counts(db: Session | sa.Connection) -> dict[str, int]:
+    """The number of rows in every table but the seeded ones, as ``db`` sees them."""
+    return {
+        t.name: db.scalar(sa.select(sa.func.count()).select_from(t)) or 0 for t in data_tables()
+    }

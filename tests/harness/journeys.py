@@ -1,0 +1,49 @@
+"""Jobs driven over HTTP, through the live worker, to a known state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.harness.http import Api
+from tests.harness.polling import wait_for
+
+
+def closed_job(api: Api, **job: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """A job driven over HTTP from draft to closed; returns it with its consumer and worker."""
+    consumer, worker = api.consumer(), api.worker()
+    job_id = api.post_job(consumer, **job)["id"]
+    api.wait_status(job_id, "offered")
+    assert api.signal(job_id, "offer/accept", consumer).status_code == 200
+    wait_for(
+        lambda: api.client.get("/v1/opportunities", headers=worker["headers"]).json,
+        what="an opportunity for the worker",
+    )
+    assert api.signal(job_id, "opportunity/accept", worker).status_code == 200
+    api.wait_status(job_id, "scheduled")
+    assert api.signal(job_id, "start", worker).status_code == 200
+    assert api.signal(job_id, "complete", worker).status_code == 200
+    api.wait_status(job_id, "review_pending")
+    for party, review in ((consumer, {"rating": 5, "comment": "Great"}), (worker, {"rating": 4})):
+        r = api.client.post(f"/v1/jobs/{job_id}/reviews", json=review, headers=party["headers"])
+        assert r.status_code == 201, r.json
+    api.wait_status(job_id, "closed")
+    return job_id, consumer, worker
+
+
+def failed_payment_job(api: Api) -> int:
+    """A job whose consumer's card is always declined, left in payment_failed."""
+    consumer = api.consumer(payment_method="pm_card_chargeDeclined")
+    worker = api.worker()
+    job_id = api.post_job(consumer)["id"]
+    api.wait_status(job_id, "offered")
+    assert api.signal(job_id, "offer/accept", consumer).status_code == 200
+    wait_for(
+        lambda: api.client.get("/v1/opportunities", headers=worker["headers"]).json,
+        what="an opportunity for the worker",
+    )
+    assert api.signal(job_id, "opportunity/accept", worker).status_code == 200
+    api.wait_status(job_id, "scheduled")
+    assert api.signal(job_id, "start", worker).status_code == 200
+    assert api.signal(job_id, "complete", worker).status_code == 200
+    api.wait_status(job_id, "payment_failed")
+    return job_id

@@ -1,0 +1,55 @@
+"""The transitions table: complete, closed under its own moves, and as the spec draws it."""
+
+from __future__ import annotations
+
+from gigco.lifecycle.schedule import STEP_FOR_STATUS
+from gigco.lifecycle.transitions import CANCELLABLE, TERMINAL, TRANSITIONS
+from gigco.models import JobStatus as S
+
+
+def test_the_transitions_table_matches_the_spec() -> None:
+    reachable = {to for moves in TRANSITIONS.values() for to in moves} | {S.DRAFT}
+    assert reachable == set(S)
+    assert {s for s, moves in TRANSITIONS.items() if not moves} == {
+        S.CLOSED,
+        S.REJECTED,
+        S.EXPIRED,
+        S.CANCELLED,
+        S.NO_WORKER,
+    }
+    assert {S.DRAFT, S.PRICED, S.OFFERED, S.ACCEPTED, S.WORKER_ASSIGNED, S.SCHEDULED} == CANCELLABLE
+
+
+def test_every_status_has_an_entry_and_moves_only_to_statuses() -> None:
+    assert set(TRANSITIONS) == set(S)
+    assert all(moves <= set(S) for moves in TRANSITIONS.values())
+    assert all(status not in moves for status, moves in TRANSITIONS.items())  # no self-loops
+
+
+def test_terminal_statuses_have_no_moves_and_are_exactly_those() -> None:
+    assert {S.CLOSED, S.REJECTED, S.EXPIRED, S.CANCELLED, S.NO_WORKER} == TERMINAL
+    assert all(not TRANSITIONS[status] for status in TERMINAL)
+    assert all(TRANSITIONS[status] for status in set(S) - TERMINAL)
+
+
+def _reachable_from(start: S) -> set[S]:
+    seen, todo = {start}, [start]
+    while todo:
+        for to in TRANSITIONS[todo.pop()] - seen:
+            seen.add(to)
+            todo.append(to)
+    return seen
+
+
+def test_every_status_is_reachable_from_draft() -> None:
+    assert _reachable_from(S.DRAFT) == set(S)
+
+
+def test_every_non_terminal_status_can_still_end() -> None:
+    for status in set(S) - TERMINAL:
+        assert _reachable_from(status) & TERMINAL, status
+
+
+def test_the_system_steps_wait_only_in_non_terminal_states() -> None:
+    assert not set(STEP_FOR_STATUS) & TERMINAL
+    assert S.CANCELLED not in TRANSITIONS[S.IN_PROGRESS]  # work started: no cancelling
