@@ -83,7 +83,7 @@ def _clock(stamp: str) -> str:
 
 def timeline_rows(events: Sequence[dict[str, Any]], arrow: str = "→") -> list[tuple[str, ...]]:
     """One row per event: seq, time (UTC), type, from → to, actor."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for event in events:
         source, target = event.get("from_status"), event.get("to_status")
         move = f"{source or ''} {arrow} {target}".strip() if target else ""

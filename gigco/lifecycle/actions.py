@@ -272,6 +272,7 @@ def submit_review(
 ) -> tuple[Review, list[Due]]:
     """One review per side in review_pending; the job closes once both are in."""
     job = visible_job(session, job_id, who)
+    subject_model: type[Worker] | type[Consumer]
     if who.role == Role.CONSUMER and who.id == job.consumer_id:
         subject_model, subject_id = Worker, job.worker_id
     elif who.role == Role.WORKER and who.id == job.worker_id:

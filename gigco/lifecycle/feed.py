@@ -25,7 +25,7 @@ def addressed_to(who: Principal) -> sa.ColumnElement[bool]:
     return column == who.id
 
 
-def newest_first(who: Principal) -> sa.Select[tuple[Notification]]:
+def newest_first(who: Principal) -> sa.Select[Notification]:
     """All of ``who``'s notifications, newest first (for paging, not polling)."""
     return sa.select(Notification).where(addressed_to(who)).order_by(Notification.id.desc())
 

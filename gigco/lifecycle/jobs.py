@@ -23,11 +23,11 @@ def request_fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def replay(session: Session, consumer_id: int, key: str, fingerprint: str) -> IdempotencyKey | None:
+def replay(session: Session, who: Principal, key: str, fingerprint: str) -> IdempotencyKey | None:
     """The stored response for a repeated key, None for a new key; Conflict for another body."""
     stored = session.scalar(
         sa.select(IdempotencyKey).where(
-            IdempotencyKey.consumer_id == consumer_id, IdempotencyKey.key == key
+            IdempotencyKey.consumer_id == who.id, IdempotencyKey.key == key
         )
     )
     if stored is not None and stored.request_hash != fingerprint:

@@ -44,9 +44,7 @@ class Candidate:
         return (int(unrated), -(self.rating or 0.0), self.distance_km, self.worker_id)
 
 
-def overlapping_busy_jobs(
-    job: Job, worker_id: sa.ColumnElement[int] | int
-) -> sa.Select[tuple[int]]:
+def overlapping_busy_jobs(job: Job, worker_id: sa.ColumnElement[int] | int) -> sa.Select[int]:
     """The ids of the worker's other busy jobs whose time window overlaps ``job``'s."""
     other = sa.orm.aliased(Job)
     return sa.select(other.id).where(
@@ -73,7 +71,7 @@ def candidates(session: Session, job: Job) -> list[Candidate]:
         .where(
             worker_skills.c.category_id == job.category_id,
             Worker.available.is_(True),
-            ~overlapping_busy_jobs(job, Worker.id).exists(),
+            ~overlapping_busy_jobs(job, Worker.__table__.c.id).exists(),
             ~sa.exists().where(Opportunity.job_id == job.id, Opportunity.worker_id == Worker.id),
         )
     ).all()

@@ -74,7 +74,7 @@ def send_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
         session,
         job.consumer_id,
         "offer",
-        f"Your job '{job.title}' costs {job.price_cents / 100:.2f} {job.currency}; "
+        f"Your job '{job.title}' costs {(job.price_cents or 0) / 100:.2f} {job.currency}; "
         f"accept before {expires.isoformat()}.",
         job_id=job_id,
         price_cents=job.price_cents,

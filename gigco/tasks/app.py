@@ -75,7 +75,7 @@ app.user_options["worker"].add(
 )
 
 
-class MetricsExporter(bootsteps.StartStopStep):  # type: ignore[misc]
+class MetricsExporter(bootsteps.StartStopStep):
     """Serves ``/metrics`` from the worker process when started with ``--metrics-port``."""
 
     def __init__(

@@ -23,7 +23,7 @@ from gigco.tasks.runtime import runtime
 log = logging.getLogger("gigco.tasks")
 
 
-class LifecycleTask(Task):  # type: ignore[misc]
+class LifecycleTask(Task):
     """A step task: late ack, redelivered if the worker dies, retried on database trouble.
 
     The body runs in one transaction that commits on success and rolls back on error;

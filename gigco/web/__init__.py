@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         except ConfigError as error:
             # Exit status 3 is gunicorn's "worker failed to boot": it stops, rather than
             # booting workers that fail the same way forever.
-            print(f"gigco: {error}", file=sys.stderr)
+            print(f"gigco: {error}", file=sys.stderr)  # noqa: T201 logging is not set up yet
             raise SystemExit(3) from None
     logs.configure_logging(
         settings.log_level, context=request_log_context, secrets=[settings.admin_token]

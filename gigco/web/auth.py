@@ -19,7 +19,7 @@ from gigco.web.errors import Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 class PrincipalCache:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import marshmallow as ma
 from apispec import BasePlugin
@@ -14,6 +14,8 @@ from marshmallow import fields, validate
 # too deeply (400), one over 64 KiB (413) or not JSON at all (415), the database down (503).
 COMMON_ERRORS = (400, 413, 415, 503)
 UNSTORABLE = "Must not contain NUL characters or unpaired surrogates."
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _unstorable(value: Any) -> bool:
@@ -71,10 +73,10 @@ class ErrorSchema(ma.Schema):
     current_status = fields.String(metadata={"description": "The job's status (409 only)"})
 
 
-def errors(blp, *codes: int):  # type: ignore[no-untyped-def]
+def errors(blp: Any, *codes: int) -> Callable[[F], F]:
     """Document the error responses ``codes`` of a view in the OpenAPI spec."""
 
-    def decorator(view):  # type: ignore[no-untyped-def]
+    def decorator(view: F) -> F:
         for code in codes:
             view = blp.alt_response(code, schema=ErrorSchema, description="Error")(view)
         return view

@@ -99,7 +99,7 @@ def stack(
         if failed is not None and failed.failed:
             for log in sorted(tmp_path.glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-40:]
-                print(f"--- {log.name} (last {len(tail)} lines) ---", *tail, sep="\n")
+                print(f"--- {log.name} (last {len(tail)} lines) ---", *tail, sep="\n")  # noqa: T201 shown in the failure report
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 
     def add(line: str) -> None:
         entry = f"{request.node.name}: {line}"
-        print(entry)
+        print(entry)  # noqa: T201 the test's own output
         MEASUREMENTS.append(entry)
 
     return add

@@ -13,7 +13,8 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from gigco.web.ops.blueprint import blp, settings
 
@@ -55,7 +56,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @blp.before_request
-def _guard() -> Response | None:
+def _guard() -> ResponseReturnValue | None:
     if request.endpoint not in PUBLIC and not logged_in():
         if request.method == "GET":
             return redirect(url_for("ops.login", next=request.full_path.rstrip("?")))
@@ -93,7 +94,7 @@ def login() -> Any:
 
 
 @blp.post("/logout")
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     """End the operator session."""
     session.clear()
     flash("You are signed out.")

@@ -9,7 +9,8 @@ import logging
 import math
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from gigco.db import utcnow
@@ -109,7 +110,7 @@ def jobs() -> str:
 
 
 @blp.get("/jobs/find")
-def find_job() -> Response:
+def find_job() -> ResponseReturnValue:
     """Jump to a job by its id."""
     return redirect(url_for("ops.job", job_id=_int_arg("id", 0, 1, 2**63 - 1)))
 
@@ -131,7 +132,7 @@ def job(job_id: int) -> str:
 
 
 @blp.post("/jobs/<int:job_id>/payment/retry")
-def retry_payment(job_id: int) -> Response:
+def retry_payment(job_id: int) -> ResponseReturnValue:
     """payment_failed → completed, as ``POST /v1/jobs/<id>/payment/retry`` does."""
     _job, dues = actions.retry_payment(db_session(), job_id, OPERATOR, step_context())
     commit(dues)

@@ -62,7 +62,7 @@ class JobViews(MethodView):
         who = current_principal()
         key = headers.get("idempotency_key")
         fingerprint = jobs.request_fingerprint(request.get_json())
-        if key and (stored := jobs.replay(session(), who.id, key, fingerprint)):
+        if key and (stored := jobs.replay(session(), who, key, fingerprint)):
             return _replayed(stored)
         location = data.pop("location")
         job, dues = jobs.create_job(
@@ -75,7 +75,7 @@ class JobViews(MethodView):
             except IntegrityError:
                 # A concurrent request with the same key won; answer as it did.
                 session().rollback()
-                stored = jobs.replay(session(), who.id, key, fingerprint)
+                stored = jobs.replay(session(), who, key, fingerprint)
                 assert stored is not None
                 return _replayed(stored)
         commit(dues)

@@ -14,11 +14,13 @@ BIGINT = 2**63 - 1
 CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
 
 
-class Cursor(fields.String):
+class Cursor(fields.Field[tuple[int, int]]):
     """A feed position, ``<tx>-<id>``, as a notification's ``cursor`` gives it."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> tuple[int, int]:
-        match = CURSOR.fullmatch(super()._deserialize(value, attr, data, **kw))
+        if not isinstance(value, str):
+            raise ma.ValidationError("Not a valid string.")
+        match = CURSOR.fullmatch(value)
         if match is None or max(int(match[1]), int(match[2])) > BIGINT:
             raise ma.ValidationError("Not a cursor: pass a notification's 'cursor', or 0-0.")
         return int(match[1]), int(match[2])
