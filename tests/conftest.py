@@ -32,6 +32,11 @@ TIMERS = {
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "0.3",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "1",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "2",
+    # Webhooks: receivers on 127.0.0.1, quick retries, a short timeout.
+    "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
+    "GIGCO_WEBHOOK_RETRY_SCHEDULE": "0.2,0.2,0.2",
+    "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "2",
+    "GIGCO_WEBHOOK_DISABLE_AFTER": "3",
 }
 KEEP_TABLES = {"categories", "alembic_version"}
 

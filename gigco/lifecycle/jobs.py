@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.accounts import categories_named
 from gigco.lifecycle.errors import Conflict, Forbidden
-from gigco.lifecycle.history import Due
+from gigco.lifecycle.history import Due, write_outbox
 from gigco.lifecycle.states import Step
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 
@@ -69,18 +69,18 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    session.add(
-        JobEvent(
-            job_id=job.id,
-            seq=1,
-            type="created",
-            from_status=None,
-            to_status=job.status,
-            actor=who.actor,
-            created_at=now,
-            data={"category": category, "estimated_hours": estimated_hours},
-        )
+    event = JobEvent(
+        job_id=job.id,
+        seq=1,
+        type="created",
+        from_status=None,
+        to_status=job.status,
+        actor=who.actor,
+        created_at=now,
+        data={"category": category, "estimated_hours": estimated_hours},
     )
+    session.add(event)
+    write_outbox(session, job.id, event)
     session.flush()
     return job, [Due(Step.PRICE, job.id)]
 
