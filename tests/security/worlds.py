@@ -21,6 +21,9 @@ from gigco.models import (
     Payment,
     PaymentAttempt,
     PaymentStatus,
+    Role,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from tests import factories as f
 from tests.conftest import ADMIN_TOKEN, KEEP_TABLES
@@ -104,7 +107,19 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
         )
     if status == S.PAYMENT_FAILED:
         _failed_payment(session, job)
+    endpoint = WebhookEndpoint(
+        owner_role=Role.CONSUMER, owner_id=owner.id, url="http://127.0.0.1:9/hook", secret="s"
+    )
+    session.add(endpoint)
+    session.flush()
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id, msg_id=f"msg_{secrets.token_hex(8)}", event_type="ping", payload={}
+    )
+    session.add(delivery)
+    session.flush()
     ids = {
+        "endpoint": endpoint.id,
+        "delivery": delivery.id,
         "owner": owner.id,
         "other": other.id,
         "assigned": assigned.id,
