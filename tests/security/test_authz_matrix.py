@@ -151,6 +151,11 @@ NOT_BEARER = {
     ("GET", "/ops/jobs/find"): "console: operator session cookie",
     ("GET", "/ops/jobs/<int:job_id>"): "console: operator session cookie",
     ("POST", "/ops/jobs/<int:job_id>/payment/retry"): "console: session cookie and CSRF",
+    ("GET", "/ops/webhooks"): "console: operator session cookie",
+    ("GET", "/ops/webhooks/<int:endpoint_id>"): "console: operator session cookie",
+    ("POST", "/ops/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry"): (
+        "console: session cookie and CSRF"
+    ),
     ("GET", "/ops/login"): "console: the login form",
     ("POST", "/ops/login"): "console: the login form",
     ("POST", "/ops/logout"): "console: session cookie and CSRF",

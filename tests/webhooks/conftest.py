@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.ops.conftest import ops  # noqa: F401  (the signed-in console client fixture)
 from tests.support import Api
 
 

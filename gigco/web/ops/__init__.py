@@ -15,6 +15,7 @@ import secrets
 from flask import Flask
 
 from gigco.config import Settings
+from gigco.web.ops import webhooks as _webhooks  # noqa: F401  (registers its pages on blp)
 from gigco.web.ops.routes import blp
 
 SESSION_HOURS = 8
