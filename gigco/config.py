@@ -32,6 +32,11 @@ class Settings:
     stuck_step_grace_seconds: float = 60
     log_level: str = "INFO"
     flower_basic_auth: tuple[str, ...] = ()
+    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_disable_after: int = 5
+    webhook_timeout_seconds: float = 10
+    webhook_secret_overlap_seconds: float = 86400
+    webhook_allow_private_networks: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -52,10 +57,13 @@ _DURATIONS = {
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
+    "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",
+    "GIGCO_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhook_secret_overlap_seconds",
 }
 _COUNTS = {
     "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "payment_max_attempts",
+    "GIGCO_WEBHOOK_DISABLE_AFTER": "webhook_disable_after",
 }
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
@@ -84,6 +92,29 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     if not raw.startswith(schemes) or "://" not in raw:
         raise ConfigError(f"{name} must be a URL starting with one of {', '.join(schemes)}")
     return raw
+
+
+def _schedule(name: str, raw: str) -> tuple[float, ...]:
+    delays = []
+    for part in raw.split(","):
+        try:
+            delay = float(part)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be delays in seconds separated by commas, got {raw!r}"
+            ) from None
+        if not 0 <= delay < float("inf"):
+            raise ConfigError(f"{name} delays must be finite and not negative, got {raw!r}")
+        delays.append(delay)
+    if len(delays) > 100:
+        raise ConfigError(f"{name} may list at most 100 retries")
+    return tuple(delays)
+
+
+def _flag(name: str, raw: str) -> bool:
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw == "1"
 
 
 def _flower_accounts(raw: str) -> tuple[str, ...]:
@@ -126,6 +157,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, field in _COUNTS.items():
         if env.get(name):
             values[field] = _count(name, env[name])
+    if env.get("GIGCO_WEBHOOK_RETRY_SCHEDULE"):
+        values["webhook_retry_schedule"] = _schedule(
+            "GIGCO_WEBHOOK_RETRY_SCHEDULE", env["GIGCO_WEBHOOK_RETRY_SCHEDULE"]
+        )
+    if env.get("GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS"):
+        values["webhook_allow_private_networks"] = _flag(
+            "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS", env["GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS"]
+        )
     values["flower_basic_auth"] = _flower_accounts(env.get("GIGCO_FLOWER_BASIC_AUTH") or "")
     level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # A deadline should fire within a second; after a broker loss, within a sweep plus grace.
@@ -25,6 +25,17 @@ SWEEP_DURATION = Histogram(
     "gigco_sweep_duration_seconds",
     "How long one beat sweep (due timers plus stuck steps) took.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+WEBHOOK_DELIVERIES = Counter(
+    "gigco_webhook_attempts",
+    "Webhook delivery attempts by what they came to: delivered, retry, failed, disabled, lost.",
+    ["outcome"],
+)
+WEBHOOK_LAG = Histogram(
+    "gigco_webhook_delivery_lag_seconds",
+    "Seconds from a webhook message being written (with its event) to its delivery.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000, 86400),
 )
 
 

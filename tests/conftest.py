@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco.config import Settings, load_settings
 from gigco.db import make_engine
 from tests.harness import database
+from tests.harness.console import Ops
 from tests.harness.env import ADMIN_TOKEN, live_env, redis_url, server_url
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
@@ -156,3 +157,11 @@ def row_counts(engine: sa.Engine) -> Callable[[], dict[str, int]]:
             return database.row_counts(conn)
 
     return count
+
+
+@pytest.fixture
+def ops(app: Flask) -> Ops:
+    """A client signed in to the operators' console."""
+    console = Ops(app.test_client())
+    assert console.login().status_code == 303
+    return console

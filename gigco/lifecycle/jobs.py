@@ -14,7 +14,7 @@ from gigco.lifecycle.access import Principal
 from gigco.lifecycle.accounts import categories_named
 from gigco.lifecycle.errors import Conflict, Forbidden
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import Due, dues_of
+from gigco.lifecycle.transitions import Due, dues_of, write_outbox
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 
 
@@ -69,18 +69,18 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    session.add(
-        JobEvent(
-            job_id=job.id,
-            seq=1,
-            type="created",
-            from_status=None,
-            to_status=job.status,
-            actor=who.actor,
-            created_at=now,
-            data={"category": category, "estimated_hours": estimated_hours},
-        )
+    event = JobEvent(
+        job_id=job.id,
+        seq=1,
+        type="created",
+        from_status=None,
+        to_status=job.status,
+        actor=who.actor,
+        created_at=now,
+        data={"category": category, "estimated_hours": estimated_hours},
     )
+    session.add(event)
+    write_outbox(session, job.id, event)
     session.flush()
     return job, dues_of(job)
 

@@ -140,18 +140,18 @@ def transition(
     job = session.scalars(stmt).one_or_none()
     if job is None:
         return None
-    session.add(
-        JobEvent(
-            job_id=job_id,
-            seq=job.event_seq,
-            type=event or to.value,
-            from_status=from_,
-            to_status=to,
-            actor=actor,
-            data=data or {},
-            created_at=now,
-        )
+    written = JobEvent(
+        job_id=job_id,
+        seq=job.event_seq,
+        type=event or to.value,
+        from_status=from_,
+        to_status=to,
+        actor=actor,
+        data=data or {},
+        created_at=now,
     )
+    session.add(written)
+    write_outbox(session, job_id, written)
     return job
 
 
@@ -196,7 +196,16 @@ def record_event(
         job_id=job_id, seq=seq, type=type_, actor=actor, data=data or {}, created_at=now
     )
     session.add(event)
+    write_outbox(session, job_id, event)
     return event
+
+
+def write_outbox(session: Session, job_id: int, event: JobEvent) -> None:
+    """Webhook deliveries of ``event``, in its transaction (gigco.lifecycle.webhooks)."""
+    # Imported here: webhooks → projection → access, which imports this module.
+    from gigco.lifecycle import webhooks
+
+    webhooks.write_outbox(session, job_id, event)
 
 
 _LOCKED = "gigco_locked_jobs"

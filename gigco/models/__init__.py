@@ -6,12 +6,19 @@ from gigco.models.catalog import Category
 from gigco.models.enums import AttemptOutcome, JobStatus, OpportunityStatus, PaymentStatus, Role
 from gigco.models.jobs import Job, JobEvent, Opportunity
 from gigco.models.payments import Payment, PaymentAttempt, SimulatedCharge
+from gigco.models.webhooks import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "ApiToken",
     "AttemptOutcome",
     "Category",
     "Consumer",
+    "DeliveryStatus",
     "IdempotencyKey",
     "Job",
     "JobEvent",
@@ -25,6 +32,9 @@ __all__ = [
     "Review",
     "Role",
     "SimulatedCharge",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Worker",
     "worker_skills",
 ]

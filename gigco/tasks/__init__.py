@@ -1,6 +1,6 @@
 """Celery: the app (``celery -A gigco.tasks``), one task per lifecycle step, beat sweeps."""
 
-from gigco.tasks import steps, sweeps
+from gigco.tasks import steps, sweeps, webhooks
 from gigco.tasks.app import app, configure
 
-__all__ = ["app", "configure", "steps", "sweeps"]
+__all__ = ["app", "configure", "steps", "sweeps", "webhooks"]

@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from kombu import Queue
+
 from gigco.config import Settings
-from gigco.tasks.names import SWEEP_TASK
+from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
+
+DEFAULT_QUEUE = "celery"
+WEBHOOK_QUEUE = "webhooks"
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
@@ -33,6 +38,11 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,
+        # Webhook deliveries wait on receivers, so they have their own queue; a plain worker
+        # consumes both, and production may run `-Q webhooks` workers apart.
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_queues": (Queue(DEFAULT_QUEUE), Queue(WEBHOOK_QUEUE)),
+        "task_routes": {DELIVER_TASK: {"queue": WEBHOOK_QUEUE}},
         "beat_schedule": {
             "sweep": {
                 "task": SWEEP_TASK,

@@ -6,6 +6,7 @@ from gigco.lifecycle.schedule import Step
 
 STEP_TASKS = "gigco.tasks.steps"  # one task per step, named after the step
 SWEEP_TASK = "gigco.tasks.sweeps.sweep"
+DELIVER_TASK = "gigco.tasks.webhooks.deliver"  # one webhook delivery
 
 
 def step_task_name(step: Step) -> str:

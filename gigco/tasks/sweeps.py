@@ -7,12 +7,14 @@ import time
 
 from gigco.db import utcnow
 from gigco.lifecycle.timers import due_timers, stuck_steps
+from gigco.lifecycle.webhooks import due_deliveries
 from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
 from gigco.tasks.dispatch import send
 from gigco.tasks.names import SWEEP_TASK
 from gigco.tasks.runtime import runtime
+from gigco.tasks.webhooks import send_deliveries
 
 log = logging.getLogger("gigco.sweeps")
 
@@ -27,8 +29,19 @@ def sweep() -> dict[str, int]:
     with rt.sessions() as session, session.begin():
         timers = due_timers(session, now=now, horizon_seconds=settings.sweep_interval_seconds * 1.5)
         stuck = stuck_steps(session, now=now, grace_seconds=settings.stuck_step_grace_seconds)
-    sent = send(timers + stuck, now=now)
+        deliveries = due_deliveries(
+            session,
+            now=now,
+            horizon_seconds=settings.sweep_interval_seconds * 1.5,
+            grace_seconds=settings.stuck_step_grace_seconds,
+        )
+    sent = send(timers + stuck, now=now) + send_deliveries(deliveries, now=now)
     SWEEP_DURATION.observe(time.perf_counter() - started)
-    counts = {"timers": len(timers), "stuck": len(stuck), "sent": sent}
+    counts = {
+        "timers": len(timers),
+        "stuck": len(stuck),
+        "deliveries": len(deliveries),
+        "sent": sent,
+    }
     log.info("sweep", extra=counts)
     return counts

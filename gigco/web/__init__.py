@@ -28,6 +28,7 @@ from gigco.web.resources.notifications.routes import blp as notifications_blp
 from gigco.web.resources.opportunities.routes import blp as opportunities_blp
 from gigco.web.resources.payments.routes import blp as payments_blp
 from gigco.web.resources.reviews.routes import blp as reviews_blp
+from gigco.web.resources.webhooks.routes import blp as webhooks_blp
 from gigco.web.schemas import CommonErrorsPlugin
 
 MAX_BODY_BYTES = 64 * 1024
@@ -47,6 +48,7 @@ BLUEPRINTS = (
     reviews_blp,
     payments_blp,
     notifications_blp,
+    webhooks_blp,
 )
 
 

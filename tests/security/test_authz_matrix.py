@@ -64,6 +64,9 @@ def row(method: str, path: str, world: JobStatus, codes: str) -> Row:
 
 
 J = "/v1/jobs/{job_id}"
+W = "/v1/webhook-endpoints"
+WE = W + "/{endpoint_id}"
+WR = WE + "/deliveries/{delivery_id}/retry"
 # fmt: off
 MATRIX = [
     #   method   path                         world              none bad own oth asg hld unr op
@@ -119,6 +122,16 @@ MATRIX = [
     # The operator.
     row("POST",  J + "/payment/retry",        S.PAYMENT_FAILED,  "401 401 403 404 403 404 404 200"),
     row("POST",  J + "/payment/retry",        S.REVIEW_PENDING,  "401 401 403 404 403 404 404 409"),
+    # Webhook endpoints: each party's own; the world's endpoint belongs to the job's consumer.
+    row("GET",   W,                           S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
+    row("POST",  W,                           S.ACCEPTED,        "401 401 201 201 -   201 201 201"),
+    row("GET",   WE,                          S.ACCEPTED,        "401 401 200 404 -   404 404 404"),
+    row("PATCH", WE,                          S.ACCEPTED,        "401 401 200 404 -   404 404 404"),
+    row("DELETE", WE,                         S.ACCEPTED,        "401 401 204 404 -   404 404 404"),
+    row("POST",  WE + "/rotate-secret",       S.ACCEPTED,        "401 401 200 404 -   404 404 404"),
+    row("POST",  WE + "/ping",                S.ACCEPTED,        "401 401 202 404 -   404 404 404"),
+    row("GET",   WE + "/deliveries",          S.ACCEPTED,        "401 401 200 404 -   404 404 404"),
+    row("POST",  WR,                          S.ACCEPTED,        "401 401 202 404 -   404 404 404"),
 ]
 # fmt: on
 
@@ -138,6 +151,11 @@ NOT_BEARER = {
     ("GET", "/ops/jobs/find"): "console: operator session cookie",
     ("GET", "/ops/jobs/<int:job_id>"): "console: operator session cookie",
     ("POST", "/ops/jobs/<int:job_id>/payment/retry"): "console: session cookie and CSRF",
+    ("GET", "/ops/webhooks"): "console: operator session cookie",
+    ("GET", "/ops/webhooks/<int:endpoint_id>"): "console: operator session cookie",
+    ("POST", "/ops/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry"): (
+        "console: session cookie and CSRF"
+    ),
     ("GET", "/ops/login"): "console: the login form",
     ("POST", "/ops/login"): "console: the login form",
     ("POST", "/ops/logout"): "console: session cookie and CSRF",
@@ -181,13 +199,22 @@ def _body(row: Row) -> dict[str, Any] | None:
         return {"available": False}
     if row.method == "POST" and row.path == "/v1/jobs":
         return job_body()
+    if row.method == "POST" and row.path == "/v1/webhook-endpoints":
+        return {"url": "http://127.0.0.1:9/hook"}
+    if row.method == "PATCH" and row.path.startswith("/v1/webhook-endpoints/"):
+        return {"description": "changed"}
     if row.method == "POST" and row.path.endswith("/reviews"):
         return {"rating": 4, "comment": "Fine."}
     return None
 
 
 def _call(app: Flask, row: Row, world: World, party: str) -> tuple[int, Any]:
-    path = row.path.format(job_id=world.job_id, worker_id=world.ids["holder"])
+    path = row.path.format(
+        job_id=world.job_id,
+        worker_id=world.ids["holder"],
+        endpoint_id=world.ids["endpoint"],
+        delivery_id=world.ids["delivery"],
+    )
     r = app.test_client().open(
         path, method=row.method, json=_body(row), headers=world.headers[party]
     )
@@ -197,7 +224,7 @@ def _call(app: Flask, row: Row, world: World, party: str) -> tuple[int, Any]:
         assert body["code"] == r.status_code and body["message"], body
     if r.status_code == 401:
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    return r.status_code, r.get_json()
+    return r.status_code, (None if r.status_code == 204 else r.get_json())
 
 
 def _visible(world: JobStatus) -> dict[str, bool]:

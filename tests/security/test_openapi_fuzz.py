@@ -75,7 +75,12 @@ def test_every_answer_is_declared_and_none_is_a_5xx(
 ) -> None:
     world = build(session, JobStatus.SCHEDULED)
     headers = world.headers[ROLES[role]]
-    ids = {"job_id": world.job_id, "worker_id": world.ids["assigned"]}
+    ids = {
+        "job_id": world.job_id,
+        "worker_id": world.ids["assigned"],
+        "endpoint_id": world.ids["endpoint"],
+        "delivery_id": world.ids["delivery"],
+    }
     spec = isolated_app.test_client().get("/v1/openapi.json").json
     schema = schemathesis.openapi.from_dict(
         _without_default_responses(spec), config=_config(headers)
@@ -112,7 +117,7 @@ def test_every_answer_is_declared_and_none_is_a_5xx(
             failures[operation.label] = str(error)[:3000]
         fuzzed += 1
     assert fuzzed == len(spec["paths"]["/v1/jobs"]) + sum(
-        len([m for m in ops if m in ("get", "post", "patch")])
+        len([m for m in ops if m in ("get", "post", "patch", "delete")])
         for path, ops in spec["paths"].items()
         if path != "/v1/jobs"
     )
@@ -179,7 +184,7 @@ def test_with_the_database_down_every_operation_answers_a_declared_503(
         if label == "POST /v1/jobs":
             body = job_body()
         r = client.open(
-            path.format(job_id=1, worker_id=1),
+            path.format(job_id=1, worker_id=1, endpoint_id=1, delivery_id=1),
             method=method,
             json=body,
             headers={"Authorization": "Bearer gc_looked-up-in-the-database"},

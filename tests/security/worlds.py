@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.db import utcnow
-from gigco.models import Job, JobStatus, OpportunityStatus
+from gigco.models import Job, JobStatus, OpportunityStatus, Role, WebhookDelivery, WebhookEndpoint
 from tests import factories as f
 from tests.harness.database import row_counts
 from tests.harness.env import ADMIN_TOKEN
@@ -88,7 +88,19 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
         )
     if status == S.PAYMENT_FAILED:
         f.payment(session, job)
+    endpoint = WebhookEndpoint(
+        owner_role=Role.CONSUMER, owner_id=owner.id, url="http://127.0.0.1:9/hook", secret="s"
+    )
+    session.add(endpoint)
+    session.flush()
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id, msg_id=f"msg_{secrets.token_hex(8)}", event_type="ping", payload={}
+    )
+    session.add(delivery)
+    session.flush()
     ids = {
+        "endpoint": endpoint.id,
+        "delivery": delivery.id,
         "owner": owner.id,
         "other": other.id,
         "assigned": assigned.id,

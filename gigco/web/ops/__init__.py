@@ -18,7 +18,7 @@ import secrets
 from flask import Flask
 
 from gigco.config import Settings
-from gigco.web.ops import auth, pages  # noqa: F401 - importing them registers their views
+from gigco.web.ops import auth, pages, webhooks  # noqa: F401 - importing them registers their views
 from gigco.web.ops.blueprint import blp
 
 SESSION_HOURS = 8
