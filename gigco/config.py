@@ -30,6 +30,8 @@ class Settings:
     payment_retry_base_seconds: float = 60
     sweep_interval_seconds: float = 30
     stuck_step_grace_seconds: float = 60
+    sweep_batch: int = 1000
+    feed_hold_seconds: float = 30
     log_level: str = "INFO"
     flower_basic_auth: tuple[str, ...] = ()
 
@@ -52,11 +54,14 @@ _DURATIONS = {
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
+    "GIGCO_FEED_HOLD_SECONDS": "feed_hold_seconds",
 }
 _COUNTS = {
     "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "payment_max_attempts",
 }
+# (env var, field, maximum): sizes from 1 up to the maximum
+_SIZES = {"GIGCO_SWEEP_BATCH": ("sweep_batch", 100_000)}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
 
@@ -77,6 +82,16 @@ def _count(name: str, raw: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if not 1 <= value <= 100:
         raise ConfigError(f"{name} must be between 1 and 100, got {raw!r}")
+    return value
+
+
+def _size(name: str, raw: str, maximum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= maximum:
+        raise ConfigError(f"{name} must be between 1 and {maximum}, got {raw!r}")
     return value
 
 
@@ -126,6 +141,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, field in _COUNTS.items():
         if env.get(name):
             values[field] = _count(name, env[name])
+    for name, (field, maximum) in _SIZES.items():
+        if env.get(name):
+            values[field] = _size(name, env[name], maximum)
     values["flower_basic_auth"] = _flower_accounts(env.get("GIGCO_FLOWER_BASIC_AUTH") or "")
     level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:
