@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from kombu import Queue
+
 from gigco.config import Settings
 from gigco.tasks.names import SWEEP_TASK
+
+STEPS_QUEUE = "celery"
+SWEEPS_QUEUE = "sweeps"
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
@@ -23,6 +28,11 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "task_ignore_result": True,
         "result_backend": None,
+        # Sweeps have their own queue, so a backlog of steps never delays one; a worker
+        # started without -Q consumes every queue listed here.
+        "task_queues": (Queue(STEPS_QUEUE), Queue(SWEEPS_QUEUE)),
+        "task_default_queue": STEPS_QUEUE,
+        "task_routes": {SWEEP_TASK: {"queue": SWEEPS_QUEUE}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 4,
