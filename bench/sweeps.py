@@ -71,8 +71,10 @@ def time_sweep(engine: sa.Engine, now: dt.datetime, runs: int = 25) -> tuple[flo
             tx = conn.begin()
             session = sa.orm.Session(bind=conn)
             t0 = time.perf_counter()
-            found = len(due_timers(session, now=now, horizon_seconds=45))
-            found += len(stuck_steps(session, now=now, grace_seconds=GRACE))
+            found = len(
+                due_timers(session, now=now, horizon_seconds=45, grace_seconds=GRACE, batch=1000)
+            )
+            found += len(stuck_steps(session, now=now, grace_seconds=GRACE, batch=1000))
             times.append((time.perf_counter() - t0) * 1000)
             session.close()
             tx.rollback()

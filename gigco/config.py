@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 
@@ -30,6 +31,8 @@ class Settings:
     payment_retry_base_seconds: float = 60
     sweep_interval_seconds: float = 30
     stuck_step_grace_seconds: float = 60
+    sweep_batch: int = 1000
+    feed_hold_seconds: float = 30
     log_level: str = "INFO"
     flower_basic_auth: tuple[str, ...] = ()
     webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -59,12 +62,15 @@ _DURATIONS = {
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
     "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",
     "GIGCO_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhook_secret_overlap_seconds",
+    "GIGCO_FEED_HOLD_SECONDS": "feed_hold_seconds",
 }
 _COUNTS = {
     "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "payment_max_attempts",
     "GIGCO_WEBHOOK_DISABLE_AFTER": "webhook_disable_after",
 }
+# (env var, field, maximum): sizes from 1 up to the maximum
+_SIZES = {"GIGCO_SWEEP_BATCH": ("sweep_batch", 100_000)}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
 
@@ -85,6 +91,16 @@ def _count(name: str, raw: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if not 1 <= value <= 100:
         raise ConfigError(f"{name} must be between 1 and 100, got {raw!r}")
+    return value
+
+
+def _size(name: str, raw: str, maximum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= maximum:
+        raise ConfigError(f"{name} must be between 1 and {maximum}, got {raw!r}")
     return value
 
 
@@ -131,6 +147,20 @@ def _flower_accounts(raw: str) -> tuple[str, ...]:
     return accounts
 
 
+def _parsers() -> dict[str, tuple[str, Callable[[str, str], object]]]:
+    """Each optional variable with its Settings field and the function that checks it."""
+    parsers: dict[str, tuple[str, Callable[[str, str], object]]] = {
+        "GIGCO_WEBHOOK_RETRY_SCHEDULE": ("webhook_retry_schedule", _schedule),
+        "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": ("webhook_allow_private_networks", _flag),
+    }
+    parsers.update({name: (field, _duration) for name, field in _DURATIONS.items()})
+    parsers.update({name: (field, _count) for name, field in _COUNTS.items()})
+    parsers.update(
+        {name: (field, partial(_size, maximum=top)) for name, (field, top) in _SIZES.items()}
+    )
+    return parsers
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings; raise ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -151,20 +181,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if token and len(token) < 16:
         raise ConfigError("GIGCO_ADMIN_TOKEN must be at least 16 characters long")
     values["admin_token"] = token or None
-    for name, field in _DURATIONS.items():
+    for name, (field, parse) in _parsers().items():
         if env.get(name):
-            values[field] = _duration(name, env[name])
-    for name, field in _COUNTS.items():
-        if env.get(name):
-            values[field] = _count(name, env[name])
-    if env.get("GIGCO_WEBHOOK_RETRY_SCHEDULE"):
-        values["webhook_retry_schedule"] = _schedule(
-            "GIGCO_WEBHOOK_RETRY_SCHEDULE", env["GIGCO_WEBHOOK_RETRY_SCHEDULE"]
-        )
-    if env.get("GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS"):
-        values["webhook_allow_private_networks"] = _flag(
-            "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS", env["GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS"]
-        )
+            values[field] = parse(name, env[name])
     values["flower_basic_auth"] = _flower_accounts(env.get("GIGCO_FLOWER_BASIC_AUTH") or "")
     level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:

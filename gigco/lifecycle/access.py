@@ -29,18 +29,35 @@ class Principal:
         return OPERATOR
 
 
+def visible_job_lists(principal: Principal) -> list[sa.Select[Job]]:
+    """The jobs ``principal`` may see, as SELECTs each served by one index; their union.
+
+    A worker's are two: the jobs they hold (``ix_jobs_worker_id_id``) and the jobs they hold
+    a pending opportunity on (``ix_opportunities_worker_id_status``). One ``OR`` over both
+    would defeat every index and scan the jobs table.
+    """
+    if principal.role == Role.OPERATOR:
+        return [sa.select(Job)]
+    if principal.role == Role.CONSUMER:
+        return [sa.select(Job).where(Job.consumer_id == principal.id)]
+    offered = sa.select(Opportunity.job_id).where(
+        Opportunity.worker_id == principal.id,
+        Opportunity.status == OpportunityStatus.PENDING,
+    )
+    return [
+        sa.select(Job).where(Job.worker_id == principal.id),
+        sa.select(Job).where(Job.id.in_(offered)),
+    ]
+
+
 def visible_jobs_filter(principal: Principal) -> sa.ColumnElement[bool]:
-    """A WHERE clause selecting the jobs ``principal`` may see."""
+    """A WHERE clause selecting the jobs ``principal`` may see (a union of indexed lookups)."""
     if principal.role == Role.OPERATOR:
         return sa.true()
     if principal.role == Role.CONSUMER:
         return Job.consumer_id == principal.id
-    holds_opportunity = sa.exists().where(
-        Opportunity.job_id == Job.id,
-        Opportunity.worker_id == principal.id,
-        Opportunity.status == OpportunityStatus.PENDING,
-    )
-    return sa.or_(Job.worker_id == principal.id, holds_opportunity)
+    ids = sa.union(*(q.with_only_columns(Job.id) for q in visible_job_lists(principal)))
+    return Job.id.in_(ids)
 
 
 def visible_job(session: Session, job_id: int, principal: Principal) -> Job:

@@ -1,9 +1,10 @@
 """Reading a caller's notifications: the list, and the feed that never skips or repeats.
 
-The feed hands out only rows whose writing transaction is below the oldest one still running
-(``settled_tx``), ordered by ``(tx, id)``: a row whose transaction commits late still lands
-after any cursor a reader has been given, so reading from the last cursor seen never skips
-a notification and never repeats one. An id cursor alone would skip it.
+The feed hands out only rows whose writing transaction is below the oldest one of this
+database still running and open for less than GIGCO_FEED_HOLD_SECONDS (``settled_tx``),
+ordered by ``(tx, id)``: a row whose transaction commits late still lands after any cursor
+a reader has been given, so reading from the last cursor seen never skips a notification
+and never repeats one. An id cursor alone would skip it.
 """
 
 from __future__ import annotations
@@ -30,15 +31,23 @@ def newest_first(who: Principal) -> sa.Select[Notification]:
     return sa.select(Notification).where(addressed_to(who)).order_by(Notification.id.desc())
 
 
-def read_feed(session: Session, who: Principal, *, after: Cursor, limit: int) -> list[Notification]:
-    """``who``'s settled notifications after ``after``, oldest first, at most ``limit``."""
+def read_feed(
+    session: Session, who: Principal, *, after: Cursor, limit: int, hold_seconds: float
+) -> list[Notification]:
+    """``who``'s settled notifications after ``after``, oldest first, at most ``limit``.
+
+    A transaction of another database never holds the feed back; one of ours holds it back
+    for at most ``hold_seconds`` (GIGCO_FEED_HOLD_SECONDS). If such a transaction commits a
+    notification after that, the feed has moved past it: it is in the list
+    (GET /v1/notifications), not in the feed.
+    """
     tx, id_ = after
     stmt = (
         sa.select(Notification)
         .where(
             addressed_to(who),
             sa.tuple_(Notification.tx, Notification.id) > sa.tuple_(tx, id_),
-            Notification.tx < settled_tx(),
+            Notification.tx < settled_tx(hold_seconds),
         )
         .order_by(Notification.tx, Notification.id)
         .limit(limit)

@@ -56,8 +56,69 @@ def overlapping_busy_jobs(job: Job, worker_id: sa.ColumnElement[int] | int) -> s
     )
 
 
-def candidates(session: Session, job: Job) -> list[Candidate]:
-    """Every worker who may be offered ``job`` now, best first."""
+def _eligible(job: Job) -> list[sa.ColumnElement[bool]]:
+    """Skill, availability, no overlapping busy job, not yet offered this job."""
+    return [
+        sa.exists().where(
+            worker_skills.c.worker_id == Worker.id,
+            worker_skills.c.category_id == job.category_id,
+        ),
+        Worker.available.is_(True),
+        ~overlapping_busy_jobs(job, Worker.__table__.c.id).exists(),
+        ~sa.exists().where(Opportunity.job_id == job.id, Opportunity.worker_id == Worker.id),
+    ]
+
+
+def _rating() -> sa.ColumnElement[float]:
+    return sa.case(
+        (Worker.rating_count > 0, sa.cast(Worker.rating_sum, sa.Double) / Worker.rating_count),
+        else_=None,
+    )
+
+
+def _haversine_km(lat: float, lng: float) -> sa.ColumnElement[float]:
+    """``great_circle_km`` from (lat, lng) to the worker, in SQL (same sphere, same formula)."""
+    f = sa.func
+    p1, p2 = f.radians(lat), f.radians(Worker.lat)
+    h = f.power(f.sin((p2 - p1) / 2), 2) + f.cos(p1) * f.cos(p2) * f.power(
+        f.sin(f.radians(Worker.lng - lng) / 2), 2
+    )
+    return 2 * EARTH_RADIUS_KM * f.asin(f.least(1.0, f.sqrt(h)))
+
+
+def _max_radius_km(session: Session) -> float:
+    """The widest service radius of any worker: ``ix_workers_service_radius_km``, one probe."""
+    return session.scalar(sa.select(sa.func.max(Worker.service_radius_km))) or 0.0
+
+
+def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[Candidate]:
+    """The workers who may be offered ``job`` now, best first (at most ``limit``).
+
+    PostgreSQL filters, ranks and limits in SQL: the GiST index ``ix_workers_earth`` on
+    ``ll_to_earth(lat, lng)`` finds the workers inside a box as wide as the widest service
+    radius, and the exact haversine (our sphere, not earthdistance's) checks each worker's
+    own radius and ranks. SQLite (the embedded development default) filters in Python.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return _candidates_in_python(session, job)[:limit]
+    distance = _haversine_km(job.lat, job.lng).label("distance_km")
+    rating = _rating().label("rating")
+    # earthdistance's sphere (earth() = 6378168 m) is a little larger than ours: widen the
+    # box by 1 % so it always contains every point within the radius on our sphere.
+    box_m = _max_radius_km(session) * 1000 * 1.01
+    inside_box = sa.func.earth_box(sa.func.ll_to_earth(job.lat, job.lng), box_m).op("@>")(
+        sa.func.ll_to_earth(Worker.lat, Worker.lng)
+    )
+    stmt = (
+        sa.select(Worker.id, rating, distance)
+        .where(inside_box, distance <= Worker.service_radius_km, *_eligible(job))
+        .order_by(rating.desc().nulls_last(), distance, Worker.id)
+        .limit(limit)
+    )
+    return [Candidate(w, r, d) for w, r, d in session.execute(stmt).all()]
+
+
+def _candidates_in_python(session: Session, job: Job) -> list[Candidate]:
     rows = session.execute(
         sa.select(
             Worker.id,
@@ -66,14 +127,7 @@ def candidates(session: Session, job: Job) -> list[Candidate]:
             Worker.service_radius_km,
             Worker.rating_sum,
             Worker.rating_count,
-        )
-        .join(worker_skills, worker_skills.c.worker_id == Worker.id)
-        .where(
-            worker_skills.c.category_id == job.category_id,
-            Worker.available.is_(True),
-            ~overlapping_busy_jobs(job, Worker.__table__.c.id).exists(),
-            ~sa.exists().where(Opportunity.job_id == job.id, Opportunity.worker_id == Worker.id),
-        )
+        ).where(*_eligible(job))
     ).all()
     found = []
     for worker_id, lat, lng, radius, rating_sum, rating_count in rows:
@@ -165,7 +219,9 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 
 
 def _offer_next(session: Session, job: Job, ctx: StepContext) -> list[Due]:
-    ranked = candidates(session, job)
+    # The job's row lock is held meanwhile: the query is one GiST probe plus a LIMIT 1, so
+    # it stays cheap at any number of workers (docs/scaling.md).
+    ranked = candidates(session, job, limit=1)
     if ranked:
         best = ranked[0]
         expires = ctx.after(ctx.settings.opportunity_ttl_seconds)

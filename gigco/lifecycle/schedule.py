@@ -72,4 +72,8 @@ class Next:
 
     def columns(self, now: dt.datetime) -> dict[str, dt.datetime | None]:
         """The job's deadline columns for this value, written at ``now``."""
-        return {"step_due_at": now if self.due_now else None, "timer_at": self.deadline}
+        return {
+            "step_due_at": now if self.due_now else None,
+            "timer_at": self.deadline,
+            "timer_armed_at": None,  # a new deadline (or none) is not yet sent by a sweep
+        }

@@ -1,4 +1,10 @@
-"""Sweeps: queries over the deadline indexes that find what is due. Cost follows the rows due."""
+"""Sweeps: queries over the deadline indexes that claim what is due. Cost follows the batch.
+
+Each due thing is sent once per horizon: a deadline is claimed (``timer_armed_at``) when a
+sweep sends it and is not sent again until it could have been lost (its ETA plus the grace
+has passed and the job still has that deadline); a stuck step is claimed the same way
+through ``step_due_at``. A sweep claims at most ``batch`` in all; the rest wait for the next.
+"""
 
 from __future__ import annotations
 
@@ -9,64 +15,98 @@ from sqlalchemy.orm import Session
 
 from gigco.lifecycle.schedule import STEP_FOR_STATUS
 from gigco.lifecycle.transitions import Due
-from gigco.models import Job
-
-BATCH = 1000
+from gigco.models import Job, JobStatus
 
 
-def due_timers(session: Session, *, now: dt.datetime, horizon_seconds: float) -> list[Due]:
-    """Deadlines already due (``at`` ≤ now) and those due before ``now + horizon``.
-
-    Reads ``ix_jobs_timer_at`` (partial: only jobs with a pending deadline) in keyset pages,
-    so the cost follows the number of deadlines in the window, not the size of the table.
-    """
-    until = now + dt.timedelta(seconds=horizon_seconds)
-    found: list[Due] = []
-    after: tuple[dt.datetime, int] | None = None
-    while True:
-        stmt = (
-            sa.select(Job.id, Job.status, Job.timer_at)
-            .where(Job.timer_at.is_not(None), Job.timer_at <= until)
-            .order_by(Job.timer_at, Job.id)
-            .limit(BATCH)
-        )
-        if after is not None:
-            stmt = stmt.where(sa.tuple_(Job.timer_at, Job.id) > sa.tuple_(*after))
-        rows = session.execute(stmt).all()
-        found += [
-            Due(STEP_FOR_STATUS[st], job_id, at) for job_id, st, at in rows if st in STEP_FOR_STATUS
-        ]
-        if len(rows) < BATCH:
-            return found
-        after = (rows[-1].timer_at, rows[-1].id)
-
-
-def stuck_steps(session: Session, *, now: dt.datetime, grace_seconds: float) -> list[Due]:
-    """Steps overdue by the grace; their ``step_due_at`` restarts so each is re-kicked once.
-
-    Reads ``ix_jobs_step_due_at``; on PostgreSQL ``SKIP LOCKED`` lets two sweepers share the
-    work instead of both taking it.
-    """
-    found: list[Due] = []
-    while True:
-        overdue = (
-            sa.select(Job.id)
-            .where(
-                Job.step_due_at.is_not(None),
-                Job.step_due_at <= now - dt.timedelta(seconds=grace_seconds),
-            )
-            .order_by(Job.step_due_at)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        rows = session.execute(
+def _claim(
+    session: Session,
+    where: list[sa.ColumnElement[bool]],
+    order: sa.orm.InstrumentedAttribute[dt.datetime | None],
+    *,
+    now: dt.datetime,
+    limit: int,
+) -> list[sa.Row[int, JobStatus, dt.datetime | None]]:
+    # On PostgreSQL SKIP LOCKED lets two sweepers share the work instead of both taking it.
+    claimed = (
+        sa.select(Job.id)
+        .where(*where)
+        .order_by(order)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return list(
+        session.execute(
             sa.update(Job)
-            .where(Job.id.in_(overdue))
-            .values(step_due_at=now)
-            .returning(Job.id, Job.status)
+            .where(Job.id.in_(claimed))
+            .values(timer_armed_at=now)
+            .returning(Job.id, Job.status, Job.timer_at)
             .execution_options(synchronize_session=False)
         ).all()
-        found += [Due(STEP_FOR_STATUS[st], job_id) for job_id, st in rows if st in STEP_FOR_STATUS]
-        if len(rows) < BATCH:
-            return found
+    )
+
+
+def due_timers(
+    session: Session,
+    *,
+    now: dt.datetime,
+    horizon_seconds: float,
+    grace_seconds: float,
+    batch: int,
+) -> list[Due]:
+    """Claim up to ``batch`` deadlines due before ``now + horizon`` that no sweep has sent,
+    then, with what is left of the batch, those sent so long ago they could have been lost.
+
+    Reads ``ix_jobs_timer_unarmed`` and ``ix_jobs_timer_armed_at`` (both partial), so the
+    cost follows the batch, not the backlog or the table.
+    """
+    until = now + dt.timedelta(seconds=horizon_seconds)
+    rows = _claim(
+        session,
+        [Job.timer_at.is_not(None), Job.timer_armed_at.is_(None), Job.timer_at <= until],
+        Job.timer_at,
+        now=now,
+        limit=batch,
+    )
+    if len(rows) < batch:
+        # Sent at least a horizon plus the grace ago: its ETA passed by the grace, and the
+        # step (which rewrites timer_at and clears the claim) has not run.
+        lost_before = now - dt.timedelta(seconds=horizon_seconds + grace_seconds)
+        rows += _claim(
+            session,
+            [Job.timer_armed_at.is_not(None), Job.timer_armed_at <= lost_before],
+            Job.timer_armed_at,
+            now=now,
+            limit=batch - len(rows),
+        )
+    return [
+        Due(STEP_FOR_STATUS[st], job_id, at) for job_id, st, at in rows if st in STEP_FOR_STATUS
+    ]
+
+
+def stuck_steps(
+    session: Session, *, now: dt.datetime, grace_seconds: float, batch: int
+) -> list[Due]:
+    """Up to ``batch`` steps overdue by the grace; their ``step_due_at`` restarts so each is
+    re-kicked once per grace. Reads ``ix_jobs_step_due_at``."""
+    if batch <= 0:
+        return []
+    overdue = (
+        sa.select(Job.id)
+        .where(
+            Job.step_due_at.is_not(None),
+            Job.step_due_at <= now - dt.timedelta(seconds=grace_seconds),
+        )
+        .order_by(Job.step_due_at)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        sa.update(Job)
+        .where(Job.id.in_(overdue))
+        .values(step_due_at=now)
+        .returning(Job.id, Job.status)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [Due(STEP_FOR_STATUS[st], job_id) for job_id, st in rows if st in STEP_FOR_STATUS]

@@ -63,6 +63,12 @@ class Worker(Base):
         sa.CheckConstraint("service_radius_km >= 0", name="radius_non_negative"),
         sa.CheckConstraint("lat BETWEEN -90 AND 90 AND lng BETWEEN -180 AND 180", name="coords"),
         sa.Index("uq_workers_lower_email", sa.func.lower(email), unique=True),
+        # Matching: a box search over the workers' positions (cube + earthdistance), and
+        # the widest radius (the box's size) in one probe.
+        sa.Index(
+            "ix_workers_earth", sa.text("ll_to_earth(lat, lng)"), postgresql_using="gist"
+        ).ddl_if(dialect="postgresql"),
+        sa.Index("ix_workers_service_radius_km", "service_radius_km"),
     )
 
 

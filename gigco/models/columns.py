@@ -45,13 +45,21 @@ class current_tx(sa.sql.expression.FunctionElement[int]):
 
 
 class settled_tx(sa.sql.expression.FunctionElement[int]):
-    """Every transaction with a lower id has ended: rows written below it are final.
+    """Every transaction of this database with a lower id has ended, or has been open for
+    longer than ``hold_seconds``: rows written below it are final (or given up on).
 
-    PostgreSQL: the current snapshot's xmin. SQLite: no limit.
+    PostgreSQL: the lowest id among the current snapshot's running transactions, leaving
+    out those pg_stat_activity shows running in another database (they never write here)
+    or open past the hold; with none left, the snapshot's xmax. A transaction that ended
+    after our snapshot is not in pg_stat_activity and is kept: that errs on holding back.
+    SQLite: no limit.
     """
 
     type = sa.BigInteger()
     inherit_cache = True
+
+    def __init__(self, hold_seconds: float):
+        super().__init__(sa.literal(float(hold_seconds), sa.Double))
 
 
 @compiles(current_tx)
@@ -71,4 +79,13 @@ def _settled_tx(element: settled_tx, compiler: Any, **kw: Any) -> str:
 
 @compiles(settled_tx, "postgresql")
 def _settled_tx_pg(element: settled_tx, compiler: Any, **kw: Any) -> str:
-    return "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+    hold = compiler.process(element.clauses, **kw)
+    return (
+        "COALESCE((SELECT min(x::text::bigint)"
+        " FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+        " WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a"
+        " WHERE a.backend_xid::text::bigint = mod(x::text::bigint, 4294967296)"
+        " AND (a.datname <> current_database()"
+        f" OR a.xact_start < clock_timestamp() - make_interval(secs => {hold})))),"
+        " pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+    )

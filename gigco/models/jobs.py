@@ -54,6 +54,9 @@ class Job(Base):
     timer_at: Mapped[dt.datetime | None] = mapped_column(
         comment="the job's earliest pending deadline; swept through a partial index"
     )
+    timer_armed_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="when a sweep last sent timer_at's task; cleared whenever timer_at is written"
+    )
     step_due_at: Mapped[dt.datetime | None] = mapped_column(
         comment="when a pending system step became due; re-kicked once overdue by the grace"
     )
@@ -71,12 +74,27 @@ class Job(Base):
         ),
         sa.Index("ix_jobs_consumer_id_id", "consumer_id", "id"),
         sa.Index("ix_jobs_worker_id_status", "worker_id", "status"),
+        sa.Index("ix_jobs_worker_id_id", "worker_id", "id"),
         sa.Index("ix_jobs_status_id", "status", "id"),
         sa.Index(
             "ix_jobs_timer_at",
             "timer_at",
             postgresql_where=sa.text("timer_at IS NOT NULL"),
             sqlite_where=sa.text("timer_at IS NOT NULL"),
+        ),
+        # The sweep's claim: deadlines no sweep has sent yet, and sent ones by when they were
+        # sent (re-sent once they could have been lost).
+        sa.Index(
+            "ix_jobs_timer_unarmed",
+            "timer_at",
+            postgresql_where=sa.text("timer_at IS NOT NULL AND timer_armed_at IS NULL"),
+            sqlite_where=sa.text("timer_at IS NOT NULL AND timer_armed_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_jobs_timer_armed_at",
+            "timer_armed_at",
+            postgresql_where=sa.text("timer_armed_at IS NOT NULL"),
+            sqlite_where=sa.text("timer_armed_at IS NOT NULL"),
         ),
         sa.Index(
             "ix_jobs_step_due_at",

@@ -10,7 +10,8 @@ from kombu import Queue
 from gigco.config import Settings
 from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
 
-DEFAULT_QUEUE = "celery"
+STEPS_QUEUE = "celery"  # lifecycle steps: Celery's default queue name
+SWEEPS_QUEUE = "sweeps"
 WEBHOOK_QUEUE = "webhooks"
 
 
@@ -28,6 +29,15 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "task_ignore_result": True,
         "result_backend": None,
+        # Sweeps have their own queue, so a backlog of steps never delays one; webhook
+        # deliveries wait on receivers, so they have theirs, and production may run
+        # `-Q webhooks` workers apart. A worker started without -Q consumes every queue here.
+        "task_queues": (Queue(STEPS_QUEUE), Queue(SWEEPS_QUEUE), Queue(WEBHOOK_QUEUE)),
+        "task_default_queue": STEPS_QUEUE,
+        "task_routes": {
+            SWEEP_TASK: {"queue": SWEEPS_QUEUE},
+            DELIVER_TASK: {"queue": WEBHOOK_QUEUE},
+        },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 4,
@@ -38,11 +48,6 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,
-        # Webhook deliveries wait on receivers, so they have their own queue; a plain worker
-        # consumes both, and production may run `-Q webhooks` workers apart.
-        "task_default_queue": DEFAULT_QUEUE,
-        "task_queues": (Queue(DEFAULT_QUEUE), Queue(WEBHOOK_QUEUE)),
-        "task_routes": {DELIVER_TASK: {"queue": WEBHOOK_QUEUE}},
         "beat_schedule": {
             "sweep": {
                 "task": SWEEP_TASK,

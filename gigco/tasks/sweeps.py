@@ -21,14 +21,26 @@ log = logging.getLogger("gigco.sweeps")
 
 @app.task(base=LifecycleTask, name=SWEEP_TASK)
 def sweep() -> dict[str, int]:
-    """One sweep: every deadline due before the next sweep gets a task; stuck steps another."""
+    """One sweep: deadlines due before the next sweep and not yet sent get a task, stuck
+    steps another; at most GIGCO_SWEEP_BATCH in all, the rest wait for the next sweep."""
     started = time.perf_counter()  # metrics: sweep duration
     rt = runtime()
     now = utcnow()
     settings = rt.settings
     with rt.sessions() as session, session.begin():
-        timers = due_timers(session, now=now, horizon_seconds=settings.sweep_interval_seconds * 1.5)
-        stuck = stuck_steps(session, now=now, grace_seconds=settings.stuck_step_grace_seconds)
+        timers = due_timers(
+            session,
+            now=now,
+            horizon_seconds=settings.sweep_interval_seconds * 1.5,
+            grace_seconds=settings.stuck_step_grace_seconds,
+            batch=settings.sweep_batch,
+        )
+        stuck = stuck_steps(
+            session,
+            now=now,
+            grace_seconds=settings.stuck_step_grace_seconds,
+            batch=settings.sweep_batch - len(timers),
+        )
         deliveries = due_deliveries(
             session,
             now=now,

@@ -115,9 +115,9 @@ def test_sweeps_read_only_the_due_rows_through_their_partial_indexes(session: Se
     due = f.job(session, status=JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
     stuck = f.job(session, step_due_at=now - dt.timedelta(hours=1))
     session.execute(sa.text("ANALYZE jobs"))
-    timers = due_timers(session, now=now, horizon_seconds=1)
+    timers = due_timers(session, now=now, horizon_seconds=1, grace_seconds=60, batch=1000)
     assert [(d.step, d.job_id) for d in timers] == [(Step.EXPIRE_OFFER, due.id)]
-    rekicks = stuck_steps(session, now=now, grace_seconds=60)
+    rekicks = stuck_steps(session, now=now, grace_seconds=60, batch=1000)
     assert [(d.step, d.job_id) for d in rekicks] == [(Step.PRICE, stuck.id)]
     timer_plan = _plan(
         session,

@@ -7,17 +7,16 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, jsonify, make_response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError
 
 from gigco.db import utcnow
 from gigco.lifecycle import jobs
-from gigco.lifecycle.access import visible_job, visible_jobs_filter
+from gigco.lifecycle.access import visible_job, visible_job_lists
 from gigco.lifecycle.projection import project_event
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import commit, session
-from gigco.web.pagination import SqlPage
+from gigco.web.pagination import Blueprint, Listing, SqlPage
 from gigco.web.resources.jobs.schemas import (
     EventSchema,
     IdempotencyHeaderSchema,
@@ -44,12 +43,16 @@ class JobViews(MethodView):
     @blp.response(200, JobSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 422)
-    def get(self, query: dict[str, Any]) -> sa.Select:
-        """Jobs the caller may see, newest first; filter by ``status``."""
-        stmt = sa.select(Job).where(visible_jobs_filter(current_principal()))
+    def get(self, query: dict[str, Any]) -> Listing:
+        """Jobs the caller may see, newest first; filter by ``status``.
+
+        Page by number (``page``, ``page_size``; ``X-Pagination`` counts at most 10,000) or
+        by cursor (``starting_after``/``ending_before`` a job id; no count is made).
+        """
+        lists = visible_job_lists(current_principal())
         if "status" in query:
-            stmt = stmt.where(Job.status == query["status"])
-        return stmt.order_by(Job.id.desc())
+            lists = [q.where(Job.status == query["status"]) for q in lists]
+        return Listing.of(Job, *lists, query=query)
 
     @login_required(Role.CONSUMER)
     @blp.doc(security=BEARER)

@@ -9,6 +9,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from gigco.models import JobStatus
+from gigco.web.pagination import KeysetQuerySchema
 from gigco.web.schemas import LocationSchema, StorableTextSchema, StrictSchema
 
 # How far ahead a job may be booked: a decade, far past any real booking and far inside
@@ -54,7 +55,7 @@ class JobCreateSchema(StrictSchema):
         return data
 
 
-class JobQuerySchema(StrictSchema):
+class JobQuerySchema(KeysetQuerySchema):
     """Filters for listing jobs."""
 
     status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))

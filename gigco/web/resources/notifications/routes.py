@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
+from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.lifecycle import feed
 from gigco.models import Notification, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import session
-from gigco.web.pagination import SqlPage
+from gigco.web.pagination import Blueprint, KeysetQuerySchema, Listing, SqlPage
 from gigco.web.resources.notifications.schemas import FeedQuerySchema, NotificationSchema
 from gigco.web.schemas import errors
 
@@ -23,12 +22,13 @@ blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifi
 class NotificationViews(MethodView):
     @login_required(Role.CONSUMER, Role.WORKER)
     @blp.doc(security=BEARER)
+    @blp.arguments(KeysetQuerySchema, location="query")
     @blp.response(200, NotificationSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 403, 422)
-    def get(self) -> sa.Select:
-        """My notifications, newest first. To poll for new ones, read the feed."""
-        return feed.newest_first(current_principal())
+    def get(self, query: dict[str, Any]) -> Listing:
+        """My notifications, newest first, by page or by cursor. To poll, read the feed."""
+        return Listing.of(Notification, feed.newest_first(current_principal()), query=query)
 
 
 @blp.route("/notifications/feed")
@@ -46,5 +46,9 @@ class FeedViews(MethodView):
         repeats one. An empty answer means nothing new: keep the same cursor.
         """
         return feed.read_feed(
-            session(), current_principal(), after=query["after"], limit=query["limit"]
+            session(),
+            current_principal(),
+            after=query["after"],
+            limit=query["limit"],
+            hold_seconds=current_app.config["GIGCO"].feed_hold_seconds,
         )

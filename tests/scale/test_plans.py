@@ -1,0 +1,153 @@
+"""At marketplace size the hot queries read indexes: plans over 20k seeded rows (ANALYZEd)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from gigco.lifecycle.matching import candidates
+from gigco.models import JobStatus
+from tests import factories as f
+
+ROWS = 20_000
+
+
+@contextmanager
+def statements(session: Session) -> Iterator[list[tuple[str, Any]]]:
+    """Every SELECT the session's connection runs meanwhile, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        if sql.lstrip().upper().startswith(("SELECT", "(SELECT")):
+            seen.append((sql, params))
+
+    conn = session.connection()
+    sa.event.listen(conn, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(conn, "before_cursor_execute", record)
+
+
+def plan(session: Session, sql: str, params: Any) -> list[str]:
+    """The node types and relations of ``sql``'s plan (EXPLAIN FORMAT JSON)."""
+    raw = session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params).scalar()
+    nodes: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        nodes.append(
+            f"{node['Node Type']} {node.get('Relation Name', '')} {node.get('Index Name', '')}"
+        )
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk((raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"])
+    return nodes
+
+
+def seq_scans(nodes: list[str], table: str) -> list[str]:
+    return [n for n in nodes if n.startswith(f"Seq Scan {table} ")]
+
+
+def seed_workers(session: Session, count: int) -> None:
+    """``count`` workers spread over the globe, each with the plumbing skill."""
+    session.execute(
+        sa.text(
+            "INSERT INTO workers (name, email, lat, lng, service_radius_km, available,"
+            " rating_sum, rating_count, completed_jobs, created_at, updated_at)"
+            " SELECT 'w' || g, 'seed' || g || '@example.com', -60 + (g * 7919 % 12000) / 100.0,"
+            " -180 + (g * 104729 % 36000) / 100.0, 20, true, g % 5, g % 2, 0, now(), now()"
+            " FROM generate_series(1, :n) AS g"
+        ),
+        {"n": count},
+    )
+    session.execute(
+        sa.text(
+            "INSERT INTO worker_skills (worker_id, category_id) SELECT id,"
+            " (SELECT id FROM categories WHERE name = 'plumbing') FROM workers"
+            " WHERE email LIKE 'seed%'"
+        )
+    )
+
+
+def seed_jobs(session: Session, count: int) -> None:
+    """``count`` jobs of one other consumer, a tenth of them assigned to other workers."""
+    owner, other = f.consumer(session), f.worker(session)
+    session.execute(
+        sa.text(
+            "INSERT INTO jobs (consumer_id, worker_id, category_id, title, lat, lng,"
+            " scheduled_start, scheduled_end, estimated_hours, status, currency, match_round,"
+            " payment_attempts, event_seq, created_at, updated_at)"
+            " SELECT :owner, CASE WHEN g % 10 = 0 THEN :other END,"
+            " (SELECT id FROM categories WHERE name = 'plumbing'), 't', 52.5, 13.4,"
+            " now(), now() + interval '1 hour', 1, 'closed', 'USD', 0, 0, 0, now(), now()"
+            " FROM generate_series(1, :n) AS g"
+        ),
+        {"owner": owner.id, "other": other.id, "n": count},
+    )
+
+
+def test_matching_ranks_and_limits_in_sql_over_the_gist_index(session: Session) -> None:
+    seed_workers(session, ROWS)
+    near = f.worker(session, rating_sum=5, rating_count=1)
+    session.execute(sa.text("ANALYZE workers; ANALYZE worker_skills; ANALYZE jobs"))
+    job = f.job(session, status=JobStatus.ACCEPTED)
+    with statements(session) as seen:
+        found = candidates(session, job, limit=1)
+    assert [c.worker_id for c in found] == [near.id]
+    ranked = [(sql, p) for sql, p in seen if "earth_box" in sql]
+    assert len(ranked) == 1, "candidates are filtered in one SQL query, not in Python"
+    assert "LIMIT" in ranked[0][0]
+    nodes = plan(session, *ranked[0])
+    assert not seq_scans(nodes, "workers"), nodes
+    assert any("ix_workers_earth" in n for n in nodes), nodes
+
+
+def _worker_lists(app: Flask, session: Session, token: str, query: str) -> list[list[str]]:
+    client = app.test_client()
+    with statements(session) as seen:
+        r = client.get(f"/v1/jobs{query}", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.get_data(as_text=True)
+    return [plan(session, sql, params) for sql, params in seen if "jobs" in sql]
+
+
+def test_a_workers_job_list_reads_two_indexes_not_the_jobs_table(
+    isolated_app: Flask, session: Session
+) -> None:
+    seed_jobs(session, ROWS)
+    worker, token = f.signed_up_worker(session)
+    mine = f.job(session, status=JobStatus.SCHEDULED, worker_id=worker.id)
+    offered = f.job(session, status=JobStatus.ACCEPTED)
+    f.opportunity(session, offered, worker)
+    session.execute(sa.text("ANALYZE jobs; ANALYZE opportunities"))
+    client = isolated_app.test_client()
+    listed = client.get("/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+    assert [j["id"] for j in listed.json] == [offered.id, mine.id]
+    for query in ("", "?page=1&page_size=20", f"?starting_after={offered.id}"):
+        plans = _worker_lists(isolated_app, session, token, query)
+        assert plans
+        for nodes in plans:
+            assert not seq_scans(nodes, "jobs"), (query, nodes)
+            assert not any("Index Scan Backward jobs jobs_pkey" in n for n in nodes), nodes
+
+
+def test_a_consumers_long_list_is_counted_only_up_to_the_cap(
+    isolated_app: Flask, session: Session
+) -> None:
+    owner, token = f.signed_up_consumer(session)
+    f.jobs(session, 3, owner)
+    h = {"Authorization": f"Bearer {token}"}
+    client = isolated_app.test_client()
+    first = client.get("/v1/jobs?page_size=2", headers=h)
+    assert json.loads(first.headers["X-Pagination"])["total"] == 3
+    older = client.get(f"/v1/jobs?page_size=2&starting_after={first.json[-1]['id']}", headers=h)
+    assert len(older.json) == 1 and json.loads(older.headers["X-Pagination"]) == {"has_more": False}
+    newer = client.get(f"/v1/jobs?page_size=1&ending_before={older.json[0]['id']}", headers=h)
+    assert [j["id"] for j in newer.json] == [first.json[-1]["id"]]
+    assert json.loads(newer.headers["X-Pagination"]) == {"has_more": True}

@@ -1,0 +1,71 @@
+"""A backlog of 20k overdue timers: each sweep claims at most a batch, never the same twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.db import utcnow
+from gigco.lifecycle.schedule import Step
+from gigco.lifecycle.timers import due_timers
+from gigco.tasks.celery_settings import SWEEPS_QUEUE, WEBHOOK_QUEUE, celery_settings
+from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
+from tests import factories as f
+
+BACKLOG, BATCH, HORIZON, GRACE = 20_000, 1000, 45.0, 60.0
+
+
+def overdue_offers(session: Session, count: int, due: dt.datetime) -> None:
+    owner = f.consumer(session)
+    session.execute(
+        sa.text(
+            "INSERT INTO jobs (consumer_id, category_id, title, lat, lng, scheduled_start,"
+            " scheduled_end, estimated_hours, status, currency, match_round, payment_attempts,"
+            " event_seq, offer_expires_at, timer_at, created_at, updated_at)"
+            " SELECT :owner, (SELECT id FROM categories WHERE name = 'plumbing'), 't', 52.5,"
+            " 13.4, now(), now() + interval '1 hour', 1, 'offered', 'USD', 0, 0, 0, :due, :due,"
+            " now(), now() FROM generate_series(1, :n)"
+        ),
+        {"owner": owner.id, "due": due, "n": count},
+    )
+
+
+def test_each_sweep_sends_at_most_a_batch_and_never_resends_until_it_could_be_lost(
+    session: Session,
+) -> None:
+    now = utcnow()
+    overdue_offers(session, BACKLOG, now - dt.timedelta(minutes=10))
+    sent: list[int] = []
+    for sweep in range(BACKLOG // BATCH):
+        dues = due_timers(
+            session, now=now, horizon_seconds=HORIZON, grace_seconds=GRACE, batch=BATCH
+        )
+        assert len(dues) == BATCH, sweep
+        assert {d.step for d in dues} == {Step.EXPIRE_OFFER}
+        sent += [d.job_id for d in dues]
+    assert len(set(sent)) == BACKLOG  # the backlog drains, each timer sent once
+    assert (
+        due_timers(session, now=now, horizon_seconds=HORIZON, grace_seconds=GRACE, batch=BATCH)
+        == []
+    )
+    # A fresh deadline is not stuck behind the backlog's re-sends: it is claimed first.
+    fresh = f.job(session, status=f.JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
+    later = now + dt.timedelta(seconds=HORIZON + GRACE + 1)
+    first = due_timers(
+        session, now=later, horizon_seconds=HORIZON, grace_seconds=GRACE, batch=BATCH
+    )
+    assert first[0].job_id == fresh.id and len(first) == BATCH
+    # Past a horizon plus the grace the rest are presumed lost and re-sent, a batch at a time.
+    assert fresh.id not in {d.job_id for d in first[1:]}
+
+
+def test_sweeps_run_on_their_own_queue_and_a_plain_worker_consumes_every_queue(
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    config = celery_settings(settings)
+    assert config["task_routes"][SWEEP_TASK] == {"queue": SWEEPS_QUEUE}
+    names = {q.name for q in config["task_queues"]}
+    assert config["task_routes"][DELIVER_TASK] == {"queue": WEBHOOK_QUEUE}
+    assert names == {config["task_default_queue"], SWEEPS_QUEUE, WEBHOOK_QUEUE}
