@@ -35,12 +35,29 @@ def db() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    from gigco import migrate
-
     settings = _settings()
     _ensure_data_dir(settings)
-    migrate.upgrade(settings.database_url, revision)
+    _migrate(settings, revision)
     click.echo(f"database at {revision}")
+
+
+def _migrate(settings: Settings, revision: str = "head") -> None:
+    """Upgrade, or stop with one line when the database cannot be reached (no traceback)."""
+    import sqlalchemy as sa
+
+    from gigco import migrate
+
+    try:
+        migrate.upgrade(settings.database_url, revision)
+    except sa.exc.OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        url = sa.engine.make_url(settings.database_url)
+        hint = ""
+        if "does not exist" in reason and url.database:
+            hint = f"; create it first: createdb {url.database} (or CREATE DATABASE {url.database})"
+        raise click.ClickException(
+            f"cannot migrate {url.render_as_string(hide_password=True)}: {reason}{hint}"
+        ) from None
 
 
 @db.command("downgrade")
@@ -60,6 +77,24 @@ def db_current() -> None:
     migrate.current(_settings().database_url)
 
 
+EMBEDDED_FILES = ("gigco.db", "broker.db", "celerybeat-schedule")
+
+
+def _reset(settings: Settings) -> None:
+    """Delete the embedded default's files; refuse for a database GigCo does not own."""
+    if not settings.embedded:
+        raise click.ClickException(
+            "--reset only deletes the embedded SQLite files; with GIGCO_DATABASE_URL set, "
+            "drop and create that database yourself."
+        )
+    data = Path(settings.data_dir)
+    # Each file and its SQLite companions (-wal, -shm, -journal) and beat's shelve files.
+    for path in sorted(data.glob("*")):
+        if path.is_file() and path.name.startswith(EMBEDDED_FILES):
+            path.unlink()
+    click.echo(f"gigco dev: reset {data}")
+
+
 def _ensure_data_dir(settings: Settings) -> None:
     if settings.embedded or settings.broker_url.startswith("sqla+sqlite"):
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
@@ -71,21 +106,26 @@ def _ensure_data_dir(settings: Settings) -> None:
 @click.option(
     "--concurrency", default=4, show_default=True, type=int, help="Celery worker threads."
 )
-def dev(host: str, port: int, concurrency: int) -> None:
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Start clean: delete the embedded database, broker and beat schedule first.",
+)
+def dev(host: str, port: int, concurrency: int, reset: bool) -> None:
     """Run the API, a Celery worker and beat together; Ctrl-C stops all three.
 
     With no GIGCO_DATABASE_URL/GIGCO_BROKER_URL, data and broker live in SQLite files
     under GIGCO_DATA_DIR (default ./.gigco).
     """
     settings = _settings()
+    if reset:
+        _reset(settings)
     _ensure_data_dir(settings)
     env = dict(os.environ)
     if not settings.admin_token:
         env["GIGCO_ADMIN_TOKEN"] = os.environ["GIGCO_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
         settings = _settings()
-    from gigco import migrate
-
-    migrate.upgrade(settings.database_url)
+    _migrate(settings)
     where = "embedded SQLite" if settings.embedded else "PostgreSQL"
     click.echo(f"gigco dev: API on http://{host}:{port} ({where}, broker {settings.broker_url})")
     click.echo(f"gigco dev: operator token {settings.admin_token}")

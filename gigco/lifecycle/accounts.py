@@ -103,6 +103,15 @@ def sign_up_worker(
     return worker, _issue_token(session, worker_id=worker.id)
 
 
+def update_consumer(session: Session, consumer: Consumer, changes: dict[str, object]) -> Consumer:
+    """Apply a consumer's own profile changes (name, payment method)."""
+    for field in ("name", "payment_method"):
+        if field in changes:
+            setattr(consumer, field, changes[field])
+    session.flush()
+    return consumer
+
+
 def update_worker(session: Session, worker: Worker, changes: dict[str, object]) -> Worker:
     """Apply a worker's own profile changes."""
     if "skills" in changes:

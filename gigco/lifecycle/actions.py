@@ -6,6 +6,8 @@ and returns the job with whatever step is now due; the caller commits and then e
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,7 @@ from gigco.lifecycle.transitions import (
     CANCELLABLE,
     Due,
     StatusConflict,
+    consumer_actor,
     dues_of,
     lock_job,
     record_event,
@@ -85,8 +88,22 @@ def reject_offer(session: Session, job_id: int, who: Principal, ctx: StepContext
 def cancel(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
     """→ cancelled from any cancellable state; withdraws a pending opportunity."""
     require_consumer_of(visible_job(session, job_id, who), who)
+    return cancel_job(session, job_id, actor=who.actor, by="the consumer", ctx=ctx)
+
+
+def cancel_job(
+    session: Session,
+    job_id: int,
+    *,
+    actor: str,
+    by: str,
+    ctx: StepContext,
+    data: dict[str, Any] | None = None,
+) -> Outcome:
+    """Cancel a job already authorised for ``actor``; tells the parties it was ``by`` whom."""
     current = lock_job(session, job_id)
-    assert current is not None
+    if current is None:
+        raise NotFound(f"Job {job_id} not found.")
     if current.status not in CANCELLABLE:
         raise StatusConflict(job_id, current.status, "cancelling")
     job = require_transition(
@@ -95,19 +112,25 @@ def cancel(session: Session, job_id: int, who: Principal, ctx: StepContext) -> O
         current.status,
         S.CANCELLED,
         wanted="cancelling",
-        actor=who.actor,
+        actor=actor,
         then=Next.nothing(),
         now=ctx.now,
+        data=data,
         values={"next_match_at": None},
     )
     withdrawn = answer_pending(
         session, OpportunityStatus.WITHDRAWN, ctx.now, [Opportunity.job_id == job_id]
     )
-    message = f"'{job.title}' was cancelled by the consumer."
+    message = f"'{job.title}' was cancelled by {by}."
     for worker_id in {*withdrawn, *([job.worker_id] if job.worker_id else [])}:
         notify_worker(session, worker_id, "cancellation", message, job_id=job_id)
+    mine = actor == consumer_actor(job.consumer_id)
     notify_consumer(
-        session, job.consumer_id, "cancellation", f"You cancelled '{job.title}'.", job_id=job_id
+        session,
+        job.consumer_id,
+        "cancellation",
+        f"You cancelled '{job.title}'." if mine else message,
+        job_id=job_id,
     )
     return job, []
 
@@ -239,7 +262,9 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
     return job, dues_of(job)
 
 
-def retry_payment(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+def retry_payment(
+    session: Session, job_id: int, who: Principal, ctx: StepContext, *, reason: str | None = None
+) -> Outcome:
     """payment_failed → completed for the operator; attempts start again."""
     visible_job(session, job_id, who)  # 404 before 403: existence is not revealed
     require_operator(who)
@@ -253,6 +278,7 @@ def retry_payment(session: Session, job_id: int, who: Principal, ctx: StepContex
         actor=who.actor,
         then=Next.now(),
         now=ctx.now,
+        data={"reason": reason} if reason else None,
         values={"payment_attempts": 0, "next_payment_at": ctx.now},
     )
     session.execute(

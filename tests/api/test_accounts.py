@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.models import ApiToken
 from tests.api.helpers import RowCounts, assert_error, send_json
+from tests.harness.bodies import consumer_body, worker_body
 from tests.harness.http import Api
+from tests.harness.journeys import failed_payment_job
 from tests.harness.polling import race
 
 WORKER = {
@@ -267,3 +269,49 @@ def test_emails_are_unique_whatever_their_case_even_when_racing(api: Api, app) -
         ),
     )
     assert sorted(codes) == [201] + [409] * 5
+
+
+def test_consumer_changes_name_and_payment_method(api: Api) -> None:
+    consumer = api.consumer()
+    r = api.client.patch(
+        "/v1/consumers/me",
+        json={"name": "  Ann Lee  ", "payment_method": "pm_card_chargeDeclined"},
+        headers=consumer["headers"],
+    )
+    assert r.status_code == 200, r.json
+    assert (r.json["name"], r.json["payment_method"]) == ("Ann Lee", "pm_card_chargeDeclined")
+    me = api.client.get("/v1/me", headers=consumer["headers"]).json
+    assert (me["name"], me["payment_method"]) == ("Ann Lee", "pm_card_chargeDeclined")
+
+    for bad in ({"name": "   "}, {"payment_method": "pm_cash"}, {"email": "x@example.com"}):
+        r = api.client.patch("/v1/consumers/me", json=bad, headers=consumer["headers"])
+        assert r.status_code == 422, (bad, r.json)
+    worker = api.worker()
+    r = api.client.patch("/v1/consumers/me", json={"name": "W"}, headers=worker["headers"])
+    assert r.status_code == 403
+
+
+def test_a_blank_name_is_refused_at_sign_up(api: Api) -> None:
+    for path in ("/v1/consumers", "/v1/workers"):
+        body = consumer_body(name="   ") if path == "/v1/consumers" else worker_body(name=" \t ")
+        r = api.client.post(path, json=body)
+        assert r.status_code == 422, r.json
+        assert "name" in r.json["errors"], r.json
+
+
+def test_a_new_card_lets_the_operators_retry_succeed(api: Api) -> None:
+    consumer = api.consumer(payment_method="pm_card_chargeDeclined")
+    job_id = failed_payment_job(api, consumer)
+    again = api.signal(job_id, "payment/retry")
+    assert again.status_code == 200
+    api.wait_status(job_id, "payment_failed")  # the same declined card fails again
+
+    r = api.client.patch(
+        "/v1/consumers/me", json={"payment_method": "pm_card_visa"}, headers=consumer["headers"]
+    )
+    assert r.status_code == 200
+    assert api.signal(job_id, "payment/retry").status_code == 200
+    api.wait_status(job_id, "review_pending")
+    payment = api.client.get(f"/v1/jobs/{job_id}/payment", headers=api.admin).json
+    assert payment["status"] == "succeeded"
+    assert payment["attempts"][-1]["outcome"] == "succeeded"

@@ -87,6 +87,12 @@ def _spec(api: Api) -> dict[str, Any]:
     return r.json
 
 
+def test_the_openapi_document_states_the_quarter_hour_step(api: Api) -> None:
+    spec = api.client.get("/v1/openapi.json").json
+    hours = spec["components"]["schemas"]["JobCreate"]["properties"]["estimated_hours"]
+    assert (hours["minimum"], hours["maximum"], hours["multipleOf"]) == (0.5, 12.0, 0.25)
+
+
 def test_the_openapi_document_lists_every_path_of_the_contract(api: Api) -> None:
     spec = _spec(api)
     assert spec["openapi"].startswith("3.")

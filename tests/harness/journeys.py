@@ -30,9 +30,9 @@ def closed_job(api: Api, **job: Any) -> tuple[int, dict[str, Any], dict[str, Any
     return job_id, consumer, worker
 
 
-def failed_payment_job(api: Api) -> int:
+def failed_payment_job(api: Api, consumer: dict[str, Any] | None = None) -> int:
     """A job whose consumer's card is always declined, left in payment_failed."""
-    consumer = api.consumer(payment_method="pm_card_chargeDeclined")
+    consumer = consumer or api.consumer(payment_method="pm_card_chargeDeclined")
     worker = api.worker()
     job_id = api.post_job(consumer)["id"]
     api.wait_status(job_id, "offered")

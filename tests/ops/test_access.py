@@ -107,9 +107,11 @@ def test_a_new_operator_token_signs_old_sessions_out(app: Flask, ops: Ops) -> No
     ("path", "code"),
     [
         ("/ops/jobs?status=nonsense", 400),
-        ("/ops/jobs?page=abc", 400),
-        ("/ops/jobs?page=0", 400),
-        ("/ops/jobs?page=" + "9" * 40, 400),
+        ("/ops/jobs?after=abc", 400),
+        ("/ops/jobs?after=0", 400),
+        ("/ops/jobs?after=" + "9" * 40, 400),
+        ("/ops/jobs?consumer=x", 400),
+        ("/ops/jobs?created_from=yesterday", 400),
         ("/ops/jobs/find?id=%3Cb%3E", 400),
         ("/ops/jobs/find?id=" + "9" * 40, 400),
         ("/ops/jobs/" + "9" * 30, 404),
@@ -126,6 +128,6 @@ def test_bad_input_gets_an_html_error_page_not_a_crash(
 
 
 def test_retrying_a_missing_job_says_so(isolated_app: Flask, ops: Ops) -> None:
-    r = ops.submit("/ops/", "/ops/jobs/999999/payment/retry")
+    r = ops.submit("/ops/", "/ops/jobs/999999/payment/retry", reason="card replaced")
     assert r.status_code == 404
     assert "Job 999999 not found." in r.text

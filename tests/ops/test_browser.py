@@ -137,3 +137,59 @@ def test_operator_signs_in_and_reads_a_closed_jobs_timeline(
     login_url = f"{live_url}/ops/login"
     wait_for(lambda: browser.current_url == login_url, what="the login page after signing out")
     assert "You are signed out." in browser.page_source
+
+
+def test_operator_filters_jobs_and_cancels_a_selection(
+    api: Api, live_url: str, browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import Select
+
+    assert isinstance(browser, WebDriver)
+    consumer = api.consumer()
+    ids = [api.post_job(consumer, title=f"Job {i}")["id"] for i in range(3)]
+    for job_id in ids:
+        api.wait_status(job_id, "offered")
+    api.post_job(api.consumer(), title="Someone else's")  # filtered out
+
+    browser.get(f"{live_url}/ops/jobs")
+    browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(lambda: browser.current_url == f"{live_url}/ops/jobs", what="the jobs list")
+
+    form = browser.find_element(By.ID, "filter")
+    form.find_element(By.NAME, "consumer").send_keys(str(consumer["id"]))
+    Select(form.find_element(By.NAME, "status")).select_by_value("offered")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(lambda: "consumer=" in browser.current_url, what="the filtered list")
+    assert f"consumer={consumer['id']}" in browser.current_url  # a link that can be shared
+    rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == [
+        f"#{i}" for i in reversed(ids)
+    ]
+
+    for job_id in ids[:2]:
+        browser.find_element(By.CSS_SELECTOR, f"input[name=job][value='{job_id}']").click()
+    bulk = browser.find_element(By.ID, "bulk")
+    Select(bulk.find_element(By.NAME, "action")).select_by_value("cancel")
+    bulk.find_element(By.NAME, "reason").send_keys("posted twice")
+    bulk.find_element(By.CSS_SELECTOR, "fieldset button[type=submit]").click()
+
+    wait_for(lambda: "Cancel: 2 jobs?" in browser.page_source, what="the confirmation page")
+    assert [api.job(i)["status"] for i in ids] == ["offered"] * 3  # nothing done yet
+    browser.find_element(By.CSS_SELECTOR, "#confirm button[type=submit]").click()
+
+    wait_for(lambda: "Cancel: 2 of 2 done" in browser.page_source, what="the results page")
+    results = browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    assert [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in results] == [
+        [f"#{ids[1]}", "done", "now cancelled"],  # in the list's order, newest first
+        [f"#{ids[0]}", "done", "now cancelled"],
+    ]
+    assert [api.job(i)["status"] for i in ids] == ["cancelled", "cancelled", "offered"]
+    browser.find_element(By.LINK_TEXT, "Back to the list").click()
+    wait_for(lambda: "/ops/jobs?" in browser.current_url, what="back to the filtered list")
+    assert f"consumer={consumer['id']}" in browser.current_url
+    assert "status=offered" in browser.current_url
+    rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == [f"#{ids[2]}"]

@@ -48,7 +48,7 @@ def test_job_page_shows_the_whole_timeline_of_a_closed_job(api: Api, ops: Ops) -
 
 def test_retry_on_a_job_that_is_not_payment_failed_explains_why(api: Api, ops: Ops) -> None:
     job_id, _, _ = closed_job(api)
-    r = ops.submit(f"/ops/jobs/{job_id}", f"/ops/jobs/{job_id}/payment/retry")
+    r = ops.submit(f"/ops/jobs/{job_id}", f"/ops/jobs/{job_id}/payment/retry", reason="why not")
     assert r.status_code == 409
     assert f"Job {job_id} is closed; retrying the payment is not allowed" in r.text
     assert f'href="/ops/jobs/{job_id}"' in r.text
@@ -70,13 +70,16 @@ def test_operator_retries_a_failed_payment_from_the_job_page(api: Api, ops: Ops)
     assert forged.status_code == 400
     assert api.job(job_id)["status"] == "payment_failed"
 
-    r = ops.submit(f"/ops/jobs/{job_id}", f"/ops/jobs/{job_id}/payment/retry")
+    r = ops.submit(
+        f"/ops/jobs/{job_id}", f"/ops/jobs/{job_id}/payment/retry", reason="card replaced"
+    )
     assert r.status_code == 303
     assert r.headers["Location"] == f"/ops/jobs/{job_id}"
     after = ops.page(f"/ops/jobs/{job_id}").text
     assert f"Payment retry started for job {job_id}" in after
     retry = next(row for row in table(after, "timeline") if row[2] == "payment_retry")
     assert retry[3:5] == ["payment_failed → completed", "operator"]
+    assert '"reason": "card replaced"' in retry[5]
 
     # The declined card is charged again, three more times, and fails again.
     api.wait_status(job_id, "payment_failed")

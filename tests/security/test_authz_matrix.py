@@ -76,6 +76,7 @@ MATRIX = [
     row("GET",   "/healthz",                  S.ACCEPTED,        "200 200 200 200 -   200 200 200"),
     row("GET",   "/v1/me",                    S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("PATCH", "/v1/workers/me",            S.ACCEPTED,        "401 401 403 403 -   200 200 403"),
+    row("PATCH", "/v1/consumers/me",          S.ACCEPTED,        "401 401 200 200 -   403 403 403"),
     row("GET",   "/v1/workers/{worker_id}",   S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("GET",   "/v1/notifications",         S.ACCEPTED,        "401 401 200 200 -   200 200 403"),
     row("GET",   "/v1/notifications/feed",    S.ACCEPTED,        "401 401 200 200 -   200 200 403"),
@@ -156,6 +157,9 @@ NOT_BEARER = {
     ("POST", "/ops/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry"): (
         "console: session cookie and CSRF"
     ),
+    ("POST", "/ops/jobs/<int:job_id>/cancel"): "console: session cookie and CSRF",
+    ("POST", "/ops/jobs/<int:job_id>/rekick"): "console: session cookie and CSRF",
+    ("POST", "/ops/jobs/bulk"): "console: session cookie and CSRF",
     ("GET", "/ops/login"): "console: the login form",
     ("POST", "/ops/login"): "console: the login form",
     ("POST", "/ops/logout"): "console: session cookie and CSRF",
@@ -197,6 +201,8 @@ def _body(row: Row) -> dict[str, Any] | None:
         }
     if row.path == "/v1/workers/me":
         return {"available": False}
+    if row.path == "/v1/consumers/me":
+        return {"payment_method": "pm_card_visa"}
     if row.method == "POST" and row.path == "/v1/jobs":
         return job_body()
     if row.method == "POST" and row.path == "/v1/webhook-endpoints":

@@ -27,7 +27,7 @@ from gigco.web import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import session as db_session
 from tests.api.helpers import assert_error
 from tests.harness.bodies import job_body
-from tests.harness.console import Ops
+from tests.harness.console import Ops, csrf_from
 from tests.harness.database import row_counts
 from tests.security.worlds import World, build
 
@@ -359,7 +359,18 @@ def test_the_console_refuses_ids_past_any_integer_column(isolated_app: Flask) ->
     assert r.status_code == 404 and f"Job {HUGE_ID} not found" in r.text
     r = ops.client.get(f"/ops/jobs/find?id={HUGE_ID}")
     assert r.status_code == 400
-    r = ops.client.get(f"/ops/jobs?page={2**70}")
+    for arg in ("after", "consumer", "worker"):
+        r = ops.client.get(f"/ops/jobs?{arg}={2**70}")
+        assert r.status_code == 400, arg
+    r = ops.client.post(
+        "/ops/jobs/bulk",
+        data={
+            "csrf_token": csrf_from(ops.page("/ops/jobs").text),
+            "action": "cancel",
+            "reason": "r",
+            "job": str(2**70),
+        },
+    )
     assert r.status_code == 400
 
 

@@ -7,6 +7,15 @@ import json
 from typing import Any
 
 from gigco.db import utcnow
+from gigco.models import Job, JobStatus
+
+# The deadline column each status waits on, besides timer_at/step_due_at themselves.
+DEADLINE_OF_STATUS = {
+    JobStatus.OFFERED: ("offer expires", "offer_expires_at"),
+    JobStatus.ACCEPTED: ("next matching round", "next_match_at"),
+    JobStatus.COMPLETED: ("next payment attempt", "next_payment_at"),
+    JobStatus.REVIEW_PENDING: ("review deadline", "review_deadline"),
+}
 
 
 def when(value: dt.datetime | None) -> str:
@@ -42,3 +51,15 @@ def as_json(data: Any) -> str:
     """``data`` as sorted JSON, or nothing when empty."""
     # A plain string: Jinja escapes it like any other text.
     return json.dumps(data, sort_keys=True, ensure_ascii=False, default=str) if data else ""
+
+
+def pending_deadlines(job: Job) -> list[tuple[str, dt.datetime | None]]:
+    """The one deadline the job's status waits on, if any (a past offer's expiry is not
+    shown on a job that has moved on)."""
+    found = DEADLINE_OF_STATUS.get(job.status)
+    return [(found[0], getattr(job, found[1]))] if found else []
+
+
+def coords(lat: float, lng: float) -> str:
+    """A location to five decimals (about a metre)."""
+    return f"{lat:.5f}, {lng:.5f}"

@@ -5,19 +5,22 @@ Login and CSRF are checked for every view in ``gigco.web.ops.auth``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import math
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from gigco.db import utcnow
-from gigco.lifecycle import actions
-from gigco.lifecycle.access import Principal
+from gigco.lifecycle import operator
 from gigco.lifecycle.errors import DomainError
-from gigco.models import JobStatus, Role
+from gigco.lifecycle.schedule import STEP_FOR_STATUS
+from gigco.lifecycle.transitions import CANCELLABLE
+from gigco.models import JobStatus
 from gigco.web.db import commit, step_context
 from gigco.web.db import session as db_session
 from gigco.web.errors import http_status
@@ -28,8 +31,13 @@ from gigco.web.ops.blueprint import blp, settings
 log = logging.getLogger(__name__)
 
 PER_PAGE = 50
-MAX_PAGE = 100_000
-OPERATOR = Principal(Role.OPERATOR)
+MAX_ID = 2**63 - 1
+BULK_MAX = 200
+DONE = {
+    "retry_payment": "Payment retry started for job {job_id}: attempts start again.",
+    "cancel": "Job {job_id} is cancelled; its consumer and worker are told.",
+    "rekick": "The pending step of job {job_id} was sent again.",
+}
 
 
 @blp.context_processor
@@ -40,6 +48,8 @@ def _template_names() -> dict[str, Any]:
         "ago": helpers.ago,
         "money": helpers.money,
         "as_json": helpers.as_json,
+        "pending_deadlines": helpers.pending_deadlines,
+        "coords": helpers.coords,
         "logged_in": logged_in,
         "statuses": list(JobStatus),
     }
@@ -86,33 +96,97 @@ def dashboard() -> str:
     )
 
 
+FILTER_ARGS = (
+    "status",
+    "consumer",
+    "worker",
+    "category",
+    "created_from",
+    "created_to",
+    "scheduled_from",
+    "scheduled_to",
+    "overdue",
+)
+
+
+def _id_arg(name: str) -> int | None:
+    return _int_arg(name, 0, 1, MAX_ID) or None
+
+
+def _time_arg(name: str, *, end: bool) -> dt.datetime | None:
+    """A date (``2030-01-31``) or a moment (``2030-01-31T10:00``), read as UTC.
+
+    An end date alone means the end of that day, so a range's bounds are both inclusive
+    for a person reading it.
+    """
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        abort(400, f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM).")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    if end and len(raw) == 10:
+        value += dt.timedelta(days=1)
+    return value
+
+
+def _filters() -> queries.JobFilter:
+    category = request.args.get("category", "").strip() or None
+    return queries.JobFilter(
+        status=_status_arg(),
+        consumer_id=_id_arg("consumer"),
+        worker_id=_id_arg("worker"),
+        category=category,
+        created_from=_time_arg("created_from", end=False),
+        created_to=_time_arg("created_to", end=True),
+        scheduled_from=_time_arg("scheduled_from", end=False),
+        scheduled_to=_time_arg("scheduled_to", end=True),
+        overdue=request.args.get("overdue", "") in ("1", "on", "true"),
+    )
+
+
+def _filter_args() -> dict[str, str]:
+    """The list's filters as given in the URL (for links that keep them)."""
+    return {name: request.args[name] for name in FILTER_ARGS if request.args.get(name)}
+
+
 @blp.get("/jobs")
 def jobs() -> str:
-    """Jobs newest first, filtered by status and paged; stuck or overdue ones on top."""
-    status = _status_arg()
-    page = _int_arg("page", 1, 1, MAX_PAGE)
+    """Jobs newest first, filtered (all in the URL) and cursor-paged; stuck ones on top."""
+    filters = _filters()
+    after = _id_arg("after")
     s = db_session()
+    now, grace = utcnow(), settings().stuck_step_grace_seconds
     overdue, overdue_total = queries.attention(
-        s, now=utcnow(), grace_seconds=settings().stuck_step_grace_seconds, status=status
+        s, now=now, grace_seconds=grace, status=filters.status
     )
-    rows, total = queries.list_jobs(s, status=status, page=page, per_page=PER_PAGE)
+    page = queries.find_jobs(
+        s, filters, now=now, grace_seconds=grace, after=after, per_page=PER_PAGE
+    )
     return render_template(
         "ops/jobs.html",
-        status=status,
+        f=filters,
+        args=_filter_args(),
+        status=filters.status,
+        after=after,
         page=page,
-        pages=max(1, math.ceil(total / PER_PAGE)),
-        rows=rows,
-        total=total,
+        rows=page.rows,
+        total=page.total,
+        categories=queries.category_names(s),
         overdue=overdue,
         overdue_total=overdue_total,
-        grace=settings().stuck_step_grace_seconds,
+        grace=grace,
+        bulk_actions={name: label for name, (label, _fn) in operator.ACTIONS.items()},
     )
 
 
 @blp.get("/jobs/find")
 def find_job() -> ResponseReturnValue:
     """Jump to a job by its id."""
-    return redirect(url_for("ops.job", job_id=_int_arg("id", 0, 1, 2**63 - 1)))
+    return redirect(url_for("ops.job", job_id=_int_arg("id", 0, 1, MAX_ID)))
 
 
 @blp.get("/jobs/<int:job_id>")
@@ -121,24 +195,132 @@ def job(job_id: int) -> str:
     detail = queries.job_detail(db_session(), job_id)
     if detail is None:
         abort(404, f"Job {job_id} not found.")
+    step = STEP_FOR_STATUS.get(detail.job.status)
+    pending = detail.job.step_due_at is not None or detail.job.timer_at is not None
     return render_template(
         "ops/job.html",
         d=detail,
         job=detail.job,
         now=utcnow(),
         can_retry=detail.job.status == JobStatus.PAYMENT_FAILED,
+        can_cancel=detail.job.status in CANCELLABLE,
+        can_rekick=step is not None and pending,
+        pending_step=step.value if step else None,
         max_attempts=settings().payment_max_attempts,
     )
 
 
+def _act(name: str, job_id: int) -> ResponseReturnValue:
+    _label, action = operator.ACTIONS[name]
+    reason = request.form.get("reason", "")
+    _job, dues = action(db_session(), job_id, step_context(), reason)
+    commit(dues)
+    log.info("ops %s", name, extra={"job_id": job_id})
+    flash(DONE[name].format(job_id=job_id))
+    return redirect(url_for("ops.job", job_id=job_id), 303)
+
+
 @blp.post("/jobs/<int:job_id>/payment/retry")
 def retry_payment(job_id: int) -> ResponseReturnValue:
-    """payment_failed → completed, as ``POST /v1/jobs/<id>/payment/retry`` does."""
-    _job, dues = actions.retry_payment(db_session(), job_id, OPERATOR, step_context())
-    commit(dues)
-    log.info("ops payment retry", extra={"job_id": job_id})
-    flash(f"Payment retry started for job {job_id}: attempts start again.")
-    return redirect(url_for("ops.job", job_id=job_id), 303)
+    """payment_failed → completed, as ``POST /v1/jobs/<id>/payment/retry`` does, with a reason."""
+    return _act("retry_payment", job_id)
+
+
+@blp.post("/jobs/<int:job_id>/cancel")
+def cancel(job_id: int) -> ResponseReturnValue:
+    """Cancel the job, with a reason, where the lifecycle allows it."""
+    return _act("cancel", job_id)
+
+
+@blp.post("/jobs/<int:job_id>/rekick")
+def rekick(job_id: int) -> ResponseReturnValue:
+    """Send the job's pending step again, with a reason."""
+    return _act("rekick", job_id)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What one job of a bulk action came to."""
+
+    job_id: int
+    ok: bool
+    message: str
+    status: str | None = None
+
+
+def _selected_ids() -> list[int]:
+    ids: list[int] = []
+    for raw in request.form.getlist("job"):
+        try:
+            job_id = int(raw)
+        except ValueError:
+            abort(400, "A selected job id is not a number.")
+        if not 1 <= job_id <= MAX_ID:
+            abort(400, "A selected job id is out of range.")
+        if job_id not in ids:
+            ids.append(job_id)
+    if not ids:
+        abort(400, "Select at least one job.")
+    if len(ids) > BULK_MAX:
+        abort(400, f"Select at most {BULK_MAX} jobs at once.")
+    return ids
+
+
+@blp.post("/jobs/bulk")
+def bulk() -> Any:
+    """A bulk action on the selected jobs: first a confirmation, then each job on its own.
+
+    Every job goes through the same guarded operator function (and transaction) as the
+    single-job buttons; one refusal does not stop or undo the others.
+    """
+    name = request.form.get("action", "")
+    if name not in operator.ACTIONS:
+        abort(400, "Pick an action.")
+    label, action = operator.ACTIONS[name]
+    ids = _selected_ids()
+    reason = request.form.get("reason", "")
+    back = _safe_back(request.form.get("back"))
+    s = db_session()
+    if request.form.get("confirm") != "yes":
+        try:
+            reason = operator.clean_reason(reason)
+        except DomainError as error:
+            abort(400, error.message)
+        found = queries.jobs_by_id(s, ids)
+        return render_template(
+            "ops/bulk_confirm.html",
+            action=name,
+            label=label,
+            jobs=found,
+            missing=sorted(set(ids) - {j.id for j in found}),
+            reason=reason,
+            back=back,
+        )
+    results: list[BulkResult] = []
+    for job_id in ids:
+        try:
+            job, dues = action(s, job_id, step_context(), reason)
+            status = job.status.value
+            commit(dues)
+        except DomainError as error:
+            s.rollback()
+            results.append(BulkResult(job_id, False, error.message))
+            continue
+        results.append(BulkResult(job_id, True, "done", status))
+    done = sum(r.ok for r in results)
+    log.info("ops bulk %s", name, extra={"jobs": len(ids), "done": done})
+    return render_template(
+        "ops/bulk_result.html", label=label, results=results, done=done, reason=reason, back=back
+    )
+
+
+def _safe_back(target: str | None) -> str:
+    """The jobs list URL to go back to: only ``/ops/jobs`` with its query, else the list."""
+    if target and target.isprintable() and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and parts.path == url_for("ops.jobs"):
+            return target
+    return url_for("ops.jobs")
 
 
 # --- errors: HTML pages, not the API's JSON -------------------------------------------

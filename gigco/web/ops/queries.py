@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.models import (
+    Category,
     Consumer,
     Job,
     JobEvent,
@@ -81,20 +82,99 @@ def attention(
     return rows, total
 
 
-def list_jobs(
-    session: Session, *, status: JobStatus | None, page: int, per_page: int
-) -> tuple[list[Job], int]:
-    """One page of jobs, newest first, and the total (``ix_jobs_status_id`` when filtered)."""
-    where = [Job.status == status] if status is not None else []
+@dataclass(frozen=True)
+class JobFilter:
+    """What the jobs list is narrowed to; every field optional, all of them ANDed."""
+
+    status: JobStatus | None = None
+    consumer_id: int | None = None
+    worker_id: int | None = None
+    category: str | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    scheduled_from: dt.datetime | None = None
+    scheduled_to: dt.datetime | None = None
+    overdue: bool = False
+
+    def where(self, *, now: dt.datetime, grace_seconds: float) -> list[Any]:
+        """The WHERE clauses for this filter (``overdue``: as ``attention`` counts it)."""
+        where: list[Any] = []
+        if self.status is not None:
+            where.append(Job.status == self.status)
+        if self.consumer_id is not None:
+            where.append(Job.consumer_id == self.consumer_id)
+        if self.worker_id is not None:
+            where.append(Job.worker_id == self.worker_id)
+        if self.category is not None:
+            where.append(
+                Job.category_id
+                == sa.select(Category.id).where(Category.name == self.category).scalar_subquery()
+            )
+        for column, low, high in (
+            (Job.created_at, self.created_from, self.created_to),
+            (Job.scheduled_start, self.scheduled_from, self.scheduled_to),
+        ):
+            if low is not None:
+                where.append(column >= low)
+            if high is not None:
+                where.append(column < high)
+        if self.overdue:
+            step_before = now - dt.timedelta(seconds=grace_seconds)
+            where.append(
+                sa.or_(
+                    sa.and_(*_overdue_where(Job.timer_at, now, None)),
+                    sa.and_(*_overdue_where(Job.step_due_at, step_before, None)),
+                )
+            )
+        return where
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of the filtered list, newest first, with the cursor to the next."""
+
+    rows: list[Job]
+    total: int
+    next_after: int | None  # the ``after`` of the next (older) page, None on the last
+
+
+def find_jobs(
+    session: Session,
+    filters: JobFilter,
+    *,
+    now: dt.datetime,
+    grace_seconds: float,
+    after: int | None = None,
+    per_page: int = 50,
+) -> JobPage:
+    """Jobs matching ``filters``, newest first, below the cursor ``after`` (a job id).
+
+    Keyset paging on ``jobs.id``: a page costs the same whatever its depth, and a job
+    created meanwhile never shifts one already shown onto the next page.
+    """
+    where = filters.where(now=now, grace_seconds=grace_seconds)
     total = session.scalar(sa.select(sa.func.count()).select_from(Job).where(*where)) or 0
-    jobs = session.scalars(
-        sa.select(Job)
-        .where(*where)
-        .order_by(Job.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).all()
-    return list(jobs), total
+    if after is not None:
+        where.append(Job.id < after)
+    rows = list(
+        session.scalars(
+            sa.select(Job).where(*where).order_by(Job.id.desc()).limit(per_page + 1)
+        ).all()
+    )
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    return JobPage(rows, total, rows[-1].id if more else None)
+
+
+def category_names(session: Session) -> list[str]:
+    """Every category's name, for the filter's choices."""
+    return list(session.scalars(sa.select(Category.name).order_by(Category.name)))
+
+
+def jobs_by_id(session: Session, job_ids: list[int]) -> list[Job]:
+    """The jobs with these ids that exist, in the order given."""
+    found = {j.id: j for j in session.scalars(sa.select(Job).where(Job.id.in_(job_ids)))}
+    return [found[i] for i in job_ids if i in found]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from gigco.web.db import commit, session
 from gigco.web.resources.accounts.schemas import (
     ConsumerSchema,
     ConsumerSignUpSchema,
+    ConsumerUpdateSchema,
     ConsumerWithTokenSchema,
     MeSchema,
     PublicWorkerSchema,
@@ -73,6 +74,22 @@ class MeViews(MethodView):
         if who.role == Role.WORKER:
             return jsonify(WorkerSchema().dump(session().get(Worker, who.id)))
         return jsonify({"role": "operator"})
+
+
+@blp.route("/consumers/me")
+class ConsumerMeViews(MethodView):
+    @login_required(Role.CONSUMER)
+    @blp.doc(security=BEARER)
+    @blp.arguments(ConsumerUpdateSchema)
+    @blp.response(200, ConsumerSchema)
+    @errors(blp, 400, 401, 403, 413, 422)
+    def patch(self, changes: dict[str, Any]) -> Consumer:
+        """Change my name or payment method (a new card for the next payment attempt)."""
+        consumer = session().get(Consumer, current_principal().id)
+        assert consumer is not None
+        accounts.update_consumer(session(), consumer, changes)
+        commit()
+        return consumer
 
 
 @blp.route("/workers/me")

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from gigco.lifecycle.gateway import PAYMENT_METHODS
 from gigco.web.schemas import LocationSchema, StrictSchema
 
-Name = fields.String(required=True, validate=validate.Length(1, 200))
+
+class Trimmed(fields.String):
+    """A string with surrounding whitespace removed before validation (so "   " is empty)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+def _name(**kwargs: Any) -> Trimmed:
+    return Trimmed(
+        validate=validate.Length(1, 200, error="Must be 1 to 200 characters, not blank."), **kwargs
+    )
 
 
 def _rating(row: object) -> float | None:
@@ -19,7 +32,7 @@ def _rating(row: object) -> float | None:
 class ConsumerSignUpSchema(StrictSchema):
     """Sign up as a consumer."""
 
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = _name(required=True)
     email = fields.Email(required=True, validate=validate.Length(max=320))
     payment_method = fields.String(
         load_default="pm_card_visa", validate=validate.OneOf(PAYMENT_METHODS)
@@ -29,7 +42,7 @@ class ConsumerSignUpSchema(StrictSchema):
 class WorkerSignUpSchema(StrictSchema):
     """Sign up as a worker."""
 
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = _name(required=True)
     email = fields.Email(required=True, validate=validate.Length(max=320))
     skills = fields.List(
         fields.String(validate=validate.Length(1, 64)),
@@ -41,6 +54,13 @@ class WorkerSignUpSchema(StrictSchema):
         required=True, validate=validate.Range(0, 1000), allow_nan=False
     )
     available = fields.Boolean(load_default=True)
+
+
+class ConsumerUpdateSchema(StrictSchema):
+    """What a consumer may change about themselves."""
+
+    name = _name()
+    payment_method = fields.String(validate=validate.OneOf(PAYMENT_METHODS))
 
 
 class WorkerUpdateSchema(StrictSchema):

@@ -45,7 +45,10 @@ class JobCreateSchema(StrictSchema):
         metadata={"description": f"ISO 8601 with offset; future, at most {MAX_DAYS_AHEAD} days"},
     )
     estimated_hours = fields.Float(
-        required=True, allow_nan=False, validate=[validate.Range(0.5, 12), _quarter_hours]
+        required=True,
+        allow_nan=False,
+        validate=[validate.Range(0.5, 12), _quarter_hours],
+        metadata={"multipleOf": 0.25, "description": "0.5 to 12, in steps of a quarter hour"},
     )
 
     @ma.post_load
