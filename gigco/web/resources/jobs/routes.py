@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from gigco.db import utcnow
 from gigco.lifecycle import jobs
 from gigco.lifecycle.access import visible_job, visible_jobs_filter
+from gigco.lifecycle.projection import project_event
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import commit, session
@@ -99,11 +99,11 @@ class JobEventViews(MethodView):
     @blp.doc(security=BEARER)
     @blp.response(200, EventSchema(many=True))
     @errors(blp, 401, 404)
-    def get(self, job_id: int) -> Sequence[JobEvent]:
-        """The job's full history, oldest first."""
-        visible_job(session(), job_id, current_principal())
-        return (
-            session()
-            .scalars(sa.select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq))
-            .all()
+    def get(self, job_id: int) -> list[dict[str, Any]]:
+        """The job's full history, oldest first, as the caller may see it."""
+        who = current_principal()
+        job = visible_job(session(), job_id, who)
+        events = session().scalars(
+            sa.select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
         )
+        return [project_event(event, job, who) for event in events]

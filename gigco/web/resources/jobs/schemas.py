@@ -70,15 +70,15 @@ class IdempotencyHeaderSchema(StorableTextSchema):
 
 
 class EventSchema(ma.Schema):
-    """One entry of a job's history."""
+    """One entry of a job's history, as ``gigco.lifecycle.projection.project_event`` shows it."""
 
     seq = fields.Integer()
     type = fields.String()
-    from_status = fields.Function(lambda e: e.from_status.value if e.from_status else None)
-    to_status = fields.Function(lambda e: e.to_status.value if e.to_status else None)
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String(allow_none=True)
     actor = fields.String()
     data = fields.Dict()
-    created_at = fields.AwareDateTime()
+    created_at = fields.String(metadata={"format": "date-time"})
 
 
 class JobSchema(ma.Schema):
