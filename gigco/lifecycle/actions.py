@@ -296,7 +296,8 @@ def submit_review(
     rating: int,
     comment: str | None,
 ) -> tuple[Review, list[Due]]:
-    """One review per side in review_pending; the job closes once both are in."""
+    """One review per side in review_pending, before the review deadline; the job closes once
+    both are in."""
     job = visible_job(session, job_id, who)
     subject_model: type[Worker] | type[Consumer]
     if who.role == Role.CONSUMER and who.id == job.consumer_id:
@@ -312,6 +313,13 @@ def submit_review(
         raise NotFound(f"Job {job_id} not found.")
     if locked.status != S.REVIEW_PENDING:
         raise StatusConflict(job_id, locked.status, "reviewing")
+    # The deadline is part of the guard, as expiry is for offers: close_job may run late.
+    if locked.review_deadline is None or locked.review_deadline <= ctx.now:
+        closed_at = locked.review_deadline.isoformat() if locked.review_deadline else "unknown"
+        raise Conflict(
+            f"The review window of job {job_id} closed at {closed_at}; it takes no more reviews.",
+            current_status=locked.status.value,
+        )
     exists = session.scalar(
         sa.select(Review.id).where(Review.job_id == job_id, Review.author_role == who.role)
     )

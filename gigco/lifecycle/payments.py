@@ -5,10 +5,15 @@ The gateway itself (the interface and the simulated processor) is ``gigco.lifecy
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.gateway import ChargeResult, PaymentGateway
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
@@ -30,31 +35,103 @@ from gigco.models import (
 )
 
 S = JobStatus
+log = logging.getLogger(__name__)
+
+# How long a claimed attempt keeps other runs away: longer than any gateway call takes. A run
+# that dies after its claim leaves the job due again when the lease ends.
+PAYMENT_LEASE_SECONDS = 120.0
 
 
-def process_payment(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
-    """completed → paid, or a refused attempt with backoff, or payment_failed at the last."""
-    if ctx.gateway is None:
-        raise ValueError("process_payment needs a payment gateway")
+@dataclass(frozen=True)
+class Claim:
+    """One charge attempt claimed on a job; ``lease_until`` is written to the job to mark it."""
+
+    job_id: int
+    attempt: int
+    lease_until: dt.datetime
+    amount_cents: int
+    payment_method: str
+
+    @property
+    def idempotency_key(self) -> str:
+        """The gateway key: one per job, so a replay never moves money twice."""
+        return f"job-{self.job_id}"
+
+
+def claim_payment(session: Session, job_id: int, ctx: StepContext) -> Claim | list[Due]:
+    """Transaction 1: claim the job's next charge attempt, or return what is due instead.
+
+    The claim is a compare-and-set on the locked job: its payment deadline moves to the end
+    of a lease, so a concurrent run (a sweep, a redelivery) finds it not yet due. The caller
+    commits before calling the gateway: no lock or transaction spans the gateway's I/O.
+    """
     job = lock_job(session, job_id)
     if job is not None and job.status == S.PAID and job.step_due_at is not None:
         return dues_of(job)  # a repeat: reviews are still to be asked
     if job is None or job.status != S.COMPLETED:
         return []
     if job.next_payment_at is not None and job.next_payment_at > ctx.now:
-        return dues_of(job)  # not yet: the retry's deadline stands
-    assert job.price_cents is not None and job.subtotal_cents is not None
-    assert job.fee_cents is not None
+        return dues_of(job)  # not yet: the retry's deadline (or another run's lease) stands
+    assert job.price_cents is not None
     method = session.scalar(
         sa.select(Consumer.payment_method).where(Consumer.id == job.consumer_id)
     )
-    # The gateway is called before this transaction writes anything (SQLite allows one writer),
-    # and a crash after it is harmless: the next attempt replays the same idempotency key.
-    result = ctx.gateway.charge(
-        idempotency_key=f"job-{job_id}",
+    lease_until = ctx.after(PAYMENT_LEASE_SECONDS)
+    job.next_payment_at = lease_until
+    set_next(job, Next.at(lease_until), ctx.now)
+    session.flush()
+    return Claim(
+        job_id=job_id,
+        attempt=job.payment_attempts + 1,
+        lease_until=lease_until,
         amount_cents=job.price_cents,
         payment_method=method or "pm_card_visa",
     )
+
+
+def charge(gateway: PaymentGateway, claim: Claim) -> ChargeResult:
+    """Call the gateway for ``claim``; an exception (timeout, 5xx, refused connection) is an
+    attempt with outcome ``error``."""
+    try:
+        return gateway.charge(
+            idempotency_key=claim.idempotency_key,
+            amount_cents=claim.amount_cents,
+            payment_method=claim.payment_method,
+        )
+    except Exception as exc:
+        log.warning("payment gateway error", exc_info=True, extra={"job_id": claim.job_id})
+        return ChargeResult(AttemptOutcome.ERROR, None, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def process_payment(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
+    """completed → paid, or a refused attempt with backoff, or payment_failed at the last.
+
+    The three phases in one session, for callers with nothing else in the transaction; the
+    worker runs them in two transactions around the gateway call (``LifecycleTask``).
+    """
+    if ctx.gateway is None:
+        raise ValueError("process_payment needs a payment gateway")
+    claim = claim_payment(session, job_id, ctx)
+    if not isinstance(claim, Claim):
+        return claim
+    return record_payment(session, claim, charge(ctx.gateway, claim), ctx)
+
+
+def record_payment(
+    session: Session, claim: Claim, result: ChargeResult, ctx: StepContext
+) -> list[Due]:
+    """Transaction 2: record the attempt's outcome if the claim is still ours.
+
+    A compare-and-set on the locked job: still completed, and still under this claim's
+    lease. Otherwise the world moved on (the lease ran out and another run took over, or an
+    operator acted); the gateway's idempotency key makes that run's charge the same charge.
+    """
+    job_id = claim.job_id
+    job = lock_job(session, job_id)
+    if job is None or job.status != S.COMPLETED or job.next_payment_at != claim.lease_until:
+        return dues_of(job) if job is not None and job.status == S.PAID else []
+    assert job.price_cents is not None and job.subtotal_cents is not None
+    assert job.fee_cents is not None
     payment = session.scalar(sa.select(Payment).where(Payment.job_id == job_id))
     if payment is None:
         payment = Payment(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from gigco import metrics
 from gigco.db import utcnow
+from gigco.lifecycle import payments
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.schedule import DEADLINE_STEPS, Step
 from gigco.lifecycle.steps import run_step
@@ -70,16 +71,36 @@ class LifecycleTask(Task):
             send(now)
         return made_due + len(now)
 
+    def _pay(self, claim: payments.Claim) -> list[Due]:
+        """The gateway call with no transaction open, then the outcome in a second one."""
+        rt = runtime()
+        result = payments.charge(rt.gateway, claim)
+        ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
+        with rt.sessions() as session, session.begin():
+            dues = payments.record_payment(session, claim, result, ctx)
+            session.flush()
+            send_after_commit(session, [d for d in dues if d.at is not None])
+        return dues
+
     def _run_one(self, step: Step, job_id: int) -> list[Due]:
         """One step in one transaction; sends its later dues after commit, returns the others."""
         rt = runtime()
         ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
         timed = step in DEADLINE_STEPS  # only these can fire a deadline worth timing
+        claim: payments.Claim | None = None
         with rt.sessions() as session, session.begin():
             timer = _due_deadline(session, job_id, ctx.now) if timed else None
-            dues = run_step(session, step, job_id, ctx)
+            if step == Step.PAY:  # transaction 1 of 2: claim the attempt; the gateway is after
+                claimed = payments.claim_payment(session, job_id, ctx)
+                claim, dues = (
+                    (claimed, []) if isinstance(claimed, payments.Claim) else (None, claimed)
+                )
+            else:
+                dues = run_step(session, step, job_id, ctx)
             fired = timed and _deadline_moved(session, job_id, timer)
             send_after_commit(session, [d for d in dues if d.at is not None])
+        if claim is not None:
+            dues = self._pay(claim)
         if fired and timer is not None:
             late = (ctx.now - timer).total_seconds()
             metrics.TIMER_LATENESS.labels(step=step.value).observe(late)

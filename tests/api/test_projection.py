@@ -1,4 +1,4 @@
-"""The projection entry point agrees with what the API shows today."""
+"""The projection entry point: JSON-ready values, the full job for its consumer."""
 
 from __future__ import annotations
 
@@ -7,22 +7,29 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.access import Principal
-from gigco.lifecycle.projection import project_event, project_job
+from gigco.lifecycle.projection import JOB_FIELDS, Audience, project_event, project_job
 from gigco.lifecycle.transitions import record_event
 from gigco.models import JobStatus, Role
 from gigco.web.resources.jobs.schemas import EventSchema, JobSchema
 from tests import factories
 
 
-def test_project_job_is_the_job_resource(session: Session) -> None:
+def test_project_job_is_the_whole_job_resource_for_its_consumer(session: Session) -> None:
     job = factories.job(
         session,
         status=JobStatus.OFFERED,
         offer_expires_at=dt.datetime.now(dt.UTC),
         description="It drips.",
     )
-    viewer = Principal(Role.CONSUMER, job.consumer_id)
-    assert project_job(job, viewer) == JobSchema().dump(job)
+    shown = project_job(job, Principal(Role.CONSUMER, job.consumer_id))
+    assert set(shown) == set(JobSchema().fields)
+    assert JobSchema().dump(shown) == shown
+    assert shown["location"] == {"lat": job.lat, "lng": job.lng}
+    assert shown["offer_expires_at"] == job.offer_expires_at.isoformat()
+    worker = factories.worker(session)
+    assert (
+        set(project_job(job, Principal(Role.WORKER, worker.id))) == JOB_FIELDS[Audience.CANDIDATE]
+    )
 
 
 def test_project_event_is_json_ready(session: Session) -> None:

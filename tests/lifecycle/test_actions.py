@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -14,14 +15,18 @@ from gigco.lifecycle import actions
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, NotFound
+from gigco.lifecycle.schedule import Step
+from gigco.lifecycle.steps import run_step
 from gigco.lifecycle.transitions import CANCELLABLE, StatusConflict
 from gigco.models import (
+    Consumer,
     Job,
     JobEvent,
     JobStatus,
     Notification,
     Opportunity,
     OpportunityStatus,
+    Review,
     Role,
 )
 from tests import factories as f
@@ -139,3 +144,28 @@ def test_reviews_once_per_side_only_in_review_pending(session: Session, ctx: Ste
     assert [d.step.value for d in dues] == ["close_job"]
     session.refresh(w)
     assert (w.rating_sum, w.rating_count) == (4, 1)
+
+
+def test_a_review_after_the_deadline_is_a_conflict_before_close_job_runs(
+    session: Session, settings: Settings
+) -> None:
+    w = f.worker(session)
+    job = f.job(session, status=S.PAID, worker_id=w.id)
+    window = dataclasses.replace(settings, review_window_seconds=2)
+    opened = StepContext(settings=window, now=utcnow())
+    run_step(session, Step.REQUEST_REVIEWS, job.id, opened)
+    deadline = opened.after(2)
+    in_time = StepContext(settings=window, now=deadline - dt.timedelta(microseconds=1))
+    actions.submit_review(session, job.id, as_consumer(job), in_time, rating=5, comment=None)
+    late = StepContext(settings=window, now=deadline)
+    with pytest.raises(Conflict) as raised:
+        actions.submit_review(
+            session, job.id, Principal(Role.WORKER, w.id), late, rating=1, comment=None
+        )
+    assert raised.value.extra["current_status"] == S.REVIEW_PENDING.value
+    assert "review window" in raised.value.message and deadline.isoformat() in raised.value.message
+    session.refresh(job)
+    assert job.status == S.REVIEW_PENDING  # close_job has not run: the guard alone refused
+    consumer = session.get(Consumer, job.consumer_id)
+    assert consumer is not None and (consumer.rating_sum, consumer.rating_count) == (0, 0)
+    assert session.scalar(sa.select(sa.func.count()).where(Review.job_id == job.id)) == 1

@@ -22,8 +22,8 @@ def test_a_job_locked_by_a_stalled_step_holds_up_no_other_job_of_its_category(
     fleet = stack.fleet()
     fleet.start([0])
     wait_for(lambda: fleet.closed() == 1, timeout=60, what="the first job to close")
-    # Hold the first job's row the way every step does first (process_payment holds it
-    # across the gateway call), and keep holding it while the rest of the fleet runs.
+    # Hold the first job's row the way every step does first (as a step stalled under its
+    # lock would), and keep holding it while the rest of the fleet runs.
     with Session(stack.engine) as session, session.begin():
         assert lock_job(session, fleet.job_ids[0]) is not None
         locked_at = time.time()

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from gigco.db import utcnow
 from gigco.lifecycle import jobs
 from gigco.lifecycle.access import visible_job, visible_job_lists
-from gigco.lifecycle.projection import project_event
+from gigco.lifecycle.projection import project_event, project_job
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.db import commit, session
@@ -71,7 +71,7 @@ class JobViews(MethodView):
         job, dues = jobs.create_job(
             session(), who, lat=location["lat"], lng=location["lng"], now=utcnow(), **data
         )
-        body = JobSchema().dump(job)
+        body = project_job(job, who)
         if key:
             try:
                 jobs.remember_response(session(), who, key, fingerprint, job, 201, body)

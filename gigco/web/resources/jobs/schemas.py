@@ -8,7 +8,9 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from gigco.models import JobStatus
+from gigco.lifecycle.projection import project_job
+from gigco.models import Job, JobStatus
+from gigco.web.auth import current_principal
 from gigco.web.pagination import KeysetQuerySchema
 from gigco.web.schemas import LocationSchema, StorableTextSchema, StrictSchema
 
@@ -86,24 +88,33 @@ class EventSchema(ma.Schema):
 
 
 class JobSchema(ma.Schema):
-    """The job resource."""
+    """The job resource, as ``gigco.lifecycle.projection.project_job`` shows it to the caller.
+
+    Workers do not get the consumer's id, the price or the fee (their earnings are the
+    subtotal), as the opportunity listing does not show them.
+    """
 
     id = fields.Integer()
     consumer_id = fields.Integer()
     worker_id = fields.Integer(allow_none=True)
     title = fields.String()
     description = fields.String(allow_none=True)
-    category = fields.Function(lambda job: job.category.name)
-    location = fields.Function(lambda job: {"lat": job.lat, "lng": job.lng})
-    scheduled_start = fields.AwareDateTime()
+    category = fields.String()
+    location = fields.Dict()
+    scheduled_start = fields.String(metadata={"format": "date-time"})
     estimated_hours = fields.Float()
-    status = fields.Function(lambda job: job.status.value)
+    status = fields.String()
     subtotal_cents = fields.Integer(allow_none=True)
     fee_cents = fields.Integer(allow_none=True)
     price_cents = fields.Integer(allow_none=True)
     currency = fields.String()
-    offer_expires_at = fields.AwareDateTime(allow_none=True)
-    review_deadline = fields.AwareDateTime(allow_none=True)
+    offer_expires_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    review_deadline = fields.String(allow_none=True, metadata={"format": "date-time"})
     match_round = fields.Integer()
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
+    created_at = fields.String(metadata={"format": "date-time"})
+    updated_at = fields.String(metadata={"format": "date-time"})
+
+    @ma.pre_dump
+    def _project(self, job: Job | dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Every dump of a job goes through the projection, for whoever is calling."""
+        return project_job(job, current_principal()) if isinstance(job, Job) else job

@@ -8,6 +8,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from gigco.lifecycle.projection import project_notification
+from gigco.web.auth import current_principal
 from gigco.web.schemas import StrictSchema
 
 BIGINT = 2**63 - 1
@@ -43,7 +45,10 @@ class NotificationSchema(ma.Schema):
     kind = fields.String()
     message = fields.String()
     job_id = fields.Integer(allow_none=True)
-    data = fields.Dict()
+    data = fields.Function(
+        lambda n: project_notification(n, current_principal()),
+        metadata={"description": "As gigco.lifecycle.projection shows it to the recipient."},
+    )
     created_at = fields.AwareDateTime()
     cursor = fields.Function(
         lambda n: f"{n.tx}-{n.id}",

@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import fields
 
+from gigco.lifecycle.projection import project_opportunity
+from gigco.models import Opportunity
+from gigco.web.auth import current_principal
+
 
 class JobSummarySchema(ma.Schema):
-    """What a worker needs to decide."""
+    """What a worker needs to decide (the projected job: no consumer id, price or fee)."""
 
     id = fields.Integer()
     title = fields.String()
     description = fields.String(allow_none=True)
-    category = fields.Function(lambda job: job.category.name)
-    location = fields.Function(lambda job: {"lat": job.lat, "lng": job.lng})
-    scheduled_start = fields.AwareDateTime()
+    category = fields.String()
+    location = fields.Dict()
+    scheduled_start = fields.String(metadata={"format": "date-time"})
     estimated_hours = fields.Float()
     earnings_cents = fields.Integer(attribute="subtotal_cents")
     currency = fields.String()
 
 
 class OpportunitySchema(ma.Schema):
-    """An open offer of a job to the calling worker."""
+    """An open offer of a job to the calling worker, as the projection shows it."""
 
     id = fields.Integer()
     job_id = fields.Integer()
     round = fields.Integer()
-    status = fields.Function(lambda o: o.status.value)
-    distance_km = fields.Float()
-    offered_at = fields.AwareDateTime()
-    expires_at = fields.AwareDateTime()
+    status = fields.String()
+    distance_km = fields.Float(metadata={"description": "Only to the worker it is offered to."})
+    offered_at = fields.String(metadata={"format": "date-time"})
+    expires_at = fields.String(metadata={"format": "date-time"})
     job = fields.Nested(JobSummarySchema)
+
+    @ma.pre_dump
+    def _project(self, opp: Opportunity | dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Every dump of an opportunity goes through the projection."""
+        if isinstance(opp, Opportunity):
+            return project_opportunity(opp, current_principal())
+        return opp

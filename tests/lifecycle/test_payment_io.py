@@ -1,0 +1,171 @@
+"""Payment and the gateway's I/O: no lock or transaction spans the call, an exception is an
+attempt with outcome ``error``, and the charge happens once however runs overlap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco.config import Settings
+from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.gateway import ChargeResult, SimulatedGateway
+from gigco.lifecycle.schedule import Step
+from gigco.lifecycle.steps import run_step
+from gigco.models import Job, JobStatus, PaymentAttempt, SimulatedCharge
+from gigco.tasks import runtime as runtime_module
+from gigco.tasks.runtime import Runtime
+from gigco.tasks.steps import process_payment
+from tests import factories as f
+
+S = JobStatus
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+class DownGateway:
+    """A gateway that cannot be reached (the test's stand-in for a refused connection)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def charge(
+        self, *, idempotency_key: str, amount_cents: int, payment_method: str
+    ) -> ChargeResult:
+        self.calls += 1
+        raise ConnectionRefusedError("gateway.example:443 refused the connection")
+
+
+class SlowGateway:
+    """The simulated processor behind a call that hangs until the test releases it."""
+
+    def __init__(self, inner: SimulatedGateway) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def charge(
+        self, *, idempotency_key: str, amount_cents: int, payment_method: str
+    ) -> ChargeResult:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(timeout=30), "the test never released the gateway"
+        return self.inner.charge(
+            idempotency_key=idempotency_key,
+            amount_cents=amount_cents,
+            payment_method=payment_method,
+        )
+
+
+def test_a_gateway_exception_is_an_error_attempt_backed_off_and_counted(
+    session: Session, settings: Settings
+) -> None:
+    owner = f.consumer(session)
+    job = f.job(
+        session, owner, status=S.COMPLETED, worker_id=f.worker(session).id, next_payment_at=T0
+    )
+    gateway = DownGateway()
+    tight = settings.replace(payment_retry_base_seconds=60, payment_max_attempts=3)
+    now, waits = T0, []
+    for _ in range(2):
+        (due,) = run_step(session, Step.PAY, job.id, StepContext(tight, gateway, now))
+        session.refresh(job)
+        assert job.status == S.COMPLETED and job.timer_at == due.at and due.at > now
+        waits.append((due.at - now).total_seconds())
+        now = due.at
+    assert waits == [60, 120]
+    assert run_step(session, Step.PAY, job.id, StepContext(tight, gateway, now)) == []
+    session.refresh(job)
+    assert (job.status, job.timer_at, gateway.calls) == (S.PAYMENT_FAILED, None, 3)
+    attempts = session.scalars(
+        sa.select(PaymentAttempt).where(PaymentAttempt.job_id == job.id)
+    ).all()
+    assert [(a.number, a.outcome.value) for a in attempts] == [
+        (1, "error"),
+        (2, "error"),
+        (3, "error"),
+    ]
+    assert all("ConnectionRefusedError" in (a.detail or "") for a in attempts)
+
+
+@pytest.fixture
+def slow_runtime(
+    settings: Settings, committed: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Runtime]:
+    """The task runtime on the test database, with a gateway that hangs until released."""
+    rt = Runtime(settings)
+    rt.gateway = SlowGateway(SimulatedGateway(rt.sessions))  # type: ignore[misc]
+    monkeypatch.setattr(runtime_module, "_runtime", rt)
+    yield rt
+    rt.gateway.release.set()  # type: ignore[attr-defined]
+    rt.dispose()
+
+
+def _completed_job(sessions: sessionmaker[Session]) -> tuple[int, dict[str, str]]:
+    with sessions() as s, s.begin():
+        owner, token = f.signed_up_consumer(s)
+        job = f.job(s, owner, status=S.COMPLETED, worker_id=f.worker(s).id)
+        job.next_payment_at = job.step_due_at = dt.datetime.now(dt.UTC)
+        s.flush()
+        return job.id, {"Authorization": f"Bearer {token}"}
+
+
+def test_no_lock_is_held_while_the_gateway_hangs_and_the_charge_happens_once(
+    slow_runtime: Runtime, app: Flask
+) -> None:
+    gateway: SlowGateway = slow_runtime.gateway  # type: ignore[assignment]
+    job_id, headers = _completed_job(slow_runtime.sessions)
+    first = threading.Thread(target=process_payment.run_step, args=(Step.PAY, job_id))
+    first.start()
+    try:
+        assert gateway.entered.wait(timeout=15), "the payment step never reached the gateway"
+        # The job's row is free: a step or an action could lock it at once.
+        with slow_runtime.sessions() as s, s.begin():
+            s.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
+            locked = s.execute(
+                sa.select(Job.status).where(Job.id == job_id).with_for_update(nowait=True)
+            ).scalar_one()
+            assert locked == S.COMPLETED
+        # The job and the feed answer while the gateway hangs.
+        client = app.test_client()
+        assert client.get(f"/v1/jobs/{job_id}", headers=headers).status_code == 200
+        assert client.get("/v1/notifications/feed", headers=headers).status_code == 200
+        # A concurrent run (a sweep's re-kick, a redelivery) finds the attempt claimed.
+        process_payment.run_step(Step.PAY, job_id)
+        assert gateway.calls == 1
+    finally:
+        gateway.release.set()
+        first.join(timeout=30)
+    assert not first.is_alive()
+    with slow_runtime.sessions() as s:
+        status = s.scalar(sa.select(Job.status).where(Job.id == job_id))
+        assert status in (S.PAID, S.REVIEW_PENDING)  # review requests follow in the same task
+        attempts = s.scalars(sa.select(PaymentAttempt).where(PaymentAttempt.job_id == job_id)).all()
+        assert [a.outcome.value for a in attempts] == ["succeeded"]
+        charge = s.get(SimulatedCharge, f"job-{job_id}")
+        assert charge is not None and charge.tries == 1 and charge.charge_id
+
+
+def test_a_gateway_exception_in_the_worker_is_an_error_attempt_not_a_retry_loop(
+    settings: Settings, committed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = Runtime(settings)
+    rt.gateway = DownGateway()  # type: ignore[misc]
+    monkeypatch.setattr(runtime_module, "_runtime", rt)
+    try:
+        job_id, _ = _completed_job(rt.sessions)
+        process_payment.run_step(Step.PAY, job_id)  # raises nothing
+        with rt.sessions() as s:
+            job = s.get(Job, job_id)
+            assert job is not None and job.status == S.COMPLETED
+            assert job.timer_at is not None and job.timer_at > dt.datetime.now(dt.UTC)
+            assert job.payment_attempts == 1 and job.step_due_at is None
+            (attempt,) = s.scalars(sa.select(PaymentAttempt).where(PaymentAttempt.job_id == job_id))
+            assert attempt.outcome.value == "error"
+    finally:
+        rt.dispose()
