@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.lifecycle import accounts
 from gigco.lifecycle.errors import NotFound
 from gigco.models import Consumer, Role, Worker
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.body import Blueprint
 from gigco.web.db import commit, session
 from gigco.web.resources.accounts.schemas import (
     ConsumerSchema,

@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, jsonify, make_response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError
 
 from gigco.db import utcnow
@@ -16,6 +15,7 @@ from gigco.lifecycle import jobs
 from gigco.lifecycle.access import visible_job, visible_jobs_filter
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.body import Blueprint
 from gigco.web.db import commit, session
 from gigco.web.pagination import SqlPage
 from gigco.web.resources.jobs.schemas import (

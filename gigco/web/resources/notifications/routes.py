@@ -6,11 +6,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.lifecycle import feed
 from gigco.models import Notification, Role
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.body import Blueprint
 from gigco.web.db import session
 from gigco.web.pagination import SqlPage
 from gigco.web.resources.notifications.schemas import FeedQuerySchema, NotificationSchema
