@@ -20,6 +20,7 @@ from gigco.web.auth import PrincipalCache
 from gigco.web.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
+from gigco.web.ids import RowIdConverter
 from gigco.web.resources.accounts.routes import blp as accounts_blp
 from gigco.web.resources.actions.routes import blp as actions_blp
 from gigco.web.resources.categories.routes import blp as categories_blp
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["gigco_principals"] = PrincipalCache()
     configure_celery(settings)
+    app.url_map.converters["id"] = RowIdConverter
     api = GigcoApi(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})
     app.extensions["gigco_api"] = api
     for blp in BLUEPRINTS:

@@ -83,5 +83,7 @@ def hostile_bodies(size: int = 64 * 1024 - 64) -> dict[str, bytes]:
         "invalid-utf8": b'"' + b"\xff" * n + b'"',
         "many-small-arrays": b"[" + b"[]," * (n // 3) + b"[]]",
         "many-keys": b"{" + b",".join(b'"k%d": 1' % i for i in range(n // 12)) + b"}",
+        "many-numbers": b"[" + b"1," * (n // 2 - 1) + b"1]",
+        "many-strings-in-a-field": b'{"skills": [' + b'"a",' * (n // 4 - 4) + b'"a"]}',
         "whitespace-run": b" " * n,
     }

@@ -146,7 +146,7 @@ NOT_BEARER = {
 
 
 def _openapi_path(rule: str) -> str:
-    return re.sub(r"<(?:int:)?(\w+)>", r"{\1}", rule)
+    return re.sub(r"<(?:int:|id:)?(\w+)>", r"{\1}", rule)
 
 
 def _routes(app: Flask) -> set[tuple[str, str]]:

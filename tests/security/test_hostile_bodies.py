@@ -78,3 +78,18 @@ def test_the_body_is_parsed_once(client: FlaskClient, monkeypatch: pytest.Monkey
     r = client.post("/v1/consumers", json={"name": "Once", "email": "once@example.com"})
     assert r.status_code == 201, r.json
     assert len(calls) == 1
+
+
+def test_values_up_to_the_limit_are_read_and_commas_in_strings_do_not_count(
+    client: FlaskClient,
+) -> None:
+    from gigco.web.body import MAX_JSON_VALUES
+
+    # Counted: strings, brackets and separators, so {"name": [...], "email": "…"} is 8
+    # plus the list's commas.
+    items = ",".join(["1"] * (MAX_JSON_VALUES - 7))
+    body = f'{{"name": [{items}], "email": "v@example.com, and more, commas"}}'
+    assert_error(client.post("/v1/consumers", data=body, content_type="application/json"), 422)
+    over = f'{{"name": [{items},1], "email": "v@example.com"}}'
+    r = client.post("/v1/consumers", data=over, content_type="application/json")
+    assert f"more than {MAX_JSON_VALUES} values" in assert_error(r, 400)["message"]

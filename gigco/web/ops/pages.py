@@ -20,6 +20,7 @@ from gigco.models import JobStatus, Role
 from gigco.web.db import commit, step_context
 from gigco.web.db import session as db_session
 from gigco.web.errors import http_status
+from gigco.web.ids import MAX_ROW_ID
 from gigco.web.ops import helpers, queries
 from gigco.web.ops.auth import csrf_token, logged_in
 from gigco.web.ops.blueprint import blp, settings
@@ -111,13 +112,13 @@ def jobs() -> str:
 @blp.get("/jobs/find")
 def find_job() -> Response:
     """Jump to a job by its id."""
-    return redirect(url_for("ops.job", job_id=_int_arg("id", 0, 1, 2**63 - 1)))
+    return redirect(url_for("ops.job", job_id=_int_arg("id", 0, 1, MAX_ROW_ID)))
 
 
 @blp.get("/jobs/<int:job_id>")
 def job(job_id: int) -> str:
     """One job: its state, timers, full history and side rows, and the operator's action."""
-    detail = queries.job_detail(db_session(), job_id)
+    detail = None if job_id > MAX_ROW_ID else queries.job_detail(db_session(), job_id)
     if detail is None:
         abort(404, f"Job {job_id} not found.")
     return render_template(
@@ -133,6 +134,8 @@ def job(job_id: int) -> str:
 @blp.post("/jobs/<int:job_id>/payment/retry")
 def retry_payment(job_id: int) -> Response:
     """payment_failed → completed, as ``POST /v1/jobs/<id>/payment/retry`` does."""
+    if job_id > MAX_ROW_ID:
+        abort(404, f"Job {job_id} not found.")
     _job, dues = actions.retry_payment(db_session(), job_id, OPERATOR, step_context())
     commit(dues)
     log.info("ops payment retry", extra={"job_id": job_id})

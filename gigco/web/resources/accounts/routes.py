@@ -91,7 +91,7 @@ class WorkerMeViews(MethodView):
         return worker
 
 
-@blp.route("/workers/<int:worker_id>")
+@blp.route("/workers/<id:worker_id>")
 class WorkerByIdViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)

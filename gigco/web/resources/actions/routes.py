@@ -44,7 +44,7 @@ def _action_view(path: str, action: Action, summary: str) -> None:
             return run_action(action, job_id)
 
     ActionView.__name__ = f"{action.__name__.title().replace('_', '')}View"
-    blp.route(f"/<int:job_id>/{path}", endpoint=action.__name__)(ActionView)
+    blp.route(f"/<id:job_id>/{path}", endpoint=action.__name__)(ActionView)
 
 
 _action_view("offer/accept", actions.accept_offer, "Accept the price offer (its consumer)")

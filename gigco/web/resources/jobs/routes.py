@@ -82,7 +82,7 @@ class JobViews(MethodView):
         return job
 
 
-@blp.route("/jobs/<int:job_id>")
+@blp.route("/jobs/<id:job_id>")
 class JobByIdViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
@@ -93,7 +93,7 @@ class JobByIdViews(MethodView):
         return visible_job(session(), job_id, current_principal())
 
 
-@blp.route("/jobs/<int:job_id>/events")
+@blp.route("/jobs/<id:job_id>/events")
 class JobEventViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)

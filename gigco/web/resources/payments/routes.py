@@ -17,7 +17,7 @@ from gigco.web.schemas import errors
 blp = Blueprint("payments", __name__, url_prefix="/v1/jobs", description="Payments")
 
 
-@blp.route("/<int:job_id>/payment")
+@blp.route("/<id:job_id>/payment")
 class PaymentViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)

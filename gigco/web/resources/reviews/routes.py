@@ -20,7 +20,7 @@ from gigco.web.schemas import errors
 blp = Blueprint("reviews", __name__, url_prefix="/v1/jobs", description="Reviews")
 
 
-@blp.route("/<int:job_id>/reviews")
+@blp.route("/<id:job_id>/reviews")
 class ReviewViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
