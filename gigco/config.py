@@ -32,6 +32,7 @@ class Settings:
     stuck_step_grace_seconds: float = 60
     log_level: str = "INFO"
     flower_basic_auth: tuple[str, ...] = ()
+    ops_secure_cookie: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -86,6 +87,17 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value in _TRUE
+
+
 def _flower_accounts(raw: str) -> tuple[str, ...]:
     if not raw:
         return ()
@@ -127,6 +139,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get(name):
             values[field] = _count(name, env[name])
     values["flower_basic_auth"] = _flower_accounts(env.get("GIGCO_FLOWER_BASIC_AUTH") or "")
+    if env.get("GIGCO_OPS_SECURE_COOKIE"):
+        values["ops_secure_cookie"] = _flag(
+            "GIGCO_OPS_SECURE_COOKIE", env["GIGCO_OPS_SECURE_COOKIE"]
+        )
     level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:
         raise ConfigError(f"GIGCO_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
