@@ -132,7 +132,7 @@ NOT_BEARER = {
     ("GET", "/docs/assets/<path:filename>"): "Swagger UI's JS and CSS: public",
     ("GET", "/v1/openapi.json"): "the public description of the API",
     ("GET", "/static/<path:filename>"): "Flask's static files: public",
-    ("GET", "/metrics"): "Prometheus scrape: unauthenticated, keep it off the public network",
+    ("GET", "/metrics"): "Prometheus scrape: the operator bearer token (tests/test_metrics.py)",
     ("GET", "/ops/"): "console: operator session cookie (tests/ops/test_access.py)",
     ("GET", "/ops/jobs"): "console: operator session cookie",
     ("GET", "/ops/jobs/find"): "console: operator session cookie",
