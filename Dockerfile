@@ -17,13 +17,13 @@ RUN mkdir gigco && touch gigco/__init__.py celeryconfig.py \
     && rm -rf gigco celeryconfig.py build *.egg-info
 
 # Run the installed package, not the sources: proves its package data (migrations) is whole.
-COPY celeryconfig.py flowerconfig.py ./
+COPY celeryconfig.py ./
 COPY gigco ./gigco
 RUN pip install --no-deps . \
     && rm -rf gigco celeryconfig.py build *.egg-info \
     && useradd --create-home --uid 10001 gigco
 
-# Never root; Flower finds flowerconfig.py in this working directory.
+# Never root. Flower reads gigco/tasks/flowerconfig.py from the installed package.
 USER gigco
 EXPOSE 8000
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "gigco.web:create_app()"]

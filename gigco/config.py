@@ -40,6 +40,7 @@ class Settings:
     webhook_timeout_seconds: float = 10
     webhook_secret_overlap_seconds: float = 86400
     webhook_allow_private_networks: bool = False
+    ops_secure_cookie: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -127,10 +128,15 @@ def _schedule(name: str, raw: str) -> tuple[float, ...]:
     return tuple(delays)
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
 def _flag(name: str, raw: str) -> bool:
-    if raw not in ("0", "1"):
-        raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
-    return raw == "1"
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value in _TRUE
 
 
 def _flower_accounts(raw: str) -> tuple[str, ...]:
@@ -152,6 +158,7 @@ def _parsers() -> dict[str, tuple[str, Callable[[str, str], object]]]:
     parsers: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "GIGCO_WEBHOOK_RETRY_SCHEDULE": ("webhook_retry_schedule", _schedule),
         "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": ("webhook_allow_private_networks", _flag),
+        "GIGCO_OPS_SECURE_COOKIE": ("ops_secure_cookie", _flag),
     }
     parsers.update({name: (field, _duration) for name, field in _DURATIONS.items()})
     parsers.update({name: (field, _count) for name, field in _COUNTS.items()})

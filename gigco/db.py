@@ -59,6 +59,11 @@ def utcnow() -> dt.datetime:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling begins only before a write, so a step's reads
+    # (its "row lock" included) ran outside its transaction; SQLAlchemy's "begin" event
+    # starts every transaction instead (SQLAlchemy's pysqlite "Serializable isolation"
+    # recipe). An AUTOCOMMIT engine sets this itself and never begins.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
@@ -75,12 +80,24 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _begin_immediate(connection: sa.Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    On SQLite every transaction is ``BEGIN IMMEDIATE``: it takes the database's write lock
+    at its start, so transactions that write are serialised whole, reads included. That
+    is what ``lock_job``'s ``FOR UPDATE`` (a no-op there) gives a job's steps on
+    PostgreSQL; readers on the AUTOCOMMIT engine are not held up (WAL).
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 10}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if kwargs.get("isolation_level") != "AUTOCOMMIT":
+            event.listen(engine, "begin", _begin_immediate)
         return engine
     # pool_pre_ping costs a round trip per checkout, and is kept: without it a connection
     # the server dropped while idle (a restart, a killed backend) fails the next request

@@ -174,7 +174,7 @@ def test_flower_gets_the_basic_auth_that_flowerconfig_reads(
 ) -> None:
     env = services["flower"]["environment"]
     monkeypatch.setenv("GIGCO_FLOWER_BASIC_AUTH", env["GIGCO_FLOWER_BASIC_AUTH"])
-    flower = runpy.run_path(str(ROOT / "flowerconfig.py"))
+    flower = runpy.run_path(str(ROOT / "gigco" / "tasks" / "flowerconfig.py"))
     assert flower["basic_auth"] == [SECRETS["GIGCO_FLOWER_BASIC_AUTH"]]
 
 
@@ -265,7 +265,7 @@ def test_the_operator_tools_listen_on_localhost_only(services: dict[str, Any]) -
 def test_the_image_holds_what_the_commands_need_and_runs_as_a_user() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     copied = " ".join(re.findall(r"^COPY (.+)$", dockerfile, flags=re.MULTILINE)).split()
-    for needed in ("pyproject.toml", "README.md", "celeryconfig.py", "flowerconfig.py", "gigco"):
+    for needed in ("pyproject.toml", "README.md", "celeryconfig.py", "gigco"):
         assert needed in copied, needed
     users = re.findall(r"^USER (\S+)", dockerfile, flags=re.MULTILINE)
     assert users and users[-1] not in {"root", "0"}
@@ -281,5 +281,5 @@ def test_the_image_holds_what_the_commands_need_and_runs_as_a_user() -> None:
 
     for secret_or_bulk in (".env", ".venv", ".git", ".gigco", "tests"):
         assert is_ignored(secret_or_bulk), secret_or_bulk
-    for needed in ("pyproject.toml", "README.md", "celeryconfig.py", "flowerconfig.py", "gigco"):
+    for needed in ("pyproject.toml", "README.md", "celeryconfig.py", "gigco"):
         assert not is_ignored(needed), needed

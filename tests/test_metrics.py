@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +23,7 @@ from gigco.models import Job, JobStatus
 from gigco.tasks import runtime as task_runtime
 from gigco.tasks.app import task_log_context
 from gigco.tasks.steps import expire_offer
+from gigco.web.metrics import CACHE_SECONDS
 from tests import factories as f
 from tests.harness.env import ADMIN_TOKEN
 from tests.harness.http import Api
@@ -46,6 +48,21 @@ def value(found: Samples, name: str, **labels: str) -> float | None:
     return found.get((name, frozenset(labels.items())))
 
 
+OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def fresh(app: Flask) -> Flask:
+    """The app, its database reading not cached (the app is shared by the session's tests)."""
+    app.extensions["gigco_metrics_database"].ttl = 0
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _restore_cache(app: Flask) -> Iterator[None]:
+    yield
+    app.extensions["gigco_metrics_database"].ttl = CACHE_SECONDS
+
+
 def test_metrics_count_jobs_per_status_and_transitions_after_a_lifecycle(
     api: Api, app: Flask
 ) -> None:
@@ -53,7 +70,7 @@ def test_metrics_count_jobs_per_status_and_transitions_after_a_lifecycle(
     offered = api.post_job(api.consumer())["id"]
     api.wait_status(offered, "offered")
 
-    r = app.test_client().get("/metrics")
+    r = fresh(app).test_client().get("/metrics", headers=OPERATOR)
     assert r.status_code == 200
     assert r.content_type.startswith("text/plain; version=0.0.4")
     found = samples(r.text)
@@ -74,7 +91,7 @@ def test_metrics_count_jobs_per_status_and_transitions_after_a_lifecycle(
     assert value(found, "process_resident_memory_bytes")
 
     openmetrics = app.test_client().get(
-        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        "/metrics", headers={**OPERATOR, "Accept": "application/openmetrics-text; version=1.0.0"}
     )
     assert openmetrics.content_type.startswith("application/openmetrics-text")
     assert openmetrics.text.rstrip().endswith("# EOF")
@@ -90,10 +107,43 @@ def test_metrics_count_overdue_jobs(
     grace = dt.timedelta(seconds=settings.stuck_step_grace_seconds)
     f.jobs(session, 1, status=JobStatus.IN_PROGRESS, step_due_at=now - grace * 3)
     f.jobs(session, 1, status=JobStatus.IN_PROGRESS, step_due_at=now)  # inside the grace
-    found = samples(app.test_client().get("/metrics").text)
+    found = samples(fresh(app).test_client().get("/metrics", headers=OPERATOR).text)
     assert value(found, "gigco_jobs_overdue", kind="timer") == 2
     assert value(found, "gigco_jobs_overdue", kind="step") == 1
     assert value(found, "gigco_jobs", status="in_progress") == 2
+
+
+def test_metrics_are_for_the_operator_only(app: Flask) -> None:
+    client = app.test_client()
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": ADMIN_TOKEN}):
+        r = client.get("/metrics", headers=headers)
+        assert r.status_code == 401, headers
+        assert "gigco_jobs" not in r.text
+    assert client.get("/metrics", headers=OPERATOR).status_code == 200
+
+
+def test_a_scrape_within_the_cache_window_reads_nothing_from_the_database(
+    app: Flask, isolated_sessions: sessionmaker[Session], session: Session
+) -> None:
+    app.extensions["gigco_sessions"] = isolated_sessions
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    client = fresh(app).test_client()
+    before = value(
+        samples(client.get("/metrics", headers=OPERATOR).text), "gigco_jobs", status="draft"
+    )
+    app.extensions["gigco_metrics_database"].ttl = CACHE_SECONDS
+    f.jobs(session, 3)
+    sa.event.listen(session.connection(), "before_cursor_execute", listen)
+    try:
+        again = samples(client.get("/metrics", headers=OPERATOR).text)
+    finally:
+        sa.event.remove(session.connection(), "before_cursor_execute", listen)
+    assert statements == []
+    assert value(again, "gigco_jobs", status="draft") == before  # cached
+    app.extensions["gigco_metrics_database"].ttl = 0
+    now = samples(client.get("/metrics", headers=OPERATOR).text)
+    assert value(now, "gigco_jobs", status="draft") == (before or 0) + 3
 
 
 @pytest.fixture

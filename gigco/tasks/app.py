@@ -12,6 +12,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_p
 
 from gigco import logs, metrics
 from gigco.config import Settings
+from gigco.tasks import flower
 from gigco.tasks import runtime as rt
 from gigco.tasks.celery_settings import celery_settings
 from gigco.tasks.names import is_step_task
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 app = Celery("gigco")
 app.config_from_object("celeryconfig", silent=False, force=False)
+flower.apply()  # `celery -A gigco.tasks flower` runs on our settings from any directory
 
 
 def configure(settings: Settings) -> Celery:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -15,10 +14,13 @@ from gigco import logs
 from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
+from gigco.web import body as body_parser
 from gigco.web import metrics, ops
 from gigco.web.auth import PrincipalCache
+from gigco.web.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
+from gigco.web.ids import RowIdConverter
 from gigco.web.resources.accounts.routes import blp as accounts_blp
 from gigco.web.resources.actions.routes import blp as actions_blp
 from gigco.web.resources.categories.routes import blp as categories_blp
@@ -31,12 +33,7 @@ from gigco.web.resources.reviews.routes import blp as reviews_blp
 from gigco.web.resources.webhooks.routes import blp as webhooks_blp
 from gigco.web.schemas import CommonErrorsPlugin
 
-MAX_BODY_BYTES = 64 * 1024
-# Our bodies nest three levels; past a few dozen, Python's JSON decoder recurses towards
-# RecursionError (a 500). Deeper bodies are refused before anything parses them.
-MAX_JSON_DEPTH = 32
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_A_BRACKET = re.compile(rb"[^\[\]{}]")
+__all__ = ["MAX_BODY_BYTES", "MAX_JSON_DEPTH", "create_app"]
 
 BLUEPRINTS = (
     health_blp,
@@ -94,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["gigco_principals"] = PrincipalCache()
     configure_celery(settings)
+    app.url_map.converters["id"] = RowIdConverter
     api = GigcoApi(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})
     app.extensions["gigco_api"] = api
     for blp in BLUEPRINTS:
@@ -115,20 +113,11 @@ def request_log_context() -> Mapping[str, Any]:
     return {"method": request.method, "path": request.path, "job_id": job_id}
 
 
-def json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> int:
-    """How deeply arrays and objects nest in JSON text ``raw`` (counting stops past ``limit``)."""
-    brackets = _NOT_A_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
-    depth = deepest = 0
-    for char in brackets:
-        depth += 1 if char in b"[{" else -1
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            break
-    return deepest
-
-
 def _check_body() -> None:
-    """A body that is not JSON is a 415 (not a 422 per field); one nested too deeply is a 400."""
+    """A body that is not JSON is a 415 (not a 422 per field); one we cannot read is a 400.
+
+    The body is parsed here, once, in linear time (``gigco.web.body``); webargs reads that.
+    """
     if request.blueprint == "ops":  # the operators' console posts HTML forms
         return
     chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
@@ -142,5 +131,7 @@ def _check_body() -> None:
     # left beyond it means the body was too large, not that it was cut short.
     if chunked and len(body) >= MAX_BODY_BYTES and request.environ["wsgi.input"].read(1):
         abort(413)
-    if json_depth(body) > MAX_JSON_DEPTH:
-        abort_with(400, message=f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+    try:
+        body_parser.remember(body_parser.parse_body(body))
+    except body_parser.BodyError as error:
+        abort_with(400, message=str(error))

@@ -1,13 +1,19 @@
-"""``GET /metrics`` for Prometheus: database-derived series plus this process's own.
+"""``GET /metrics`` for Prometheus, for the operator only: database series plus the process's.
 
-``DatabaseCollector`` runs a few GROUP BYs when the API's ``/metrics`` is scraped: jobs per
-status, history events per type, jobs overdue. PostgreSQL is the source of truth, so every
-API process (and every replica) answers the same, with no shared state.
+``DatabaseCollector`` runs a few GROUP BYs (jobs per status, history events per type, jobs
+overdue) at most once per ``CACHE_SECONDS`` per process; scrapes in between are answered
+from memory, so a scrape's cost does not grow with the tables, and anonymous callers (401)
+cost nothing. PostgreSQL is the source of truth, so every API process (and every replica)
+answers the same, with no shared state. Prometheus sends the operator token
+(``authorization: {credentials: …}`` in its scrape config).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
@@ -22,15 +28,27 @@ from gigco.config import Settings
 from gigco.db import utcnow
 from gigco.models import Job, JobEvent, JobStatus
 
+CACHE_SECONDS = 15.0
+
 
 class DatabaseCollector(Collector):
-    """Jobs per status, events per type and overdue jobs, read from PostgreSQL per scrape."""
+    """Jobs per status, events per type and overdue jobs, read at most every ``ttl`` s."""
 
     def __init__(self, sessions: Callable[[], Session], settings: Settings):
         self.sessions = sessions
         self.settings = settings
+        self.ttl = CACHE_SECONDS
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
+        """The last reading, or a fresh one when it is older than ``ttl`` (one at a time)."""
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] >= self.ttl:
+                self._cached = (time.monotonic(), list(self._read()))
+            return iter(self._cached[1])
+
+    def _read(self) -> Iterator[Metric]:
         """Four queries: two GROUP BYs and two counts over the deadline indexes."""
         now = utcnow()
         grace = dt.timedelta(seconds=self.settings.stuck_step_grace_seconds)
@@ -89,6 +107,7 @@ class DatabaseCollector(Collector):
 blp = Blueprint("metrics", __name__)
 
 _REGISTRY = "gigco_metrics_registry"
+_COLLECTOR = "gigco_metrics_database"
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -96,7 +115,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     registry = CollectorRegistry(auto_describe=False)
     # Looked up per scrape, so a test may swap the app's session factory.
     sessions = lambda: app.extensions["gigco_sessions"]()  # noqa: E731
-    registry.register(DatabaseCollector(sessions, settings))
+    collector = DatabaseCollector(sessions, settings)
+    registry.register(collector)
+    app.extensions[_COLLECTOR] = collector
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
@@ -106,6 +127,15 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 @blp.get("/metrics")
 def metrics() -> Response:
-    """The Prometheus exposition (OpenMetrics when the scraper asks for it)."""
+    """The Prometheus exposition (OpenMetrics when the scraper asks for it), operator only."""
+    token = current_app.config["GIGCO"].admin_token
+    sent = request.headers.get("Authorization", "")
+    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        return Response(
+            "Send the operator token: Authorization: Bearer <GIGCO_ADMIN_TOKEN>.\n",
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="gigco metrics"'},
+            content_type="text/plain",
+        )
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(encoder(current_app.extensions[_REGISTRY]), content_type=content_type)

@@ -14,14 +14,12 @@ the union, so a page costs O(page) at any table size.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask_smorest import Blueprint as _Blueprint
 from flask_smorest import Page
 from marshmallow import fields, validate
 
@@ -139,16 +137,3 @@ class SqlPage(Page):
     @property
     def item_count(self) -> int:
         return KEYSET if self.collection.keyset else self.collection.count()
-
-
-class Blueprint(_Blueprint):
-    """flask-smorest's Blueprint; a cursor page's ``X-Pagination`` is ``{"has_more": …}``."""
-
-    def _set_pagination_metadata(self, page_params: Any, result: Any, headers: Any) -> Any:
-        if page_params.item_count != KEYSET:
-            return super()._set_pagination_metadata(page_params, result, headers)
-        headers = headers or {}
-        headers[self.PAGINATION_HEADER_NAME] = json.dumps(
-            {"has_more": getattr(page_params, "has_more", False)}
-        )
-        return result, headers

@@ -109,7 +109,7 @@ def test_the_openapi_document_covers_every_json_route_of_the_app(api: Api) -> No
     spec = _spec(api)
     app = api.client.application
     routes = {
-        rule.rule.replace("<int:", "{").replace(">", "}")
+        re.sub(r"<(?:int:|id:)?(\w+)>", r"{\1}", rule.rule)
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/v1/") and rule.rule != "/v1/openapi.json"
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from gigco.config import Settings
+from gigco.tasks import configure
 from tests.harness.console import Ops, csrf_from
 from tests.harness.env import ADMIN_TOKEN
 
@@ -131,3 +133,28 @@ def test_retrying_a_missing_job_says_so(isolated_app: Flask, ops: Ops) -> None:
     r = ops.submit("/ops/", "/ops/jobs/999999/payment/retry", reason="card replaced")
     assert r.status_code == 404
     assert "Job 999999 not found." in r.text
+
+
+def test_a_form_posted_without_the_secure_cookie_over_http_says_why(app: Flask) -> None:
+    # A browser drops a Secure cookie on plain HTTP: the login POST comes back without it.
+    browser = app.test_client()
+    assert browser.get("/ops/login").status_code == 200
+    browser.delete_cookie("gigco_ops", path="/ops")
+    r = browser.post("/ops/login", data={"token": ADMIN_TOKEN, "csrf_token": "from-the-page"})
+    assert r.status_code == 400
+    assert "GIGCO_OPS_SECURE_COOKIE=false" in r.text and "plain HTTP" in r.text
+    # Over HTTPS the same loss is only a stale token.
+    r = browser.post("/ops/login", data={"token": ADMIN_TOKEN}, base_url="https://localhost")
+    assert r.status_code == 400 and "GIGCO_OPS_SECURE_COOKIE" not in r.text
+
+
+def test_gigco_ops_secure_cookie_false_sends_a_plain_cookie(settings: Settings) -> None:
+    from gigco.web import create_app
+
+    plain = settings.replace(ops_secure_cookie=False)
+    try:
+        r = Ops(create_app(plain).test_client()).login()
+        assert r.status_code == 303
+        assert "Secure" not in r.headers["Set-Cookie"]
+    finally:
+        configure(settings)

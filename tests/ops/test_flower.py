@@ -25,10 +25,10 @@ ACCOUNT = "ops:flower-password-123"
 CELERY_FLOWER = [sys.executable, "-m", "celery", "-A", "gigco.tasks", "flower"]
 
 
-def _flower(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def _flower(env: dict[str, str], port: int, log: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     return processes.start(
         [*CELERY_FLOWER, f"--port={port}", "--address=127.0.0.1"],
-        cwd=ROOT,  # where flowerconfig.py is
+        cwd=cwd,
         env={**os.environ, **env},
         log=log,
     )
@@ -47,11 +47,15 @@ def _get(url: str, account: str | None = None) -> tuple[int, str]:
         return 0, ""
 
 
-@pytest.fixture
-def flower(test_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """A running Flower on the test broker; yields its base URL."""
+@pytest.fixture(params=["repository root", "another directory"])
+def flower(
+    test_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A running Flower on the test broker, started from the repository root or elsewhere."""
     port = free_port()
-    process = _flower({**test_env, "GIGCO_FLOWER_BASIC_AUTH": ACCOUNT}, port, tmp_path / "f.log")
+    cwd = ROOT if request.param == "repository root" else tmp_path
+    env = {**test_env, "GIGCO_FLOWER_BASIC_AUTH": ACCOUNT}
+    process = _flower(env, port, tmp_path / "f.log", cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(
@@ -97,11 +101,13 @@ def test_flower_asks_for_a_password_and_shows_our_tasks(flower: str, api: Api) -
     assert task["state"] == "SUCCESS"
 
 
+@pytest.mark.parametrize("account", ["ops:short", ""])
+@pytest.mark.parametrize("where", ["repository root", "another directory"])
 def test_flower_refuses_to_start_without_a_password(
-    test_env: dict[str, str], tmp_path: Path
+    test_env: dict[str, str], tmp_path: Path, account: str, where: str
 ) -> None:
     log = tmp_path / "f.log"
-    env = {**test_env, "GIGCO_FLOWER_BASIC_AUTH": "ops:short"}
-    process = _flower(env, free_port(), log)
+    env = {**test_env, "GIGCO_FLOWER_BASIC_AUTH": account}
+    process = _flower(env, free_port(), log, ROOT if where == "repository root" else tmp_path)
     assert process.wait(timeout=60) != 0
     assert "set GIGCO_FLOWER_BASIC_AUTH=user:password" in log.read_text()

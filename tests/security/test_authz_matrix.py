@@ -146,15 +146,15 @@ NOT_BEARER = {
     ("GET", "/docs/assets/<path:filename>"): "Swagger UI's JS and CSS: public",
     ("GET", "/v1/openapi.json"): "the public description of the API",
     ("GET", "/static/<path:filename>"): "Flask's static files: public",
-    ("GET", "/metrics"): "Prometheus scrape: unauthenticated, keep it off the public network",
+    ("GET", "/metrics"): "Prometheus scrape: the operator bearer token (tests/test_metrics.py)",
     ("GET", "/ops/"): "console: operator session cookie (tests/ops/test_access.py)",
     ("GET", "/ops/jobs"): "console: operator session cookie",
     ("GET", "/ops/jobs/find"): "console: operator session cookie",
     ("GET", "/ops/jobs/<int:job_id>"): "console: operator session cookie",
     ("POST", "/ops/jobs/<int:job_id>/payment/retry"): "console: session cookie and CSRF",
     ("GET", "/ops/webhooks"): "console: operator session cookie",
-    ("GET", "/ops/webhooks/<int:endpoint_id>"): "console: operator session cookie",
-    ("POST", "/ops/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry"): (
+    ("GET", "/ops/webhooks/<id:endpoint_id>"): "console: operator session cookie",
+    ("POST", "/ops/webhooks/<id:endpoint_id>/deliveries/<id:delivery_id>/retry"): (
         "console: session cookie and CSRF"
     ),
     ("POST", "/ops/jobs/<int:job_id>/cancel"): "console: session cookie and CSRF",
@@ -168,7 +168,7 @@ NOT_BEARER = {
 
 
 def _openapi_path(rule: str) -> str:
-    return re.sub(r"<(?:int:)?(\w+)>", r"{\1}", rule)
+    return re.sub(r"<(?:int:|id:)?(\w+)>", r"{\1}", rule)
 
 
 def _routes(app: Flask) -> set[tuple[str, str]]:

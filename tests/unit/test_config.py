@@ -131,3 +131,12 @@ def test_flower_accounts_are_parsed() -> None:
         {"GIGCO_FLOWER_BASIC_AUTH": "ops:a-long-password, dev:another-password"}
     )
     assert settings.flower_basic_auth == ("ops:a-long-password", "dev:another-password")
+
+
+def test_the_consoles_secure_cookie_is_on_unless_turned_off() -> None:
+    base = {"GIGCO_DATABASE_URL": "postgresql://h/db"}
+    assert load_settings(base).ops_secure_cookie is True
+    assert load_settings({**base, "GIGCO_OPS_SECURE_COOKIE": "false"}).ops_secure_cookie is False
+    assert load_settings({**base, "GIGCO_OPS_SECURE_COOKIE": "On"}).ops_secure_cookie is True
+    with pytest.raises(ConfigError, match="GIGCO_OPS_SECURE_COOKIE must be true or false"):
+        load_settings({**base, "GIGCO_OPS_SECURE_COOKIE": "maybe"})

@@ -42,8 +42,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(settings.admin_token)
     app.config.update(
-        # Secure by default; a plain-http deployment off localhost sets this to False.
-        SESSION_COOKIE_SECURE=True,
+        # Secure by default; a plain-HTTP deployment off localhost sets
+        # GIGCO_OPS_SECURE_COOKIE=false (auth.py says so when the cookie never comes back).
+        SESSION_COOKIE_SECURE=settings.ops_secure_cookie,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="gigco_ops",

@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from gigco.web.ops.blueprint import blp, settings
@@ -55,6 +55,23 @@ def _safe_next(target: str | None) -> str:
     return url_for("ops.dashboard")
 
 
+COOKIE_DROPPED = (
+    "Your browser did not send the console's session cookie back, so the form's security "
+    "token cannot be checked: the cookie is Secure and this page came over plain HTTP. "
+    "Open the console over HTTPS, or set GIGCO_OPS_SECURE_COOKIE=false for a plain-HTTP "
+    "deployment."
+)
+
+
+def _cookie_dropped_over_http() -> bool:
+    """True when no session cookie came back, most likely because it is Secure over HTTP."""
+    return (
+        bool(current_app.config.get("SESSION_COOKIE_SECURE"))
+        and not request.is_secure
+        and current_app.config["SESSION_COOKIE_NAME"] not in request.cookies
+    )
+
+
 @blp.before_request
 def _guard() -> ResponseReturnValue | None:
     if request.endpoint not in PUBLIC and not logged_in():
@@ -64,6 +81,8 @@ def _guard() -> ResponseReturnValue | None:
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")
         expected = session.get("csrf")
+        if not isinstance(expected, str) and _cookie_dropped_over_http():
+            abort(400, COOKIE_DROPPED)
         if not isinstance(expected, str) or not _same(sent, expected):
             abort(400, "The form's security token is missing or stale; reload the page and retry.")
     return None

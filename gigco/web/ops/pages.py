@@ -24,6 +24,7 @@ from gigco.models import JobStatus
 from gigco.web.db import commit, step_context
 from gigco.web.db import session as db_session
 from gigco.web.errors import http_status
+from gigco.web.ids import MAX_ROW_ID
 from gigco.web.ops import helpers, queries
 from gigco.web.ops.auth import csrf_token, logged_in
 from gigco.web.ops.blueprint import blp, settings
@@ -31,7 +32,6 @@ from gigco.web.ops.blueprint import blp, settings
 log = logging.getLogger(__name__)
 
 PER_PAGE = 50
-MAX_ID = 2**63 - 1
 BULK_MAX = 200
 DONE = {
     "retry_payment": "Payment retry started for job {job_id}: attempts start again.",
@@ -110,7 +110,7 @@ FILTER_ARGS = (
 
 
 def _id_arg(name: str) -> int | None:
-    return _int_arg(name, 0, 1, MAX_ID) or None
+    return _int_arg(name, 0, 1, MAX_ROW_ID) or None
 
 
 def _time_arg(name: str, *, end: bool) -> dt.datetime | None:
@@ -186,13 +186,13 @@ def jobs() -> str:
 @blp.get("/jobs/find")
 def find_job() -> ResponseReturnValue:
     """Jump to a job by its id."""
-    return redirect(url_for("ops.job", job_id=_int_arg("id", 0, 1, MAX_ID)))
+    return redirect(url_for("ops.job", job_id=_int_arg("id", 0, 1, MAX_ROW_ID)))
 
 
 @blp.get("/jobs/<int:job_id>")
 def job(job_id: int) -> str:
     """One job: its state, timers, full history and side rows, and the operator's action."""
-    detail = queries.job_detail(db_session(), job_id)
+    detail = None if job_id > MAX_ROW_ID else queries.job_detail(db_session(), job_id)
     if detail is None:
         abort(404, f"Job {job_id} not found.")
     step = STEP_FOR_STATUS.get(detail.job.status)
@@ -211,6 +211,8 @@ def job(job_id: int) -> str:
 
 
 def _act(name: str, job_id: int) -> ResponseReturnValue:
+    if job_id > MAX_ROW_ID:
+        abort(404, f"Job {job_id} not found.")
     _label, action = operator.ACTIONS[name]
     reason = request.form.get("reason", "")
     _job, dues = action(db_session(), job_id, step_context(), reason)
@@ -255,7 +257,7 @@ def _selected_ids() -> list[int]:
             job_id = int(raw)
         except ValueError:
             abort(400, "A selected job id is not a number.")
-        if not 1 <= job_id <= MAX_ID:
+        if not 1 <= job_id <= MAX_ROW_ID:
             abort(400, "A selected job id is out of range.")
         if job_id not in ids:
             ids.append(job_id)

@@ -25,7 +25,7 @@ def webhook_endpoints() -> str:
     return render_template("ops/webhooks.html", endpoints=list(endpoints))
 
 
-@blp.get("/webhooks/<int:endpoint_id>")
+@blp.get("/webhooks/<id:endpoint_id>")
 def webhook_endpoint(endpoint_id: int) -> str:
     """One endpoint's latest deliveries with their attempts, and a retry button each."""
     endpoint = db_session().get(WebhookEndpoint, endpoint_id)
@@ -45,7 +45,7 @@ def webhook_endpoint(endpoint_id: int) -> str:
     )
 
 
-@blp.post("/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry")
+@blp.post("/webhooks/<id:endpoint_id>/deliveries/<id:delivery_id>/retry")
 def retry_webhook(endpoint_id: int, delivery_id: int) -> ResponseReturnValue:
     """Send a delivery again now, as ``POST …/deliveries/<id>/retry`` does."""
     webhooks.retry_delivery(db_session(), endpoint_id, delivery_id, now=utcnow())

@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.lifecycle import accounts
 from gigco.lifecycle.errors import NotFound
 from gigco.models import Consumer, Role, Worker
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import commit, session
 from gigco.web.resources.accounts.schemas import (
     ConsumerSchema,
@@ -108,7 +108,7 @@ class WorkerMeViews(MethodView):
         return worker
 
 
-@blp.route("/workers/<int:worker_id>")
+@blp.route("/workers/<id:worker_id>")
 class WorkerByIdViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle import actions
@@ -13,6 +12,7 @@ from gigco.lifecycle.access import Principal
 from gigco.lifecycle.context import StepContext
 from gigco.models import Job
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import commit, session, step_context
 from gigco.web.resources.actions.schemas import JobSchema
 from gigco.web.schemas import errors
@@ -44,7 +44,7 @@ def _action_view(path: str, action: Action, summary: str) -> None:
             return run_action(action, job_id)
 
     ActionView.__name__ = f"{action.__name__.title().replace('_', '')}View"
-    blp.route(f"/<int:job_id>/{path}", endpoint=action.__name__)(ActionView)
+    blp.route(f"/<id:job_id>/{path}", endpoint=action.__name__)(ActionView)
 
 
 _action_view("offer/accept", actions.accept_offer, "Accept the price offer (its consumer)")

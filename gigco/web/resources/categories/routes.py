@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.models import Category
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import session
 from gigco.web.resources.categories.schemas import CategorySchema
 

@@ -7,9 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.tasks import app as celery_app
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import session
 from gigco.web.errors import envelope
 from gigco.web.resources.health.schemas import HealthSchema

@@ -15,8 +15,9 @@ from gigco.lifecycle.access import visible_job, visible_job_lists
 from gigco.lifecycle.projection import project_event, project_job
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import commit, session
-from gigco.web.pagination import Blueprint, Listing, SqlPage
+from gigco.web.pagination import Listing, SqlPage
 from gigco.web.resources.jobs.schemas import (
     EventSchema,
     IdempotencyHeaderSchema,
@@ -85,7 +86,7 @@ class JobViews(MethodView):
         return job
 
 
-@blp.route("/jobs/<int:job_id>")
+@blp.route("/jobs/<id:job_id>")
 class JobByIdViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
@@ -96,7 +97,7 @@ class JobByIdViews(MethodView):
         return visible_job(session(), job_id, current_principal())
 
 
-@blp.route("/jobs/<int:job_id>/events")
+@blp.route("/jobs/<id:job_id>/events")
 class JobEventViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)

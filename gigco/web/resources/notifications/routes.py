@@ -10,8 +10,9 @@ from flask.views import MethodView
 from gigco.lifecycle import feed
 from gigco.models import Notification, Role
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import session
-from gigco.web.pagination import Blueprint, KeysetQuerySchema, Listing, SqlPage
+from gigco.web.pagination import KeysetQuerySchema, Listing, SqlPage
 from gigco.web.resources.notifications.schemas import FeedQuerySchema, NotificationSchema
 from gigco.web.schemas import errors
 

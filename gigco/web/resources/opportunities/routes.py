@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import joinedload
 
 from gigco.db import utcnow
 from gigco.models import Opportunity, OpportunityStatus, Role
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import session
 from gigco.web.resources.opportunities.schemas import OpportunitySchema
 from gigco.web.schemas import errors

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.lifecycle.access import visible_job
 from gigco.lifecycle.errors import NotFound
 from gigco.models import Payment
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import session
 from gigco.web.resources.payments.schemas import PaymentSchema
 from gigco.web.schemas import errors
@@ -17,7 +17,7 @@ from gigco.web.schemas import errors
 blp = Blueprint("payments", __name__, url_prefix="/v1/jobs", description="Payments")
 
 
-@blp.route("/<int:job_id>/payment")
+@blp.route("/<id:job_id>/payment")
 class PaymentViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)

@@ -7,12 +7,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.lifecycle import actions
 from gigco.lifecycle.access import visible_job
 from gigco.models import Review
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import commit, session, step_context
 from gigco.web.resources.reviews.schemas import ReviewCreateSchema, ReviewSchema
 from gigco.web.schemas import errors
@@ -20,7 +20,7 @@ from gigco.web.schemas import errors
 blp = Blueprint("reviews", __name__, url_prefix="/v1/jobs", description="Reviews")
 
 
-@blp.route("/<int:job_id>/reviews")
+@blp.route("/<id:job_id>/reviews")
 class ReviewViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)

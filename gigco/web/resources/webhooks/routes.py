@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from gigco.config import Settings
 from gigco.db import utcnow
 from gigco.lifecycle import webhooks
 from gigco.models import WebhookEndpoint
 from gigco.web.auth import BEARER, current_principal, login_required
+from gigco.web.blueprint import Blueprint
 from gigco.web.db import commit, session
 from gigco.web.resources.webhooks.schemas import (
     CALLBACKS,
@@ -61,7 +61,7 @@ class EndpointViews(MethodView):
         return endpoint
 
 
-@blp.route("/webhook-endpoints/<int:endpoint_id>")
+@blp.route("/webhook-endpoints/<id:endpoint_id>")
 class EndpointByIdViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
@@ -94,7 +94,7 @@ class EndpointByIdViews(MethodView):
         commit()
 
 
-@blp.route("/webhook-endpoints/<int:endpoint_id>/rotate-secret")
+@blp.route("/webhook-endpoints/<id:endpoint_id>/rotate-secret")
 class RotateSecretViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
@@ -109,7 +109,7 @@ class RotateSecretViews(MethodView):
         return endpoint
 
 
-@blp.route("/webhook-endpoints/<int:endpoint_id>/ping")
+@blp.route("/webhook-endpoints/<id:endpoint_id>/ping")
 class PingViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
@@ -122,7 +122,7 @@ class PingViews(MethodView):
         return {"delivery_id": delivery_id}
 
 
-@blp.route("/webhook-endpoints/<int:endpoint_id>/deliveries")
+@blp.route("/webhook-endpoints/<id:endpoint_id>/deliveries")
 class DeliveryViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
@@ -152,7 +152,7 @@ def _row(delivery: Any) -> dict[str, Any]:
     }
 
 
-@blp.route("/webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>/retry")
+@blp.route("/webhook-endpoints/<id:endpoint_id>/deliveries/<id:delivery_id>/retry")
 class RetryViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
