@@ -39,7 +39,7 @@ def _deliveries(stack: Stack, endpoint_id: int) -> list[tuple[int, int, str, str
             .where(WebhookDelivery.endpoint_id == endpoint_id)
             .order_by(WebhookDelivery.seq)
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 def test_a_delivery_in_flight_when_the_worker_is_killed_is_sent_again(
