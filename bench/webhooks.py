@@ -34,12 +34,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import redis
 import sqlalchemy as sa
 
 from bench.lifecycle import LONG, STEPS, Http, throughput
-from bench.topology import ADMIN_TOKEN, Topology, production
+from bench.topology import ADMIN_TOKEN, REDIS_URL, Topology, production
 from gigco.db import make_engine
+from gigco.tasks.celery_settings import WEBHOOK_QUEUE
 from tests.harness.http import auth
+from tests.harness.polling import wait_for
 from tests.harness.servers import worker_argv
 from tests.harness.webhooks import Receiver, receiving
 
@@ -90,6 +93,13 @@ def subscribe(receiver: Receiver, backlog: int) -> Any:
             assert r.status_code == 202, r.text
 
         await asyncio.gather(*(ping(k) for k in range(backlog)))
+        # Start the clock only once a worker takes deliveries: the receiver is busy from then on.
+        broker = redis.Redis.from_url(REDIS_URL)
+        wait_for(
+            lambda: broker.llen(WEBHOOK_QUEUE) < backlog,
+            timeout=60,
+            what="a worker to take webhook deliveries",
+        )
 
     return prepare
 
@@ -124,6 +134,7 @@ def run(name: str, a: argparse.Namespace, *, receiver: Receiver | None, split: b
     with production(
         timers=settings(a.delay),
         worker_args=lifecycle_args,
+        database=a.database,
         logs=Path("/tmp/gigco-bench") / f"webhooks-{name}-{time.strftime('%Y%m%dT%H%M%S')}",
     ) as topo:
         if split:
@@ -161,6 +172,7 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=0.25, help="feed poll interval, seconds")
     ap.add_argument("--webhook-concurrency", type=int, default=20, help="-Q webhooks threads")
     ap.add_argument("--runs", default="baseline,separated,single")
+    ap.add_argument("--database", default="gigco_bench", help="dropped and re-created per run")
     a = ap.parse_args()
     report: dict[str, Any] = {"args": vars(a)}
     with slow_receiver(a.delay) as receiver:
