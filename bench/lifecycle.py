@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,11 +221,42 @@ async def inbox(
     await asyncio.gather(*answering)
 
 
-async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dict[str, Any]:
-    """N lifecycles at once; returns lifecycles/s and latencies."""
+class Stalled(RuntimeError):
+    """No signal sent and no job closed for a minute."""
+
+
+async def until_done(everything: Awaitable[object], cap: float | None) -> str:
+    """Await ``everything``; with a ``cap``, stop at it or at a stall. Returns how it ended."""
+    try:
+        await asyncio.wait_for(everything, cap)
+    except TimeoutError:
+        return f"capped at {cap:.0f} s"
+    except Stalled as stalled:
+        if cap is None:
+            raise
+        return str(stalled)
+    return "all closed"
+
+
+async def throughput(
+    topo: Topology,
+    n: int,
+    n_parties: int,
+    poll: float,
+    *,
+    prepare: Callable[[Http, list[Any], list[Any]], Awaitable[object]] | None = None,
+    cap: float | None = None,
+) -> dict[str, Any]:
+    """N lifecycles at once; returns lifecycles/s and latencies.
+
+    ``prepare(client, consumers, workers)`` runs once the parties are signed up. With ``cap``
+    (seconds) or when it stalls, the run ends early and counts the lifecycles that closed.
+    """
     calls = Calls()
     async with Http(topo.base_url) as client:
         consumers, workers = await sign_up(client, n_parties, f"t{time.time_ns()}")
+        if prepare is not None:
+            await prepare(client, consumers, workers)
         done: set[int] = set()
         cpu0, t0 = topo.cpu_seconds(), time.perf_counter()
         loops = [inbox(client, calls, c, "consumer", done, n, poll) for c in consumers]
@@ -254,19 +286,24 @@ async def throughput(topo: Topology, n: int, n_parties: int, poll: float) -> dic
                 if (len(done), signals()) != last:
                     last, since = (len(done), signals()), time.monotonic()
                 elif time.monotonic() - since > 60:
-                    raise RuntimeError(
+                    raise Stalled(
                         f"no signal sent and no job closed for 60 s; {len(done)}/{n} closed; "
                         f"see the database {topo.env['GIGCO_DATABASE_URL']}"
                     )
 
-        await asyncio.gather(watchdog(), *loops, *(post(i) for i in range(n)))
+        ended = await until_done(
+            asyncio.gather(watchdog(), *loops, *(post(i) for i in range(n))), cap
+        )
         wall = time.perf_counter() - t0
+        closed = len(done)
         cpu1 = topo.cpu_seconds()
     steps, lifecycle = step_latencies(topo)
     return {
         "n": n,
+        "closed": closed,
+        "ended": ended,
         "wall_s": round(wall, 2),
-        "lifecycles_per_s": round(n / wall, 1),
+        "lifecycles_per_s": round(closed / wall, 1),
         "lifecycle_ms": {"p50": round(pct(lifecycle, 50)), "p99": round(pct(lifecycle, 99))},
         "http_ms": calls.table(),
         "feed_repeats": calls.repeats,

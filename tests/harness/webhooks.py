@@ -53,6 +53,11 @@ class Receiver:
             ]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many deliveries may connect at once (bench/webhooks.py)
+
+
 @contextlib.contextmanager
 def receiving() -> Iterator[Receiver]:
     """A threaded HTTP server on 127.0.0.1, for as long as the block runs."""
@@ -79,8 +84,7 @@ def receiving() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.base = f"http://127.0.0.1:{server.server_address[1]}"

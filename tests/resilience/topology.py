@@ -36,6 +36,9 @@ TIMERS = {
     "GIGCO_REVIEW_WINDOW_SECONDS": "60",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "3",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "0.3",
+    # Webhook receivers run on 127.0.0.1; a 3 s timeout makes the delivery lease 11 s.
+    "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
+    "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "3",
 }
 # What a recovery may take beyond the spec's "one sweep interval plus grace", on a shared
 # 2-core machine: beat's tick and the worker's poll add up to a sweep of jitter, a task that

@@ -1,0 +1,417 @@
+"""Delivering the outbox: claim with a lease, per-job order, send, record, retry, disable.
+
+A task claims a row (compare-and-set to ``sending`` with a lease in ``next_attempt_at``),
+commits, sends, and records the attempt in a new transaction. ``next_attempt_at`` is the only
+deadline: the sweep arms rows due soon and re-kicks rows overdue by the grace (a lost task, an
+expired lease).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import sqlalchemy as sa
+from requests.adapters import HTTPAdapter
+from sqlalchemy.orm import Session, aliased
+from standardwebhooks.webhooks import Webhook
+
+from gigco.config import Settings
+from gigco.lifecycle.errors import Conflict, NotFound
+from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.webhooks.endpoints import signing_secrets
+from gigco.lifecycle.webhooks.outbox import kick_after_commit
+from gigco.lifecycle.webhooks.urls import UnsafeUrl, resolve_url
+from gigco.models import (
+    DeliveryStatus,
+    Role,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+log = logging.getLogger("gigco.lifecycle.webhooks")
+
+MAX_BODY_STORED = 1024
+USER_AGENT = "GigCo-Webhooks/1"
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a claimed delivery stays ours: the connect and read timeouts, and a margin."""
+    return 2 * settings.webhook_timeout_seconds + 5
+
+
+def _earlier_open() -> sa.ColumnElement[bool]:
+    """An earlier message of the same job to the same endpoint is still pending or sending."""
+    earlier = aliased(WebhookDelivery)
+    return sa.exists().where(
+        earlier.endpoint_id == WebhookDelivery.endpoint_id,
+        earlier.job_id == WebhookDelivery.job_id,
+        earlier.seq < WebhookDelivery.seq,
+        earlier.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+    )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this task owns until ``lease_until``: what it takes to send it."""
+
+    delivery_id: int
+    endpoint_id: int
+    url: str
+    msg_id: str
+    body: str
+    secrets: tuple[str, ...]
+    created_at: dt.datetime
+    lease_until: dt.datetime
+
+
+def claim(
+    session: Session, delivery_id: int, *, settings: Settings, now: dt.datetime
+) -> Claimed | None:
+    """Take a due delivery for sending (compare-and-set to ``sending`` with a lease).
+
+    None when it is not due, already taken or finished, or waits for an earlier message of
+    its job. A delivery to a disabled endpoint fails here instead.
+    """
+    until = now + dt.timedelta(seconds=lease_seconds(settings))
+    row = session.execute(
+        sa.update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+            WebhookDelivery.next_attempt_at <= now,
+            ~_earlier_open(),
+        )
+        .values(status=DeliveryStatus.SENDING, next_attempt_at=until)
+        .returning(
+            WebhookDelivery.endpoint_id,
+            WebhookDelivery.msg_id,
+            WebhookDelivery.payload,
+            WebhookDelivery.created_at,
+        )
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        return None
+    endpoint = session.get(WebhookEndpoint, row.endpoint_id)
+    assert endpoint is not None  # the delivery's foreign key cascades
+    if not endpoint.enabled:
+        _finish(session, delivery_id, DeliveryStatus.FAILED, now)
+        return None
+    return Claimed(
+        delivery_id=delivery_id,
+        endpoint_id=endpoint.id,
+        url=endpoint.url,
+        msg_id=row.msg_id,
+        body=json.dumps(row.payload, separators=(",", ":"), sort_keys=True),
+        secrets=tuple(signing_secrets(endpoint, now)),
+        created_at=row.created_at,
+        lease_until=until,
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one attempt came to: the receiver's status (None if none) or an error."""
+
+    attempted_at: dt.datetime
+    duration_ms: int
+    status: int | None = None
+    body: str | None = None
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """A 2xx answer."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+def signature_headers(claimed: Claimed, at: dt.datetime) -> dict[str, str]:
+    """The Standard Webhooks headers for ``claimed`` sent at ``at``: one signature per secret."""
+    signatures = [
+        Webhook(secret).sign(msg_id=claimed.msg_id, timestamp=at, data=claimed.body)
+        for secret in claimed.secrets
+    ]
+    return {
+        "webhook-id": claimed.msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": " ".join(signatures),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to one checked ``address``, not to what the URL's host resolves to later.
+
+    The URL's host still names the ``Host`` header (set by the caller), the TLS server name
+    (SNI) and the certificate the server must present: only the address is pinned, so a name
+    whose DNS answer changes after the check (DNS rebinding) cannot move the connection.
+    """
+
+    def __init__(self, address: str):
+        super().__init__(max_retries=0)
+        self.address = address
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """urllib3's pool for the pinned address, verifying TLS for the URL's host name."""
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        hostname = host_params["host"]
+        host_params["host"] = self.address
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = hostname
+            pool_kwargs["assert_hostname"] = hostname
+        return host_params, pool_kwargs
+
+
+def pinned_post(
+    url: str,
+    address: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    verify: bool | str = True,
+) -> requests.Response:
+    """POST ``body`` to ``url`` over a connection to ``address`` (already checked).
+
+    No redirects, no proxies or other settings from the environment (a proxy would resolve the
+    name again); the response is streamed, for the caller to read what it keeps and close.
+    """
+    host_header = urlsplit(url).netloc.encode("idna").decode("ascii")
+    with requests.Session() as http:
+        http.trust_env = False
+        http.mount(url, PinnedAdapter(address))
+        return http.post(
+            url,
+            data=body,
+            headers={**headers, "host": host_header},
+            timeout=(timeout, timeout),
+            allow_redirects=False,
+            stream=True,
+            verify=verify,
+        )
+
+
+def send(claimed: Claimed, *, settings: Settings, now: dt.datetime) -> Answer:
+    """POST the message once to an address checked just before: no redirects, 1 KiB read."""
+    started = time.perf_counter()
+
+    def took() -> int:
+        return int((time.perf_counter() - started) * 1000)
+
+    try:
+        addresses = resolve_url(claimed.url, allow_private=settings.webhook_allow_private_networks)
+    except UnsafeUrl as refused:
+        return Answer(now, took(), error=f"refused: {refused.reason}"[:500])
+    try:
+        with pinned_post(
+            claimed.url,
+            addresses[0],
+            body=claimed.body.encode(),
+            headers=signature_headers(claimed, now),
+            timeout=settings.webhook_timeout_seconds,
+        ) as response:
+            body = response.raw.read(MAX_BODY_STORED, decode_content=True)
+            return Answer(
+                now,
+                took(),
+                status=response.status_code,
+                body=body.decode("utf-8", "replace")[:MAX_BODY_STORED],
+            )
+    except (requests.RequestException, UnicodeError) as error:
+        return Answer(now, took(), error=f"{type(error).__name__}: {error}"[:500])
+
+
+def _finish(session: Session, delivery_id: int, status: DeliveryStatus, now: dt.datetime) -> None:
+    session.execute(
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(status=status, next_attempt_at=None, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _next_of(session: Session, delivery: WebhookDelivery) -> list[int]:
+    """The job's next pending message to the same endpoint, now free to go."""
+    if delivery.job_id is None:
+        return []
+    following = session.scalar(
+        sa.select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.endpoint_id == delivery.endpoint_id,
+            WebhookDelivery.job_id == delivery.job_id,
+            WebhookDelivery.seq > delivery.seq,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        .order_by(WebhookDelivery.seq)
+        .limit(1)
+    )
+    return [following] if following is not None else []
+
+
+def _disable(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
+    endpoint.enabled, endpoint.disabled_reason = False, reason[:200]
+    text = f"Your webhook endpoint {endpoint.url[:300]} was disabled: {reason}."
+    if endpoint.owner_role == Role.CONSUMER and endpoint.owner_id is not None:
+        notify_consumer(session, endpoint.owner_id, "webhook_disabled", text[:500])
+    elif endpoint.owner_role == Role.WORKER and endpoint.owner_id is not None:
+        notify_worker(session, endpoint.owner_id, "webhook_disabled", text[:500])
+    log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint.id, "why": reason})
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording an attempt decided: the delivery's outcome and what is free to go next."""
+
+    outcome: str  # delivered, retry, failed, disabled, lost (the lease was taken over)
+    kick: list[int]
+    created_at: dt.datetime | None = None
+    retry_at: dt.datetime | None = None
+
+
+def record_attempt(
+    session: Session, claimed: Claimed, answer: Answer, *, settings: Settings, now: dt.datetime
+) -> Recorded:
+    """Store the attempt and decide: delivered, retried on the schedule, failed or disabled."""
+    session.add(
+        WebhookAttempt(
+            delivery_id=claimed.delivery_id,
+            attempted_at=answer.attempted_at,
+            response_status=answer.status,
+            duration_ms=answer.duration_ms,
+            error=answer.error,
+            response_body=answer.body,
+        )
+    )
+    delivery = session.get(WebhookDelivery, claimed.delivery_id, with_for_update=True)
+    if delivery is None:
+        return Recorded("lost", [])
+    if delivery.status != DeliveryStatus.SENDING or delivery.next_attempt_at != claimed.lease_until:
+        return Recorded("lost", [])  # someone re-claimed it after our lease; theirs counts
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
+    assert endpoint is not None
+    delivery.tries += 1
+    if answer.delivered:
+        delivery.status, delivery.next_attempt_at, delivery.finished_at = (
+            DeliveryStatus.DELIVERED,
+            None,
+            now,
+        )
+        endpoint.consecutive_failures = 0
+        session.flush()
+        return Recorded("delivered", _next_of(session, delivery), delivery.created_at)
+    if answer.status == 410:
+        delivery.status, delivery.next_attempt_at, delivery.finished_at = (
+            DeliveryStatus.FAILED,
+            None,
+            now,
+        )
+        _disable(session, endpoint, "the receiver answered 410 Gone")
+        session.flush()
+        return Recorded("disabled", _next_of(session, delivery))
+    schedule = settings.webhook_retry_schedule
+    if delivery.tries <= len(schedule):
+        delivery.status = DeliveryStatus.PENDING
+        delivery.next_attempt_at = now + dt.timedelta(seconds=schedule[delivery.tries - 1])
+        session.flush()
+        return Recorded("retry", [], retry_at=delivery.next_attempt_at)
+    delivery.status, delivery.next_attempt_at, delivery.finished_at = (
+        DeliveryStatus.FAILED,
+        None,
+        now,
+    )
+    endpoint.consecutive_failures += 1
+    outcome = "failed"
+    if endpoint.enabled and endpoint.consecutive_failures >= settings.webhook_disable_after:
+        _disable(session, endpoint, f"{endpoint.consecutive_failures} deliveries failed in a row")
+        outcome = "disabled"
+    session.flush()
+    return Recorded(outcome, _next_of(session, delivery))
+
+
+def retry_delivery(
+    session: Session, endpoint_id: int, delivery_id: int, *, now: dt.datetime
+) -> WebhookDelivery:
+    """Send a delivery again now, with a fresh retry schedule (not while it is being sent)."""
+    delivery = session.scalar(
+        sa.select(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id
+        )
+    )
+    if delivery is None:
+        raise NotFound(f"Delivery {delivery_id} not found.")
+    moved = session.scalar(
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status != DeliveryStatus.SENDING)
+        .values(status=DeliveryStatus.PENDING, tries=0, next_attempt_at=now, finished_at=None)
+        .returning(WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    if moved is None:
+        raise Conflict("This delivery is being sent right now; retry once it has finished.")
+    session.refresh(delivery)
+    kick_after_commit(session, [delivery_id])
+    return delivery
+
+
+# --- the sweep ---------------------------------------------------------------------------
+
+BATCH = 1000
+
+
+def due_deliveries(
+    session: Session, *, now: dt.datetime, horizon_seconds: float, grace_seconds: float
+) -> list[tuple[int, dt.datetime | None]]:
+    """Deliveries to send: ``(id, at)`` with ``at`` None for now.
+
+    Those due before ``now + horizon`` and not yet overdue are armed (sent with an ETA, or at
+    once when due); those overdue by the grace (a lost task, an expired lease) get
+    ``next_attempt_at = now`` so each is re-kicked once per grace. Both read the partial index
+    on ``next_attempt_at``; a message waiting for an earlier one of its job is left alone.
+    """
+    until = now + dt.timedelta(seconds=horizon_seconds)
+    overdue_before = now - dt.timedelta(seconds=grace_seconds)
+    armed = session.execute(
+        sa.select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
+        .where(
+            WebhookDelivery.next_attempt_at.is_not(None),
+            WebhookDelivery.next_attempt_at > now,
+            WebhookDelivery.next_attempt_at <= until,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            ~_earlier_open(),
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(BATCH)
+    ).all()
+    overdue = (
+        sa.select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.next_attempt_at.is_not(None),
+            WebhookDelivery.next_attempt_at <= overdue_before,
+            ~_earlier_open(),
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    kicked = session.scalars(
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(overdue))
+        .values(next_attempt_at=now)
+        .returning(WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [(i, at) for i, at in armed] + [(i, None) for i in kicked]

@@ -1,0 +1,174 @@
+"""The outbox: one delivery row per listening endpoint, written in the event's transaction.
+
+Also the ``ping`` message, kicking new rows after commit, and reading an endpoint's deliveries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.db import enqueue_after_commit
+from gigco.lifecycle.access import Principal
+from gigco.lifecycle.projection import project_event, project_job
+from gigco.lifecycle.webhooks.endpoints import endpoint_of
+from gigco.models import (
+    DeliveryStatus,
+    Job,
+    JobEvent,
+    Opportunity,
+    OpportunityStatus,
+    Role,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+PING = "ping"
+
+_sender: Callable[[list[int]], object] | None = None
+
+
+def use_sender(sender: Callable[[list[int]], object]) -> None:
+    """Register how new deliveries are kicked after commit (the task layer does, on import)."""
+    global _sender
+    _sender = sender
+
+
+def kick_after_commit(session: Session, delivery_ids: Iterable[int]) -> None:
+    """Send the delivery tasks for ``delivery_ids`` once ``session`` commits (else the sweep)."""
+    ids = list(delivery_ids)
+    if ids and _sender is not None:
+        sender = _sender
+        enqueue_after_commit(session, lambda: sender(ids))
+
+
+def _msg_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def _viewer(endpoint: WebhookEndpoint) -> Principal:
+    return Principal(endpoint.owner_role, endpoint.owner_id)
+
+
+def _audience(job_id: int) -> sa.ColumnElement[bool]:
+    """Endpoints whose owner may see job ``job_id`` now (access.visible_jobs_filter, inverted)."""
+    holds_opportunity = sa.exists().where(
+        Opportunity.job_id == job_id,
+        Opportunity.worker_id == WebhookEndpoint.owner_id,
+        Opportunity.status == OpportunityStatus.PENDING,
+    )
+    return sa.or_(
+        WebhookEndpoint.owner_role == Role.OPERATOR,
+        sa.and_(
+            WebhookEndpoint.owner_role == Role.CONSUMER,
+            WebhookEndpoint.owner_id == Job.consumer_id,
+        ),
+        sa.and_(
+            WebhookEndpoint.owner_role == Role.WORKER,
+            sa.or_(WebhookEndpoint.owner_id == Job.worker_id, holds_opportunity),
+        ),
+    )
+
+
+def message(event_type: str, timestamp: dt.datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """A webhook body: ``{type, timestamp, data}``."""
+    return {"type": event_type, "timestamp": timestamp.isoformat(), "data": data}
+
+
+def write_outbox(session: Session, job_id: int, event: JobEvent) -> list[int]:
+    """Write one delivery per enabled endpoint that may see the job and wants ``event``.
+
+    Called where the history event is written, in its transaction (one query when nobody
+    listens); each payload is built only through the projection, for the owner's role.
+    """
+    event_type = f"job.{event.type}"
+    endpoints = session.scalars(
+        sa.select(WebhookEndpoint)
+        .join(Job, Job.id == job_id)
+        .where(WebhookEndpoint.enabled, _audience(job_id))
+        .order_by(WebhookEndpoint.id)
+    ).all()
+    endpoints = [e for e in endpoints if e.event_types is None or event_type in e.event_types]
+    if not endpoints:
+        return []
+    job = session.get(Job, job_id)
+    assert job is not None
+    rows = [
+        {
+            "endpoint_id": endpoint.id,
+            "job_id": job.id,
+            "seq": event.seq,
+            "msg_id": _msg_id(),
+            "event_type": event_type,
+            "payload": message(
+                event_type,
+                event.created_at,
+                {
+                    "job_id": job.id,
+                    "seq": event.seq,
+                    "event": project_event(event, job, _viewer(endpoint)),
+                    "job": project_job(job, _viewer(endpoint)),
+                },
+            ),
+            "status": DeliveryStatus.PENDING,
+            "next_attempt_at": event.created_at,
+            "created_at": event.created_at,
+        }
+        for endpoint in endpoints
+    ]
+    ids = list(
+        session.scalars(sa.insert(WebhookDelivery).returning(WebhookDelivery.id), rows).all()
+    )
+    kick_after_commit(session, ids)
+    return ids
+
+
+def ping(session: Session, who: Principal, endpoint_id: int, *, now: dt.datetime) -> int:
+    """Queue a ``ping`` message to the caller's endpoint; returns the delivery id."""
+    endpoint = endpoint_of(session, who, endpoint_id)
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id,
+        msg_id=_msg_id(),
+        event_type=PING,
+        payload=message(PING, now, {"endpoint_id": endpoint.id}),
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    kick_after_commit(session, [delivery.id])
+    return delivery.id
+
+
+def deliveries_of(
+    session: Session, who: Principal, endpoint_id: int, *, limit: int = 100
+) -> list[WebhookDelivery]:
+    """The endpoint's latest deliveries, newest first."""
+    endpoint = endpoint_of(session, who, endpoint_id)
+    stmt = (
+        sa.select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint.id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def attempts_of(session: Session, delivery_ids: list[int]) -> dict[int, list[WebhookAttempt]]:
+    """The attempts of each delivery, oldest first."""
+    found: dict[int, list[WebhookAttempt]] = {i: [] for i in delivery_ids}
+    if delivery_ids:
+        stmt = (
+            sa.select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(delivery_ids))
+            .order_by(WebhookAttempt.id)
+        )
+        for attempt in session.scalars(stmt):
+            found[attempt.delivery_id].append(attempt)
+    return found
