@@ -32,6 +32,14 @@ class Settings:
     stuck_step_grace_seconds: float = 60
     log_level: str = "INFO"
     flower_basic_auth: tuple[str, ...] = ()
+    # Bounds on waiting (docs/deploy.md): a request never waits on the database or the
+    # broker for more than a few seconds; a worker's statements may run longer.
+    db_statement_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = 3000
+    worker_statement_timeout_ms: int = 60000
+    broker_timeout_seconds: float = 2
+    # /healthz: work waiting longer than this while no task finished in it = workers down.
+    health_stall_seconds: float = 120
 
     @property
     def embedded(self) -> bool:
@@ -52,6 +60,13 @@ _DURATIONS = {
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
+    "GIGCO_BROKER_TIMEOUT_SECONDS": "broker_timeout_seconds",
+    "GIGCO_HEALTH_STALL_SECONDS": "health_stall_seconds",
+}
+_MILLIS = {
+    "GIGCO_DB_STATEMENT_TIMEOUT_MS": "db_statement_timeout_ms",
+    "GIGCO_DB_LOCK_TIMEOUT_MS": "db_lock_timeout_ms",
+    "GIGCO_WORKER_STATEMENT_TIMEOUT_MS": "worker_statement_timeout_ms",
 }
 _COUNTS = {
     "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
@@ -77,6 +92,16 @@ def _count(name: str, raw: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if not 1 <= value <= 100:
         raise ConfigError(f"{name} must be between 1 and 100, got {raw!r}")
+    return value
+
+
+def _millis(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of milliseconds, got {raw!r}") from None
+    if not 1 <= value <= 3_600_000:
+        raise ConfigError(f"{name} must be between 1 and 3600000 milliseconds, got {raw!r}")
     return value
 
 
@@ -126,6 +151,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, field in _COUNTS.items():
         if env.get(name):
             values[field] = _count(name, env[name])
+    for name, field in _MILLIS.items():
+        if env.get(name):
+            values[field] = _millis(name, env[name])
     values["flower_basic_auth"] = _flower_accounts(env.get("GIGCO_FLOWER_BASIC_AUTH") or "")
     level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:

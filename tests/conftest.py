@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco import migrate
 from gigco.config import Settings, load_settings
 from gigco.db import Base, make_engine, normalize_url
+from tests.brokers import fresh_vhost, rabbitmq_url
 from tests.support import Api, wait_for
 
 ADMIN_TOKEN = "test-operator-token-0123456789"
@@ -33,7 +34,7 @@ TIMERS = {
     "GIGCO_SWEEP_INTERVAL_SECONDS": "1",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "2",
 }
-KEEP_TABLES = {"categories", "alembic_version"}
+KEEP_TABLES = {"categories", "alembic_version", "heartbeats"}
 
 
 def _server_url() -> str:
@@ -75,8 +76,13 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def broker_url() -> str:
-    """An empty Redis database for this run's broker."""
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """This run's broker: an empty Redis database, or with ``@both_brokers`` (tests/brokers.py)
+    also a fresh RabbitMQ vhost."""
+    if getattr(request, "param", "redis") == "rabbitmq":
+        with fresh_vhost() as vhost:
+            yield rabbitmq_url(vhost)
+        return
     url = _redis_url()
     try:
         redis.Redis.from_url(url, socket_timeout=2).flushdb()
@@ -84,7 +90,7 @@ def broker_url() -> str:
         pytest.exit(
             f"Redis is not reachable at {url} (set GIGCO_TEST_REDIS_URL): {error}", returncode=3
         )
-    return url
+    yield url
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,12 @@ app.config_from_object("celeryconfig", silent=False, force=False)
 
 def configure(settings: Settings) -> Celery:
     """Point the app and the task runtime at ``settings`` (web app factory, tests)."""
+    previous = app.conf.broker_url
     app.conf.update(celery_settings(settings))
+    if previous != settings.broker_url:
+        # The producer pool and the queue declarations were built for the old broker.
+        app._pool = None
+        app.__dict__.pop("amqp", None)
     rt.use_settings(settings)
     return app
 

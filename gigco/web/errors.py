@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest.pagination import PaginationMetadataSchema
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
 from gigco.lifecycle.errors import DomainError
@@ -32,6 +32,13 @@ DEFAULT_MESSAGES = {
     500: "Something went wrong on our side.",
     503: "The service is temporarily unavailable; try again shortly.",
 }
+
+
+UNMIGRATED_PGCODES = {"42P01", "42703"}  # undefined_table, undefined_column
+NOT_MIGRATED = (
+    "The database is not migrated to this version of GigCo (run `gigco db upgrade`); "
+    "GET /healthz names the pending migration."
+)
 
 
 def envelope(code: int, message: str | None = None, errors: Any = None, **extra: Any) -> dict:
@@ -130,6 +137,15 @@ def register_error_handlers(app: Flask) -> None:
     def _unavailable(error: OperationalError) -> tuple[dict, int, dict]:
         log.warning("database unavailable: %s", error.orig)
         return envelope(503), 503, {"Retry-After": "2"}
+
+    @app.errorhandler(ProgrammingError)
+    def _not_migrated(error: ProgrammingError) -> tuple[dict, int, dict]:
+        # undefined_table / undefined_column: the schema is behind the code (never migrated,
+        # or a deploy ran before `gigco db upgrade`). /healthz names the pending migration.
+        if getattr(error.orig, "pgcode", None) not in UNMIGRATED_PGCODES:
+            return _unexpected(error)
+        log.error("database not migrated: %s", error.orig)
+        return envelope(503, NOT_MIGRATED), 503, {"Retry-After": "10"}
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[dict, int]:
