@@ -29,9 +29,10 @@ def free_port() -> int:
 
 
 def healthy(base_url: str) -> bool:
-    """True when ``GET /healthz`` answers 200 with status ok."""
+    """True when ``GET /readyz`` answers 200 with status ok: the API can serve (a worker and
+    beat may not be running yet; /healthz waits for them)."""
     try:
-        with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:
             return response.status == 200 and json.load(response).get("status") == "ok"
     except (OSError, ValueError):
         return False
@@ -79,7 +80,7 @@ def live_server(
             lambda: process.poll() is not None or healthy(base_url),
             timeout=timeout,
             every=0.1,
-            what=f"gunicorn to answer {base_url}/healthz",
+            what=f"gunicorn to answer {base_url}/readyz",
         )
         if process.poll() is not None:
             pytest.fail(f"gunicorn exited with {process.returncode}: {log.read_text()[-2000:]}")

@@ -81,7 +81,7 @@ class Topology:
         return process
 
     def start_api(self, name: str = "api", timeout: float = 60) -> None:
-        """gunicorn as in the README (threaded workers), on this port; wait for healthz."""
+        """gunicorn as in the README (threaded workers), on this port; wait for readyz."""
         process = self._spawn(
             name,
             [
@@ -94,7 +94,7 @@ class Topology:
             lambda: process.poll() is not None or healthy(self.base_url),
             timeout=timeout,
             every=0.1,
-            what=f"gunicorn to answer {self.base_url}/healthz",
+            what=f"gunicorn to answer {self.base_url}/readyz",
         )
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {self.log(name).read_text()[-3000:]}")
