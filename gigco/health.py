@@ -299,11 +299,13 @@ def record(
     started: bool = False,
     now: dt.datetime | None = None,
 ) -> bool:
-    """Write a heartbeat (``started``: the process just started); at most one a second per
-    name and process. Failures are logged, never raised: a heartbeat must not fail a task."""
+    """Write a heartbeat (``started``: the process just started); a worker's at most once a
+    second per process. Failures are logged, never raised: a heartbeat must not fail a task."""
     row = _worker_row(name) if kind == "worker" else name
     clock = time.monotonic()
-    if not started and clock - _last_written.get(row, float("-inf")) < HEARTBEAT_EVERY_SECONDS:
+    # Workers finish many tasks a second; beat sends one sweep an interval (never skipped).
+    throttled = kind == "worker" and not started
+    if throttled and clock - _last_written.get(row, float("-inf")) < HEARTBEAT_EVERY_SECONDS:
         return False
     _last_written[row] = clock
     now = now or utcnow()

@@ -17,6 +17,8 @@ from kombu import Connection
 BROKERS = ("redis", "rabbitmq")
 # Run a test once per broker: ``@both_brokers`` (the ``broker_url`` fixture reads the param).
 both_brokers = pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
+# The same for a resilience scenario (tests/resilience/conftest.py ``broker``).
+on_both_brokers = pytest.mark.parametrize("broker", BROKERS, indirect=True)
 
 RABBITMQ_HOST = os.environ.get("GIGCO_TEST_RABBITMQ_HOST", "127.0.0.1")
 RABBITMQ_PORT = int(os.environ.get("GIGCO_TEST_RABBITMQ_PORT", "5672"))

@@ -35,6 +35,8 @@ TIMERS = {
     "GIGCO_REVIEW_WINDOW_SECONDS": "60",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "3",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "0.3",
+    # /healthz: work waiting this long while no worker finished a task = workers down.
+    "GIGCO_HEALTH_STALL_SECONDS": "4",
 }
 # What a recovery may take beyond the spec's "one sweep interval plus grace", on a shared
 # 2-core machine: beat's tick and the worker's poll add up to a sweep of jitter, a task that
