@@ -36,8 +36,9 @@ def test_every_job_closes_within_a_sweep_and_grace_after_the_broker_is_flushed(
     )
     report(
         f"{fleet.size} jobs: {at_fault['in_flight']} in flight when the worker was frozen "
-        f"{at_fault} and {HELD_BACK} posted after; FLUSHDB destroyed {lost} waiting messages "
-        f"({steps} of them lifecycle steps) and {unacked} unacked entries; "
+        f"{at_fault} and {HELD_BACK} posted after; losing {stack.broker.kind}'s data destroyed "
+        f"{lost} waiting messages ({steps} counted as steps; see brokers.py) and {unacked} "
+        "unacked; "
         f"{measured.summary()}; all closed {closed_at - fault_at:.1f}s after the flush"
     )
     assert lost + unacked >= steps >= HELD_BACK
