@@ -1,4 +1,4 @@
-"""The ``gigco`` command: ``gigco dev``, ``gigco db upgrade``, ``gigco demo``."""
+"""The ``gigco`` command: ``gigco dev``, ``gigco db upgrade``, ``gigco demo``, ``gigco health``."""
 
 from __future__ import annotations
 
@@ -178,3 +178,40 @@ def demo(url: str, admin_token: str | None, timeout: float) -> None:
         run_demo(url=url, admin_token=token, timeout=timeout, out=sys.stdout)
     except DemoError as error:
         raise click.ClickException(str(error)) from None
+
+
+@main.command("health")
+@click.option("--ready", is_flag=True, help="Only what an API process needs: database, broker.")
+@click.option(
+    "--worker",
+    "worker",
+    metavar="NODENAME",
+    help="The liveness probe of one worker (e.g. celery@$HOSTNAME): fails when work has "
+    "waited past GIGCO_HEALTH_STALL_SECONDS and this worker finished no task in that time.",
+)
+def health_command(ready: bool, worker: str | None) -> None:
+    """Print the system's health as JSON; exit 0 when ok, 1 when a part is down."""
+    import json
+
+    from gigco import health
+    from gigco.db import make_engine, session_factory, utcnow
+
+    settings = _settings()
+    engine = make_engine(
+        settings.database_url,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        lock_timeout_ms=settings.db_lock_timeout_ms,
+    )
+    sessions = session_factory(engine)
+    try:
+        if worker:
+            result = health.worker_probe(settings, sessions, worker, now=utcnow())
+        else:
+            parts = health.READY_PARTS if ready else health.PARTS
+            result = health.check(settings, sessions, parts=parts)
+    finally:
+        engine.dispose()
+    click.echo(json.dumps(result.as_dict(), indent=2))
+    if not result.ok:
+        click.echo(f"gigco health: down: {result.summary()}", err=True)
+        sys.exit(1)

@@ -41,6 +41,14 @@ class Settings:
     webhook_secret_overlap_seconds: float = 86400
     webhook_allow_private_networks: bool = False
     ops_secure_cookie: bool = True
+    # Bounds on waiting (docs/deploy.md): a request never waits on the database or the
+    # broker for more than a few seconds; a worker's statements may run longer.
+    db_statement_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = 3000
+    worker_statement_timeout_ms: int = 60000
+    broker_timeout_seconds: float = 2
+    # /healthz: work waiting longer than this while no task finished in it = workers down.
+    health_stall_seconds: float = 120
 
     @property
     def embedded(self) -> bool:
@@ -64,6 +72,8 @@ _DURATIONS = {
     "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",
     "GIGCO_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhook_secret_overlap_seconds",
     "GIGCO_FEED_HOLD_SECONDS": "feed_hold_seconds",
+    "GIGCO_BROKER_TIMEOUT_SECONDS": "broker_timeout_seconds",
+    "GIGCO_HEALTH_STALL_SECONDS": "health_stall_seconds",
 }
 _COUNTS = {
     "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
@@ -71,7 +81,12 @@ _COUNTS = {
     "GIGCO_WEBHOOK_DISABLE_AFTER": "webhook_disable_after",
 }
 # (env var, field, maximum): sizes from 1 up to the maximum
-_SIZES = {"GIGCO_SWEEP_BATCH": ("sweep_batch", 100_000)}
+_SIZES = {
+    "GIGCO_SWEEP_BATCH": ("sweep_batch", 100_000),
+    "GIGCO_DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", 3_600_000),
+    "GIGCO_DB_LOCK_TIMEOUT_MS": ("db_lock_timeout_ms", 3_600_000),
+    "GIGCO_WORKER_STATEMENT_TIMEOUT_MS": ("worker_statement_timeout_ms", 3_600_000),
+}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings, load_settings
 from gigco.db import make_engine
+from tests.brokers import fresh_vhost, rabbitmq_url
 from tests.harness import database
 from tests.harness.console import Ops
 from tests.harness.env import ADMIN_TOKEN, live_env, redis_url, server_url
@@ -39,8 +40,13 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def broker_url() -> str:
-    """An empty Redis database for this run's broker."""
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """This run's broker: an empty Redis database, or with ``@both_brokers`` (tests/brokers.py)
+    also a fresh RabbitMQ vhost."""
+    if getattr(request, "param", "redis") == "rabbitmq":
+        with fresh_vhost() as vhost:
+            yield rabbitmq_url(vhost)
+        return
     url = redis_url()
     try:
         redis.Redis.from_url(url, socket_timeout=2).flushdb()
@@ -48,7 +54,7 @@ def broker_url() -> str:
         pytest.exit(
             f"Redis is not reachable at {url} (set GIGCO_TEST_REDIS_URL): {error}", returncode=3
         )
-    return url
+    yield url
 
 
 @pytest.fixture(scope="session")

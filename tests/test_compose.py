@@ -88,6 +88,7 @@ def test_the_topology_has_every_service(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
         "postgres",
         "redis",
+        "rabbitmq",
         "migrate",
         "api",
         "worker",
@@ -216,10 +217,15 @@ def test_dependencies_wait_for_health_and_for_the_migration(services: dict[str, 
 
     healthy, migrated = "service_healthy", "service_completed_successfully"
     assert conditions("migrate") == {"postgres": healthy}
-    assert conditions("api") == {"migrate": migrated, "postgres": healthy, "redis": healthy}
-    assert conditions("worker") == {"migrate": migrated, "redis": healthy}
-    assert conditions("beat") == {"migrate": migrated, "redis": healthy}
-    assert conditions("flower")["redis"] == healthy
+    brokers = {"redis": healthy, "rabbitmq": healthy}
+    assert conditions("api") == {"migrate": migrated, "postgres": healthy, **brokers}
+    assert conditions("worker") == {"migrate": migrated, **brokers}
+    assert conditions("beat") == {"migrate": migrated, **brokers}
+    assert conditions("flower") == brokers
+    # RabbitMQ runs only in its profile: waiting on it must not be required without it.
+    assert services["rabbitmq"]["profiles"] == ["rabbitmq"]
+    for name in ("api", "worker", "beat", "flower"):
+        assert services[name]["depends_on"]["rabbitmq"]["required"] is False, name
     for name, service in services.items():
         for target, condition in conditions(name).items() if "depends_on" in service else ():
             if condition == healthy:
@@ -253,6 +259,20 @@ def test_the_api_serves_on_8000_and_is_healthchecked_on_healthz(services: dict[s
     assert api["ports"] == ["8000:8000"]
     probe = " ".join(api["healthcheck"]["test"])
     assert "http://127.0.0.1:8000/healthz" in probe
+
+
+def test_a_stalled_worker_fails_its_probe_and_is_replaced(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    probe = worker["healthcheck"]["test"]
+    assert probe[0] == "CMD-SHELL"
+    assert 'gigco health --worker "celery@$HOSTNAME"' in probe[1]
+    # The probe kills the worker it judged stalled (by the pid file its command writes)…
+    pidfile = worker["command"][worker["command"].index("--pidfile") + 1]
+    assert f"kill -KILL $(cat {pidfile})" in probe[1]
+    # …and the restart policy brings a new one.
+    assert worker["restart"] == "unless-stopped"
+    health = importlib.import_module("gigco.cli").main.commands["health"]
+    assert "worker" in {p.name for p in health.params}
 
 
 def test_the_operator_tools_listen_on_localhost_only(services: dict[str, Any]) -> None:

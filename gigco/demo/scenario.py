@@ -115,7 +115,7 @@ class Demo:
         """The server answers /healthz, and the operator token (if any) is the operator's."""
         status, body = self.client.send("GET", "/healthz")
         if status == 503 and isinstance(body, dict):
-            parts = ", ".join(f"{k} {body[k]}" for k in ("database", "broker") if k in body)
+            parts = body.get("message") or ", ".join(str(d) for d in body.get("down", []))
             raise DemoError(f"GigCo at {self.client.base_url} is unhealthy: {parts or body}")
         if status != 200 or not isinstance(body, dict) or body.get("status") != "ok":
             raise DemoError(

@@ -4,6 +4,7 @@ from gigco.models.accounts import ApiToken, Consumer, Worker, worker_skills
 from gigco.models.activity import IdempotencyKey, Notification, Review
 from gigco.models.catalog import Category
 from gigco.models.enums import AttemptOutcome, JobStatus, OpportunityStatus, PaymentStatus, Role
+from gigco.models.health import Heartbeat
 from gigco.models.jobs import Job, JobEvent, Opportunity
 from gigco.models.payments import Payment, PaymentAttempt, SimulatedCharge
 from gigco.models.webhooks import (
@@ -19,6 +20,7 @@ __all__ = [
     "Category",
     "Consumer",
     "DeliveryStatus",
+    "Heartbeat",
     "IdempotencyKey",
     "Job",
     "JobEvent",

@@ -26,7 +26,12 @@ flower.apply()  # `celery -A gigco.tasks flower` runs on our settings from any d
 
 def configure(settings: Settings) -> Celery:
     """Point the app and the task runtime at ``settings`` (web app factory, tests)."""
+    previous = app.conf.broker_url
     app.conf.update(celery_settings(settings))
+    if previous != settings.broker_url:
+        # The producer pool and the queue declarations were built for the old broker.
+        app._pool = None
+        app.__dict__.pop("amqp", None)
     rt.use_settings(settings)
     return app
 

@@ -5,39 +5,76 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
+from gigco.broker import is_rabbitmq, transport_options
 from gigco.config import Settings
 from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
 
 STEPS_QUEUE = "celery"  # lifecycle steps: Celery's default queue name
 SWEEPS_QUEUE = "sweeps"
 WEBHOOK_QUEUE = "webhooks"
+# Sweeps have their own queue, so a backlog of steps never delays one; webhook deliveries
+# wait on receivers, so they have theirs, and production may run `-Q webhooks` workers
+# apart. A worker started without -Q consumes every queue here.
+QUEUES = (STEPS_QUEUE, SWEEPS_QUEUE, WEBHOOK_QUEUE)
+ROUTES = {SWEEP_TASK: {"queue": SWEEPS_QUEUE}, DELIVER_TASK: {"queue": WEBHOOK_QUEUE}}
+
+
+def _rabbitmq_queues() -> dict[str, Any]:
+    """Quorum queues on a topic exchange: native delayed delivery arms ETAs in the broker."""
+    exchange = Exchange(STEPS_QUEUE, type="topic")
+    return {
+        "task_queues": [
+            Queue(name, exchange, routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+            for name in QUEUES
+        ],
+        "task_default_queue": STEPS_QUEUE,
+        "task_default_exchange": STEPS_QUEUE,
+        "task_default_exchange_type": "topic",
+        "task_default_routing_key": STEPS_QUEUE,
+        "task_default_queue_type": "quorum",
+        "worker_detect_quorum_queues": True,
+        "broker_native_delayed_delivery_queue_type": "quorum",
+    }
+
+
+def _plain_queues() -> dict[str, Any]:
+    """Celery's own defaults for the exchange, restated so that reconfiguring one app from
+    RabbitMQ to another broker (tests do) leaves nothing of the quorum setup behind."""
+    return {
+        "task_queues": tuple(Queue(name) for name in QUEUES),
+        "task_default_queue": STEPS_QUEUE,
+        "task_default_exchange": None,
+        "task_default_exchange_type": "direct",
+        "task_default_routing_key": None,
+        "task_default_queue_type": "classic",
+    }
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for ``settings``: JSON only, late acks, sweeps on beat."""
+    queues = _rabbitmq_queues() if is_rabbitmq(settings.broker_url) else _plain_queues()
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
-        # Redis redelivers an unacked message after this; ETAs never reach that far out.
-        "broker_transport_options": (
-            {"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {}
-        ),
+        # A request publishes after its commit: a broker that accepts TCP and never answers
+        # costs it at most two timeouts (the step waits in the database for the sweeper).
+        "broker_connection_timeout": settings.broker_timeout_seconds,
+        "broker_transport_options": transport_options(settings),
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        **queues,
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",
         "task_ignore_result": True,
         "result_backend": None,
-        # Sweeps have their own queue, so a backlog of steps never delays one; webhook
-        # deliveries wait on receivers, so they have theirs, and production may run
-        # `-Q webhooks` workers apart. A worker started without -Q consumes every queue here.
-        "task_queues": (Queue(STEPS_QUEUE), Queue(SWEEPS_QUEUE), Queue(WEBHOOK_QUEUE)),
-        "task_default_queue": STEPS_QUEUE,
-        "task_routes": {
-            SWEEP_TASK: {"queue": SWEEPS_QUEUE},
-            DELIVER_TASK: {"queue": WEBHOOK_QUEUE},
-        },
+        "task_routes": ROUTES,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 4,

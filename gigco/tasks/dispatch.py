@@ -24,13 +24,16 @@ def send(dues: Iterable[Due], *, now: dt.datetime | None = None) -> int:
     arms it when it comes within the horizon, so no long timer waits in the broker.
     """
     now = now or utcnow()
-    horizon = now + dt.timedelta(seconds=runtime().settings.sweep_interval_seconds * 1.5)
+    settings = runtime().settings
+    horizon = now + dt.timedelta(seconds=settings.sweep_interval_seconds * 1.5)
+    # RabbitMQ's publisher confirm is awaited at most this long (a blackholed broker).
+    bounded = {"confirm_timeout": settings.broker_timeout_seconds}
     sent = 0
     for due in dues:
         if due.at is not None and due.at > horizon:
             continue
         options = {"eta": due.at} if due.at is not None and due.at > now else {}
-        app.send_task(step_task_name(due.step), args=[due.job_id], **options)
+        app.send_task(step_task_name(due.step), args=[due.job_id], **bounded, **options)
         sent += 1
     return sent
 

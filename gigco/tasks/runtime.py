@@ -22,7 +22,12 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         """The process's engine."""
-        return make_engine(self.settings.database_url)
+        settings = self.settings
+        return make_engine(
+            settings.database_url,
+            statement_timeout_ms=settings.worker_statement_timeout_ms,
+            lock_timeout_ms=settings.worker_statement_timeout_ms,
+        )
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -85,9 +85,15 @@ def create_app(settings: Settings | None = None) -> Flask:
             "info": {"description": "GigCo: post jobs, match workers, pay, review."},
         },
     )
-    app.extensions["gigco_sessions"] = session_factory(engine_for(settings.database_url))
+    timeouts = {
+        "statement_timeout_ms": settings.db_statement_timeout_ms,
+        "lock_timeout_ms": settings.db_lock_timeout_ms,
+    }
+    app.extensions["gigco_sessions"] = session_factory(
+        engine_for(settings.database_url, **timeouts)
+    )
     app.extensions["gigco_read_sessions"] = session_factory(
-        engine_for(settings.database_url, autocommit=True)
+        engine_for(settings.database_url, autocommit=True, **timeouts)
     )
     app.extensions["gigco_principals"] = PrincipalCache()
     configure_celery(settings)

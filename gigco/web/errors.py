@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest.pagination import PaginationMetadataSchema
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
 from gigco.lifecycle.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -58,6 +58,13 @@ HTTP_HEADERS: dict[type[DomainError], dict[str, str]] = {
 def http_status(error: DomainError) -> int:
     """The HTTP status of a domain error."""
     return next(HTTP_STATUS[c] for c in type(error).__mro__ if c in HTTP_STATUS)
+
+
+UNMIGRATED_PGCODES = {"42P01", "42703"}  # undefined_table, undefined_column
+NOT_MIGRATED = (
+    "The database is not migrated to this version of GigCo (run `gigco db upgrade`); "
+    "GET /healthz names the pending migration."
+)
 
 
 def envelope(code: int, message: str | None = None, errors: Any = None, **extra: Any) -> dict:
@@ -157,6 +164,15 @@ def register_error_handlers(app: Flask) -> None:
     def _unavailable(error: OperationalError) -> tuple[dict, int, dict]:
         log.warning("database unavailable: %s", error.orig)
         return envelope(503), 503, {"Retry-After": "2"}
+
+    @app.errorhandler(ProgrammingError)
+    def _not_migrated(error: ProgrammingError) -> tuple[dict, int] | tuple[dict, int, dict]:
+        # undefined_table / undefined_column: the schema is behind the code (never migrated,
+        # or a deploy ran before `gigco db upgrade`). /healthz names the pending migration.
+        if getattr(error.orig, "pgcode", None) not in UNMIGRATED_PGCODES:
+            return _unexpected(error)
+        log.error("database not migrated: %s", error.orig)
+        return envelope(503, NOT_MIGRATED), 503, {"Retry-After": "10"}
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[dict, int]:

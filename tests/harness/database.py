@@ -9,7 +9,7 @@ from gigco import migrate
 from gigco.db import Base, make_engine, normalize_url
 
 # Seeded by the migrations; never emptied or counted.
-KEEP_TABLES = frozenset({"categories", "alembic_version"})
+KEEP_TABLES = frozenset({"categories", "alembic_version", "heartbeats"})
 
 
 def url_of(server_url: str, name: str) -> str:

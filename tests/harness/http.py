@@ -27,9 +27,10 @@ def auth(token: str) -> dict[str, str]:
 
 
 def healthy(base_url: str) -> bool:
-    """True when ``GET /healthz`` answers 200 with status ok."""
+    """True when ``GET /readyz`` answers 200 with status ok: the API can serve (a worker and
+    beat may not be running yet; /healthz waits for them)."""
     try:
-        with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:
             return response.status == 200 and json.load(response).get("status") == "ok"
     except (OSError, ValueError):
         return False

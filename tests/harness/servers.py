@@ -92,7 +92,7 @@ def live_server(
             lambda: process.poll() is not None or healthy(base_url),
             timeout=timeout,
             every=0.1,
-            what=f"gunicorn to answer {base_url}/healthz",
+            what=f"gunicorn to answer {base_url}/readyz",
         )
         if process.poll() is not None:
             raise AssertionError(

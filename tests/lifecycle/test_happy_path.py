@@ -1,9 +1,11 @@
 """A whole lifecycle over HTTP with the live worker: draft to closed."""
 
+from tests.brokers import both_brokers
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
 
 
+@both_brokers
 def test_job_runs_from_draft_to_closed_with_the_exact_history(api: Api) -> None:
     consumer = api.consumer()
     worker = api.worker()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.models import Consumer
+from tests.brokers import both_brokers
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
 
@@ -44,6 +45,7 @@ def test_consumer_rejects_the_offer(api: Api) -> None:
     assert again.json["current_status"] == "rejected"
 
 
+@both_brokers  # a deadline armed as an ETA task: native delayed delivery on RabbitMQ
 def test_offer_expires_on_time_and_the_consumer_is_told(api: Api, settings: Settings) -> None:
     consumer = api.consumer()
     job_id = offered_job(api, consumer)

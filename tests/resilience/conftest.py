@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from gigco.db import make_engine
+from tests.brokers import fresh_vhost
+from tests.resilience.brokers import Broker, RabbitBroker, RedisBroker
 from tests.resilience.services import (
     PrivatePostgres,
     PrivateRedis,
@@ -62,23 +64,44 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The markers of this suite."""
+    config.addinivalue_line(
+        "markers", "stack_env(**env): GIGCO_* settings of this scenario's processes"
+    )
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    """The scenario's broker: the private redis-server, or with
+    ``@pytest.mark.parametrize("broker", BROKERS, indirect=True)`` also a RabbitMQ vhost."""
+    if getattr(request, "param", "redis") == "rabbitmq":
+        with fresh_vhost("gigco_res") as vhost:
+            yield RabbitBroker(vhost)
+        return
+    server = request.getfixturevalue("private_redis")
+    yield RedisBroker(server)
+
+
 @pytest.fixture
 def stack(
     private_postgres: PrivatePostgres,
-    private_redis: PrivateRedis,
+    broker: Broker,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
-    """gunicorn, one Celery worker and one beat on a fresh database and an empty broker DB."""
+    """gunicorn, one Celery worker and one beat on a fresh database and an empty broker."""
     name = re.sub(r"\W", "_", request.node.name)[:40] + f"_{uuid.uuid4().hex[:6]}"
     url = private_postgres.url_for_create(name)
-    private_redis.client().flushdb()
+    broker.reset()
+    marker = request.node.get_closest_marker("stack_env")
     env = {
         "GIGCO_DATABASE_URL": url,
-        "GIGCO_BROKER_URL": private_redis.url(),
+        "GIGCO_BROKER_URL": broker.url,
         "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
         "GIGCO_LOG_LEVEL": "WARNING",
         **TIMERS,
+        **(marker.kwargs if marker else {}),
     }
     topology = Topology(env=env, logs=tmp_path)
     engine = make_engine(url, pool_size=2, max_overflow=2)
@@ -88,7 +111,7 @@ def stack(
         topology.start_worker()
         topology.start_beat()
         topology.wait_worker_ready()
-        stack = Stack(private_postgres, private_redis, topology, engine)
+        stack = Stack(private_postgres, broker, topology, engine)
         yield stack
     finally:
         for fleet in stack.fleets if stack else ():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 from collections.abc import Iterator
@@ -13,9 +12,10 @@ import sqlalchemy as sa
 
 from tests.harness.http import Client, Journal
 from tests.harness.polling import wait_for
+from tests.resilience.brokers import Broker
 from tests.resilience.fleet import Fleet
 from tests.resilience.invariants import mid_flight
-from tests.resilience.services import PrivatePostgres, PrivateRedis
+from tests.resilience.services import PrivatePostgres
 from tests.resilience.topology import Topology
 
 HELD_BACK = 4  # jobs a scenario posts during its fault
@@ -26,7 +26,7 @@ class Stack:
     """One test's running system and the handles a scenario needs."""
 
     postgres: PrivatePostgres
-    redis: PrivateRedis
+    broker: Broker
     topology: Topology
     engine: sa.Engine
     journal: Journal = field(default_factory=Journal)
@@ -38,15 +38,14 @@ class Stack:
         return Client(self.topology.base_url, self.journal)
 
     def waiting_steps(self) -> int:
-        """Lifecycle step messages waiting in the broker's queue (sweeps not counted)."""
-        messages = self.redis.client().lrange("celery", 0, -1)
-        tasks = [json.loads(m).get("headers", {}).get("task", "") for m in messages]
-        return sum(1 for task in tasks if task.startswith("gigco.tasks.steps."))
+        """Step messages waiting in the broker (on Redis exactly; see brokers.py)."""
+        return self.broker.waiting_steps()
 
     @contextlib.contextmanager
     def worker_frozen_with_steps_waiting(self, fleet: Fleet) -> Iterator[None]:
         """Freeze the worker (as a long GC pause or a saturated host would), post the fleet's
-        held-back jobs and wait until their steps wait in Redis; the worker resumes on exit.
+        held-back jobs and wait until their steps wait in the broker; the worker resumes on
+        exit.
 
         Freezing is needed because the worker prefetches whatever reaches the queue within
         milliseconds.
@@ -56,9 +55,10 @@ class Stack:
         try:
             fleet.start()
             wait_for(
-                lambda: self.waiting_steps() >= HELD_BACK,
+                lambda: len(fleet.job_ids) == fleet.size and self.waiting_steps() >= HELD_BACK,
                 timeout=30,
-                what="steps waiting in Redis",
+                every=0.2,
+                what="the held-back jobs posted and their steps waiting in the broker",
             )
             yield
         finally:

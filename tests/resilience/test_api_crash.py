@@ -11,12 +11,15 @@ import pytest
 import sqlalchemy as sa
 
 from tests.harness.polling import wait_for
+from tests.resilience.brokers import RedisBroker
 from tests.resilience.fleet import Fleet
 from tests.resilience.invariants import recovery, step_timings, violations
 from tests.resilience.stack import Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
 
-pytestmark = pytest.mark.timeout(300)
+# The API must hang on the paused Redis (not give up after its broker timeout) for the kills
+# below to cut requests off between the commit and the answer.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.stack_env(GIGCO_BROKER_TIMEOUT_SECONDS="120")]
 INSERT_KEY = "INSERT INTO idempotency_keys"
 
 
@@ -58,7 +61,8 @@ def test_posts_cut_off_by_killed_api_processes_end_with_exactly_one_job_each(
     stack: Stack, report: Callable[[str], None]
 ) -> None:
     fleet = stack.fleet()
-    broker = stack.redis.client()
+    assert isinstance(stack.broker, RedisBroker)
+    broker = stack.broker.server.client()
     after_commit, in_transaction = range(0, 12), range(12, 24)
 
     # 1. Cut off after the commit: Redis refuses writes for a moment, so each gunicorn worker

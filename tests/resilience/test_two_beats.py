@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.brokers import on_both_brokers
 from tests.harness.polling import wait_for
 from tests.resilience.invariants import violations
 from tests.resilience.stack import Stack
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), on_both_brokers]
 TS = r"^ts=(\S+) "
 
 
@@ -47,7 +48,7 @@ def test_two_beats_at_once_double_no_effect(stack: Stack, report: Callable[[str]
     # Give both beats' sweeps lost steps to share out: freeze the worker, post the last jobs,
     # destroy their waiting messages, and let the sweeps (twice as many as usual) re-kick.
     with stack.worker_frozen_with_steps_waiting(fleet):
-        stack.redis.client().flushdb()
+        stack.broker.lose_everything()
     # Both beats stay up until the whole fleet has gone all the way through.
     closed_at = fleet.wait_all_closed(timeout=120)
     stack.topology.kill("beat-2", signal.SIGTERM)

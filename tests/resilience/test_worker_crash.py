@@ -6,20 +6,20 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.brokers import on_both_brokers
 from tests.harness.polling import wait_for
 from tests.resilience.invariants import overdue_steps, recovery, step_timings, violations
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), on_both_brokers]
 
 
 def test_every_job_closes_once_after_the_worker_is_killed_mid_flight(
     stack: Stack, report: Callable[[str], None]
 ) -> None:
     fleet, at_fault = stack.fleet_mid_flight()
-    broker = stack.redis.client()
-    queued, unacked = broker.llen("celery"), broker.hlen("unacked")
+    queued, unacked = stack.broker.counts()
     fault_at = stack.topology.kill("worker")
     fleet.start()  # the last jobs are posted while no worker runs
     # The worker stays dead until some step is overdue past the grace: work really is stuck.
@@ -41,7 +41,8 @@ def test_every_job_closes_once_after_the_worker_is_killed_mid_flight(
     )
     report(
         f"{fleet.size} jobs: {at_fault['in_flight']} in flight at the kill {at_fault} and "
-        f"{HELD_BACK} posted after it; {queued} messages queued and {unacked} unacked in Redis; "
+        f"{HELD_BACK} posted after it; {queued} messages queued and {unacked} unacked in "
+        f"{stack.broker.kind}; "
         f"no worker for {healthy_at - fault_at:.2f}s (until the new one was ready); "
         f"{measured.summary()}; all closed {closed_at - fault_at:.1f}s after the kill"
     )

@@ -39,6 +39,8 @@ TIMERS = {
     # Webhook receivers run on 127.0.0.1; a 3 s timeout makes the delivery lease 11 s.
     "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
     "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "3",
+    # /healthz: work waiting this long while no worker finished a task = workers down.
+    "GIGCO_HEALTH_STALL_SECONDS": "4",
 }
 # What a recovery may take beyond the spec's "one sweep interval plus grace", on a shared
 # 2-core machine: beat's tick and the worker's poll add up to a sweep of jitter, a task that
@@ -74,14 +76,14 @@ class Topology:
         return process
 
     def start_api(self, name: str = "api", timeout: float = 60) -> None:
-        """gunicorn as in the README (threaded workers), on this port; wait for healthz."""
+        """gunicorn as in the README (threaded workers), on this port; wait for readyz."""
         extra = ("--graceful-timeout", "5", "--access-logfile", "-")
         process = self._spawn(name, gunicorn_argv(self.port, workers=3, threads=4, extra=extra))
         wait_for(
             lambda: process.poll() is not None or healthy(self.base_url),
             timeout=timeout,
             every=0.1,
-            what=f"gunicorn to answer {self.base_url}/healthz",
+            what=f"gunicorn to answer {self.base_url}/readyz",
         )
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {self.log(name).read_text()[-3000:]}")

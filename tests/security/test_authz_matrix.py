@@ -73,7 +73,8 @@ MATRIX = [
     row("POST",  "/v1/consumers",             S.ACCEPTED,        "201 201 201 201 -   201 201 201"),
     row("POST",  "/v1/workers",               S.ACCEPTED,        "201 201 201 201 -   201 201 201"),
     row("GET",   "/v1/categories",            S.ACCEPTED,        "200 200 200 200 -   200 200 200"),
-    row("GET",   "/healthz",                  S.ACCEPTED,        "200 200 200 200 -   200 200 200"),
+    row("GET",   "/livez",                    S.ACCEPTED,        "200 200 200 200 -   200 200 200"),
+    row("GET",   "/readyz",                   S.ACCEPTED,        "200 200 200 200 -   200 200 200"),
     row("GET",   "/v1/me",                    S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("PATCH", "/v1/workers/me",            S.ACCEPTED,        "401 401 403 403 -   200 200 403"),
     row("PATCH", "/v1/consumers/me",          S.ACCEPTED,        "401 401 200 200 -   403 403 403"),
@@ -146,6 +147,8 @@ NOT_BEARER = {
     ("GET", "/docs/assets/<path:filename>"): "Swagger UI's JS and CSS: public",
     ("GET", "/v1/openapi.json"): "the public description of the API",
     ("GET", "/static/<path:filename>"): "Flask's static files: public",
+    ("GET", "/healthz"): "public; its code is the system's progress, which depends on a live "
+    "worker and beat, not on the caller (tests/api/test_health.py, anonymous and signed in)",
     ("GET", "/metrics"): "Prometheus scrape: the operator bearer token (tests/test_metrics.py)",
     ("GET", "/ops/"): "console: operator session cookie (tests/ops/test_access.py)",
     ("GET", "/ops/jobs"): "console: operator session cookie",

@@ -1,4 +1,4 @@
-"""Schemas of liveness: is the database reachable, and the broker?"""
+"""Schemas of health: every part's verdict, and this process's liveness."""
 
 from __future__ import annotations
 
@@ -7,8 +7,19 @@ from marshmallow import fields
 
 
 class HealthSchema(ma.Schema):
-    """What is reachable."""
+    """Every part's verdict."""
 
     status = fields.String()
-    database = fields.String()
-    broker = fields.String()
+    down = fields.List(fields.String())
+    checked_at = fields.String()
+    database = fields.Dict()
+    migrations = fields.Dict()
+    broker = fields.Dict()
+    workers = fields.Dict()
+    beat = fields.Dict()
+
+
+class LiveSchema(ma.Schema):
+    """This process answers."""
+
+    status = fields.String()

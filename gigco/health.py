@@ -1,0 +1,342 @@
+"""Can the system make progress? One set of facts for /healthz, /readyz, ``gigco health``,
+the worker's liveness probe and the operators' console.
+
+The facts come from places every broker shares: the database (migrations, the jobs' due
+columns, the ``heartbeats`` table that workers and beat write) and one connection attempt
+to the broker. Nothing here asks the broker for queue depths or broadcasts to workers, so
+it costs the same on Redis, RabbitMQ and the embedded SQLite transport.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from kombu import Connection
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco.broker import transport_options
+from gigco.config import Settings
+from gigco.db import utcnow
+from gigco.migrate import alembic_config
+from gigco.models import Heartbeat, Job
+
+log = logging.getLogger(__name__)
+
+OK, DOWN, UNKNOWN = "ok", "down", "unknown"
+PARTS = ("database", "migrations", "broker", "workers", "beat")
+READY_PARTS = ("database", "migrations", "broker")  # what this API process needs to serve
+BEAT_INTERVALS = 3  # beat is down after this many sweep intervals without a sweep
+HEARTBEAT_EVERY_SECONDS = 1.0  # a process writes its heartbeat at most this often
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part's verdict: ``ok``, ``down`` (with a reason) or ``unknown`` (not checkable)."""
+
+    status: str
+    reason: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The part as JSON: status, reason when not ok, then its facts."""
+        body: dict[str, Any] = {"status": self.status}
+        if self.reason:
+            body["reason"] = self.reason
+        return body | {k: _json(v) for k, v in self.facts.items()}
+
+
+@dataclass(frozen=True)
+class Health:
+    """The verdict on each checked part, at ``checked_at``."""
+
+    parts: dict[str, Part]
+    checked_at: dt.datetime
+
+    @property
+    def down(self) -> list[str]:
+        """The names of the parts that are down."""
+        return [name for name, part in self.parts.items() if part.status == DOWN]
+
+    @property
+    def ok(self) -> bool:
+        """True when no checked part is down."""
+        return not self.down
+
+    def summary(self) -> str:
+        """One line: ``ok``, or each down part with its reason."""
+        if self.ok:
+            return "ok"
+        return "; ".join(f"{name}: {self.parts[name].reason}" for name in self.down)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"status": "ok"|"down", "down": [...], "checked_at": ..., <part>: {...}}``."""
+        return {
+            "status": OK if self.ok else DOWN,
+            "down": self.down,
+            "checked_at": self.checked_at.isoformat(),
+        } | {name: part.as_dict() for name, part in self.parts.items()}
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+# --- the facts ---------------------------------------------------------------------------
+
+
+def check(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    parts: Iterable[str] = PARTS,
+    now: dt.datetime | None = None,
+) -> Health:
+    """Check ``parts`` (all by default) with ``sessions`` on the database."""
+    wanted = tuple(parts)
+    now = now or utcnow()
+    found: dict[str, Part] = {}
+    with sessions() as session:
+        found["database"] = _database(session)
+        if found["database"].status == OK:
+            found["migrations"] = _migrations(session)
+        else:
+            found["migrations"] = Part(UNKNOWN, "the database is unreachable")
+        if "broker" in wanted:
+            found["broker"] = broker(settings)
+        readable = found["migrations"].status == OK
+        if "workers" in wanted:
+            found["workers"] = (
+                workers(session, settings, now=now)
+                if readable
+                else Part(UNKNOWN, "the database cannot be read")
+            )
+        if "beat" in wanted:
+            found["beat"] = (
+                beat(session, settings, now=now)
+                if readable
+                else Part(UNKNOWN, "the database cannot be read")
+            )
+    return Health({name: found[name] for name in PARTS if name in wanted}, now)
+
+
+def _database(session: Session) -> Part:
+    try:
+        session.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as error:
+        session.rollback()
+        return Part(DOWN, f"unreachable: {_first_line(error)}")
+    return Part(OK)
+
+
+@cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def _migrations(session: Session) -> Part:
+    script = _script()
+    head = list(script.get_heads())
+    try:
+        current = list(MigrationContext.configure(session.connection()).get_current_heads())
+    except sa.exc.SQLAlchemyError as error:
+        session.rollback()
+        return Part(DOWN, f"cannot read the revision: {_first_line(error)}")
+    pending: list[str] = []
+    for revision in script.walk_revisions():  # from the head down
+        if revision.revision in current:
+            break
+        pending.append(revision.revision)
+    pending.reverse()
+    facts = {"current": current, "head": head, "pending": pending}
+    if set(current) == set(head):
+        return Part(OK, facts=facts)
+    if not pending:  # the database is ahead of this code (a newer deploy migrated it)
+        return Part(DOWN, f"database at {current}, unknown to this code (head {head})", facts)
+    return Part(
+        DOWN,
+        f"not migrated to head: {len(pending)} pending ({', '.join(pending)}); "
+        "run `gigco db upgrade`",
+        facts,
+    )
+
+
+def broker(settings: Settings) -> Part:
+    """One connection to the broker, bounded by ``broker_timeout_seconds``."""
+    timeout = settings.broker_timeout_seconds
+    transport = settings.broker_url.split(":", 1)[0]
+    started = time.monotonic()
+    try:
+        with Connection(
+            settings.broker_url,
+            connect_timeout=timeout,
+            transport_options=transport_options(settings),
+        ) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as error:  # any failure to reach it is the verdict
+        took = time.monotonic() - started
+        return Part(
+            DOWN,
+            f"unreachable after {took:.1f}s: {_first_line(error) or type(error).__name__}",
+            {"transport": transport},
+        )
+    return Part(OK, facts={"transport": transport})
+
+
+def oldest_waiting(session: Session, *, now: dt.datetime) -> dt.datetime | None:
+    """Since when the oldest due work has waited: a step due now or a deadline passed."""
+    due = [
+        session.scalar(sa.select(sa.func.min(Job.step_due_at)).where(Job.step_due_at <= now)),
+        session.scalar(sa.select(sa.func.min(Job.timer_at)).where(Job.timer_at <= now)),
+    ]
+    found = [d for d in due if d is not None]
+    return min(found) if found else None
+
+
+def _heartbeats(session: Session, kind: str, name: str | None = None) -> tuple[Any, Any]:
+    stmt = sa.select(sa.func.max(Heartbeat.beat_at), sa.func.max(Heartbeat.started_at)).where(
+        Heartbeat.kind == kind
+    )
+    if name is not None:
+        stmt = stmt.where(Heartbeat.name == name)
+    last, started = session.execute(stmt).one()
+    return _aware(last), _aware(started)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # max() over a column returns what the driver gives, without the column's type.
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def workers(
+    session: Session, settings: Settings, *, now: dt.datetime, name: str | None = None
+) -> Part:
+    """Down when work has waited past the bound and no worker (or ``name``) finished a task
+    within it; a worker that started within the bound gets the bound to catch up."""
+    bound = settings.health_stall_seconds
+    last, started = _heartbeats(session, "worker", _worker_row(name) if name else None)
+    oldest = oldest_waiting(session, now=now)
+    waited = (now - oldest).total_seconds() if oldest else 0.0
+    facts = {
+        "last_task_finished_at": last,
+        "oldest_waiting_since": oldest,
+        "waiting_seconds": round(waited, 1),
+        "bound_seconds": bound,
+    }
+    if name is not None:
+        facts = {"worker": name} | facts
+
+    def recent(at: dt.datetime | None) -> bool:
+        return at is not None and (now - at).total_seconds() <= bound
+
+    if waited > bound and not recent(last) and not recent(started):
+        who = name or "no worker"
+        since = f"since {last.isoformat()}" if last else "ever"
+        return Part(
+            DOWN,
+            f"work has waited {waited:.0f}s (bound {bound:g}s) and {who} finished a task {since}",
+            facts,
+        )
+    return Part(OK, facts=facts)
+
+
+def beat(session: Session, settings: Settings, *, now: dt.datetime) -> Part:
+    """Down when no beat sent a sweep within three sweep intervals (a beat that started
+    within them counts as sweeping)."""
+    bound = BEAT_INTERVALS * settings.sweep_interval_seconds
+    last, started = _heartbeats(session, "beat")
+    facts = {"last_sweep_at": last, "started_at": started, "bound_seconds": bound}
+    for at in (last, started):
+        if at is not None and (now - at).total_seconds() <= bound:
+            return Part(OK, facts=facts)
+    if last is None and started is None:
+        return Part(DOWN, "no beat has ever run against this database", facts)
+    since = last or started
+    assert since is not None
+    ago = (now - since).total_seconds()
+    return Part(DOWN, f"no sweep for {ago:.0f}s (bound {bound:g}s)", facts)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+# --- heartbeats --------------------------------------------------------------------------
+
+_last_written: dict[str, float] = {}
+
+
+def _worker_row(nodename: str) -> str:
+    return f"worker:{nodename}"
+
+
+def beat_row(hostname: str) -> str:
+    """The heartbeat row of a beat on ``hostname``."""
+    return f"beat:{hostname}"
+
+
+def record(
+    sessions: sessionmaker[Session],
+    *,
+    kind: str,
+    name: str,
+    started: bool = False,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Write a heartbeat (``started``: the process just started); a worker's at most once a
+    second per process. Failures are logged, never raised: a heartbeat must not fail a task."""
+    row = _worker_row(name) if kind == "worker" else name
+    clock = time.monotonic()
+    # Workers finish many tasks a second; beat sends one sweep an interval (never skipped).
+    throttled = kind == "worker" and not started
+    if throttled and clock - _last_written.get(row, float("-inf")) < HEARTBEAT_EVERY_SECONDS:
+        return False
+    _last_written[row] = clock
+    now = now or utcnow()
+    values: dict[str, Any] = {"started_at": now} if started else {"beat_at": now}
+    try:
+        with sessions() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            if dialect == "postgresql":
+                pg = postgresql.insert(Heartbeat).values(name=row, kind=kind, **values)
+                session.execute(pg.on_conflict_do_update(index_elements=["name"], set_=values))
+            else:
+                lite = sqlite.insert(Heartbeat).values(name=row, kind=kind, **values)
+                session.execute(lite.on_conflict_do_update(index_elements=["name"], set_=values))
+    except Exception:
+        log.warning("could not write the %s heartbeat", row, exc_info=True)
+        return False
+    return True
+
+
+def worker_probe(
+    settings: Settings, sessions: sessionmaker[Session], nodename: str, *, now: dt.datetime
+) -> Health:
+    """The liveness of worker ``nodename`` (an orchestrator restarts it when down).
+
+    Only this worker's own stall fails it: an unreachable database is reported as unknown,
+    since restarting the worker would not bring the database back.
+    """
+    with sessions() as session:
+        database = _database(session)
+        if database.status != OK:
+            return Health({"workers": Part(UNKNOWN, database.reason)}, now)
+        try:
+            part = workers(session, settings, now=now, name=nodename)
+        except sa.exc.SQLAlchemyError as error:
+            part = Part(UNKNOWN, _first_line(error))
+    return Health({"workers": part}, now)

@@ -1,0 +1,25 @@
+"""Heartbeats: when each worker last finished a task and each beat last sent a sweep."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gigco.db import Base
+
+
+class Heartbeat(Base):
+    """One row per worker node (``worker:<nodename>``) or beat host (``beat:<hostname>``)."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), comment="worker or beat")
+    started_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="when the process started (a new one is healthy until its bound has passed)"
+    )
+    beat_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="a worker: its last task finished; a beat: its last sweep sent"
+    )
