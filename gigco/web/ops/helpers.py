@@ -18,6 +18,11 @@ DEADLINE_OF_STATUS = {
 }
 
 
+def count(n: int, cap: int = 10_000) -> str:
+    """A count the console made with a cap (``queries.COUNT_CAP``): ``10000+`` past it."""
+    return f"{cap}+" if n > cap else str(n)
+
+
 def when(value: dt.datetime | None) -> str:
     """A moment in UTC to the millisecond, or a dash."""
     if value is None:

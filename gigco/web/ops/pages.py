@@ -45,6 +45,7 @@ def _template_names() -> dict[str, Any]:
     return {
         "csrf_token": csrf_token,
         "when": helpers.when,
+        "count": lambda n: helpers.count(n, queries.COUNT_CAP),
         "ago": helpers.ago,
         "money": helpers.money,
         "as_json": helpers.as_json,

@@ -23,14 +23,27 @@ from gigco.models import (
 )
 
 ATTENTION_LIMIT = 50
+# The console's counts stop here (shown as "10000+"), as the API's page counts do: a count
+# reads at most this many index entries, whatever the size of the table.
+COUNT_CAP = 10_000
+
+
+def _capped(where: list[Any], cap: int = COUNT_CAP) -> sa.ScalarSelect[int]:
+    """How many jobs match ``where``, counting at most ``cap + 1``."""
+    some = sa.select(Job.id).where(*where).limit(cap + 1).subquery()
+    return sa.select(sa.func.count()).select_from(some).scalar_subquery()
+
+
+def capped_count(session: Session, where: list[Any], cap: int = COUNT_CAP) -> int:
+    """How many jobs match ``where``, or ``cap + 1`` when more do (never a full count)."""
+    return session.scalar(sa.select(_capped(where, cap))) or 0
 
 
 def status_counts(session: Session) -> dict[JobStatus, int]:
-    """Jobs per status, every status present (one GROUP BY)."""
-    counts = dict(
-        session.execute(sa.select(Job.status, sa.func.count()).group_by(Job.status)).all()
-    )
-    return {status: counts.get(status, 0) for status in JobStatus}
+    """Jobs per status, every status present, each counted to at most ``COUNT_CAP + 1``
+    (one statement: a bounded probe of ``ix_jobs_status_id`` per status)."""
+    row = session.execute(sa.select(*(_capped([Job.status == s]) for s in JobStatus))).one()
+    return dict(zip(JobStatus, row, strict=True))
 
 
 @dataclass(frozen=True)
@@ -59,10 +72,12 @@ def attention(
     status: JobStatus | None = None,
     limit: int = ATTENTION_LIMIT,
 ) -> tuple[list[Overdue], int]:
-    """Stuck or overdue jobs, most late first, and how many there are in all.
+    """Stuck or overdue jobs, most late first, and how many there are in all (each kind
+    counted to at most ``COUNT_CAP + 1``).
 
     Two range scans, one over each partial index (``ix_jobs_timer_at``,
-    ``ix_jobs_step_due_at``), each oldest first and limited, plus two counts over the same.
+    ``ix_jobs_step_due_at``), each oldest first and limited, plus two capped counts over
+    the same.
     """
     step_before = now - dt.timedelta(seconds=grace_seconds)
     found: dict[int, Overdue] = {}
@@ -72,7 +87,7 @@ def attention(
         ("step", Job.step_due_at, step_before),
     ):
         where = _overdue_where(column, before, status)
-        total += session.scalar(sa.select(sa.func.count()).select_from(Job).where(*where)) or 0
+        total += capped_count(session, where)
         for job in session.scalars(sa.select(Job).where(*where).order_by(column).limit(limit)):
             due = getattr(job, column.key)
             late = (now - due).total_seconds()
@@ -134,7 +149,7 @@ class JobPage:
     """One page of the filtered list, newest first, with the cursor to the next."""
 
     rows: list[Job]
-    total: int
+    total: int  # at most COUNT_CAP + 1
     next_after: int | None  # the ``after`` of the next (older) page, None on the last
 
 
@@ -153,7 +168,7 @@ def find_jobs(
     created meanwhile never shifts one already shown onto the next page.
     """
     where = filters.where(now=now, grace_seconds=grace_seconds)
-    total = session.scalar(sa.select(sa.func.count()).select_from(Job).where(*where)) or 0
+    total = capped_count(session, where)
     if after is not None:
         where.append(Job.id < after)
     rows = list(
