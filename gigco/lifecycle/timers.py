@@ -54,20 +54,32 @@ def due_timers(
     grace_seconds: float,
     batch: int,
 ) -> list[Due]:
-    """Claim up to ``batch`` deadlines due before ``now + horizon`` that no sweep has sent,
-    then, with what is left of the batch, those sent so long ago they could have been lost.
+    """Claim up to ``batch`` deadlines due before ``now + horizon`` that no sweep has sent —
+    those due within the grace first, so a backlog of overdue ones never holds up a fresh
+    deadline — then, with what is left of the batch, those sent so long ago they could have
+    been lost.
 
     Reads ``ix_jobs_timer_unarmed`` and ``ix_jobs_timer_armed_at`` (both partial), so the
     cost follows the batch, not the backlog or the table.
     """
     until = now + dt.timedelta(seconds=horizon_seconds)
+    overdue = now - dt.timedelta(seconds=grace_seconds)
+    unarmed = [Job.timer_at.is_not(None), Job.timer_armed_at.is_(None)]
     rows = _claim(
         session,
-        [Job.timer_at.is_not(None), Job.timer_armed_at.is_(None), Job.timer_at <= until],
+        [*unarmed, Job.timer_at > overdue, Job.timer_at <= until],
         Job.timer_at,
         now=now,
         limit=batch,
     )
+    if len(rows) < batch:
+        rows += _claim(
+            session,
+            [*unarmed, Job.timer_at <= overdue],
+            Job.timer_at,
+            now=now,
+            limit=batch - len(rows),
+        )
     if len(rows) < batch:
         # Sent at least a horizon plus the grace ago: its ETA passed by the grace, and the
         # step (which rewrites timer_at and clears the claim) has not run.

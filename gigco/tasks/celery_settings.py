@@ -13,11 +13,14 @@ from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
 
 STEPS_QUEUE = "celery"  # lifecycle steps: Celery's default queue name
 SWEEPS_QUEUE = "sweeps"
+RECOVERY_QUEUE = "recovery"  # steps the sweeper sends late: overdue deadlines, stuck steps
 WEBHOOK_QUEUE = "webhooks"
-# Sweeps have their own queue, so a backlog of steps never delays one; webhook deliveries
-# wait on receivers, so they have theirs, and production may run `-Q webhooks` workers
-# apart. A worker started without -Q consumes every queue here.
-QUEUES = (STEPS_QUEUE, SWEEPS_QUEUE, WEBHOOK_QUEUE)
+# Sweeps have their own queue, so a backlog of steps never delays one; steps sent late have
+# theirs, so a backlog after an outage never holds up a fresh deadline (the worker takes
+# from its queues in turn); webhook deliveries wait on receivers, so they have theirs, and
+# production may run `-Q webhooks` workers apart. A worker started without -Q consumes
+# every queue here.
+QUEUES = (STEPS_QUEUE, SWEEPS_QUEUE, RECOVERY_QUEUE, WEBHOOK_QUEUE)
 ROUTES = {SWEEP_TASK: {"queue": SWEEPS_QUEUE}, DELIVER_TASK: {"queue": WEBHOOK_QUEUE}}
 
 

@@ -17,17 +17,20 @@ from gigco.tasks.runtime import runtime
 log = logging.getLogger(__name__)
 
 
-def send(dues: Iterable[Due], *, now: dt.datetime | None = None) -> int:
+def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | None = None) -> int:
     """Send each due step: now, as an ETA task inside the sweep horizon, or not at all.
 
     A deadline further away than one sweep interval is left to the database; the sweeper
     arms it when it comes within the horizon, so no long timer waits in the broker.
+    ``queue`` overrides the steps' queue (the sweeper sends late work to the recovery queue).
     """
     now = now or utcnow()
     settings = runtime().settings
     horizon = now + dt.timedelta(seconds=settings.sweep_interval_seconds * 1.5)
     # RabbitMQ's publisher confirm is awaited at most this long (a blackholed broker).
-    bounded = {"confirm_timeout": settings.broker_timeout_seconds}
+    bounded: dict[str, object] = {"confirm_timeout": settings.broker_timeout_seconds}
+    if queue is not None:
+        bounded["queue"] = queue
     sent = 0
     for due in dues:
         if due.at is not None and due.at > horizon:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
@@ -11,6 +12,7 @@ from gigco.lifecycle.webhooks import due_deliveries
 from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
+from gigco.tasks.celery_settings import RECOVERY_QUEUE
 from gigco.tasks.dispatch import send
 from gigco.tasks.names import SWEEP_TASK
 from gigco.tasks.runtime import runtime
@@ -47,7 +49,17 @@ def sweep() -> dict[str, int]:
             horizon_seconds=settings.sweep_interval_seconds * 1.5,
             grace_seconds=settings.stuck_step_grace_seconds,
         )
-    sent = send(timers + stuck, now=now) + send_deliveries(deliveries, now=now)
+    # Late work (deadlines overdue past the grace, stuck steps) goes to the recovery queue,
+    # so a backlog after an outage never delays a deadline due now.
+    overdue = now - dt.timedelta(seconds=settings.stuck_step_grace_seconds)
+    late, fresh = list(stuck), []
+    for due in timers:
+        (late if due.at is not None and due.at <= overdue else fresh).append(due)
+    sent = (
+        send(fresh, now=now)
+        + send(late, now=now, queue=RECOVERY_QUEUE)
+        + send_deliveries(deliveries, now=now)
+    )
     SWEEP_DURATION.observe(time.perf_counter() - started)
     counts = {
         "timers": len(timers),

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.db import utcnow
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.timers import due_timers
-from gigco.tasks.celery_settings import SWEEPS_QUEUE, WEBHOOK_QUEUE, celery_settings
+from gigco.models import Job, JobEvent
+from gigco.tasks.celery_settings import (
+    RECOVERY_QUEUE,
+    SWEEPS_QUEUE,
+    WEBHOOK_QUEUE,
+    celery_settings,
+)
 from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
 from tests import factories as f
+from tests.harness.polling import wait_for
 
 BACKLOG, BATCH, HORIZON, GRACE = 20_000, 1000, 45.0, 60.0
 
@@ -68,4 +76,46 @@ def test_sweeps_run_on_their_own_queue_and_a_plain_worker_consumes_every_queue(
     assert config["task_routes"][SWEEP_TASK] == {"queue": SWEEPS_QUEUE}
     names = {q.name for q in config["task_queues"]}
     assert config["task_routes"][DELIVER_TASK] == {"queue": WEBHOOK_QUEUE}
-    assert names == {config["task_default_queue"], SWEEPS_QUEUE, WEBHOOK_QUEUE}
+    assert names == {config["task_default_queue"], SWEEPS_QUEUE, RECOVERY_QUEUE, WEBHOOK_QUEUE}
+
+
+LIVE_BACKLOG, FRESH_AHEAD = 1500, 5.0  # two sweep batches; a deadline due after both
+
+
+def test_a_live_backlog_drains_and_a_new_deadline_still_fires_on_time(
+    sessions: sessionmaker[Session],
+    committed: None,
+    live_worker: subprocess.Popen[bytes],
+) -> None:
+    """The real worker and beat (sweep every 1 s, batch 1,000): overdue offers drain, and an
+    offer expiring a few seconds ahead expires within a second of its deadline meanwhile."""
+    with sessions.begin() as s:
+        overdue_offers(s, LIVE_BACKLOG, utcnow() - dt.timedelta(minutes=10))
+        due = utcnow() + dt.timedelta(seconds=FRESH_AHEAD)
+        fresh = f.job(s, status=f.JobStatus.OFFERED, offer_expires_at=due, timer_at=due)
+
+    def fired() -> dt.datetime | None:
+        with sessions() as s:
+            return s.scalar(
+                sa.select(JobEvent.created_at).where(
+                    JobEvent.job_id == fresh.id, JobEvent.type == "expired"
+                )
+            )
+
+    try:
+        at = wait_for(fired, timeout=FRESH_AHEAD + 10, every=0.05, what="the fresh offer to expire")
+        assert dt.timedelta(0) <= at - due <= dt.timedelta(seconds=1), at - due
+
+        def left() -> int:
+            with sessions() as s:
+                return (
+                    s.scalar(sa.select(sa.func.count()).where(Job.status == f.JobStatus.OFFERED))
+                    or 0
+                )
+
+        wait_for(lambda: left() == 0, timeout=90, every=0.2, what="the backlog to drain")
+    finally:
+        # Leave the run's shared worker no queue of steps for rows the fixture truncates.
+        from gigco.tasks import app
+
+        app.control.purge()
