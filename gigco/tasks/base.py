@@ -24,12 +24,9 @@ from gigco.tasks.runtime import runtime
 log = logging.getLogger("gigco.tasks")
 
 
-class LifecycleTask(Task):
-    """A step task: late ack, redelivered if the worker dies, retried on database trouble.
-
-    The body runs in one transaction that commits on success and rolls back on error;
-    follow-up steps are sent only after the commit.
-    """
+class DurableTask(Task):
+    """Late ack, redelivered if the worker dies, retried with backoff on database trouble:
+    the delivery policy of every GigCo task."""
 
     abstract = True
     acks_late = True
@@ -40,6 +37,13 @@ class LifecycleTask(Task):
     retry_backoff_max = 30
     retry_jitter = True
     max_retries = 8
+
+
+class LifecycleTask(DurableTask):
+    """A step task: the body runs in one transaction that commits on success and rolls back
+    on error; follow-up steps are sent only after the commit."""
+
+    abstract = True
     inline_follow_ups = 4  # due-now steps run in this task after it; any more are sent
 
     def run_step(self, step: Step, job_id: int) -> int:

@@ -8,6 +8,7 @@ import time
 
 from gigco.db import utcnow
 from gigco.lifecycle.timers import due_timers, stuck_steps
+from gigco.lifecycle.transitions import Due
 from gigco.lifecycle.webhooks import due_deliveries
 from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
@@ -52,7 +53,8 @@ def sweep() -> dict[str, int]:
     # Late work (deadlines overdue past the grace, stuck steps) goes to the recovery queue,
     # so a backlog after an outage never delays a deadline due now.
     overdue = now - dt.timedelta(seconds=settings.stuck_step_grace_seconds)
-    late, fresh = list(stuck), []
+    late: list[Due] = list(stuck)
+    fresh: list[Due] = []
     for due in timers:
         (late if due.at is not None and due.at <= overdue else fresh).append(due)
     sent = (

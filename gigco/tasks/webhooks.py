@@ -6,13 +6,11 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from celery import Task
-from sqlalchemy.exc import DBAPIError, OperationalError
-
 from gigco import metrics
 from gigco.db import utcnow
 from gigco.lifecycle import webhooks
 from gigco.tasks.app import app
+from gigco.tasks.base import DurableTask
 from gigco.tasks.celery_settings import WEBHOOK_QUEUE
 from gigco.tasks.names import DELIVER_TASK
 from gigco.tasks.runtime import runtime
@@ -37,21 +35,7 @@ def send_deliveries(
 webhooks.use_sender(send_deliveries)
 
 
-class DeliveryTask(Task):
-    """Late ack, retried on database trouble; the HTTP call runs outside any transaction."""
-
-    abstract = True
-    acks_late = True
-    reject_on_worker_lost = True
-    ignore_result = True
-    autoretry_for = (OperationalError, DBAPIError)
-    retry_backoff = 0.5
-    retry_backoff_max = 30
-    retry_jitter = True
-    max_retries = 8
-
-
-@app.task(base=DeliveryTask, name=DELIVER_TASK)
+@app.task(base=DurableTask, name=DELIVER_TASK)
 def deliver(delivery_id: int) -> str:
     """Send one webhook message if it is due and free to go; returns what came of it."""
     rt = runtime()
