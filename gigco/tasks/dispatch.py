@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from gigco.broker import is_rabbitmq
 from gigco.db import enqueue_after_commit, utcnow
 from gigco.lifecycle.transitions import Due
 from gigco.tasks.app import app
@@ -15,6 +16,18 @@ from gigco.tasks.names import step_task_name
 from gigco.tasks.runtime import runtime
 
 log = logging.getLogger(__name__)
+
+# Celery's native delayed delivery (RabbitMQ quorum queues) delays by whole seconds and
+# refuses a countdown under one second (kombu's calculate_routing_key raises): an ETA
+# nearer than that is sent this far out instead, at most about a second late.
+NATIVE_DELAY_FLOOR = dt.timedelta(seconds=1.02)
+
+
+def broker_eta(at: dt.datetime) -> dt.datetime:
+    """The ETA to send for a task due at ``at``, as this process's broker can arm it."""
+    if is_rabbitmq(runtime().settings.broker_url):
+        return max(at, utcnow() + NATIVE_DELAY_FLOOR)
+    return at
 
 
 def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | None = None) -> int:
@@ -35,7 +48,7 @@ def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | No
     for due in dues:
         if due.at is not None and due.at > horizon:
             continue
-        options = {"eta": due.at} if due.at is not None and due.at > now else {}
+        options = {"eta": broker_eta(due.at)} if due.at is not None and due.at > now else {}
         app.send_task(step_task_name(due.step), args=[due.job_id], **bounded, **options)
         sent += 1
     return sent

@@ -12,6 +12,7 @@ from gigco.lifecycle import webhooks
 from gigco.tasks.app import app
 from gigco.tasks.base import DurableTask
 from gigco.tasks.celery_settings import WEBHOOK_QUEUE
+from gigco.tasks.dispatch import broker_eta
 from gigco.tasks.names import DELIVER_TASK
 from gigco.tasks.runtime import runtime
 
@@ -26,7 +27,7 @@ def send_deliveries(
     sent = 0
     for item in deliveries:
         delivery_id, at = item if isinstance(item, tuple) else (item, None)
-        options = {"eta": at} if at is not None and at > now else {}
+        options = {"eta": broker_eta(at)} if at is not None and at > now else {}
         app.send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE, **options)
         sent += 1
     return sent

@@ -1,0 +1,58 @@
+"""Sending a near deadline: RabbitMQ's native delayed delivery counts whole seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from kombu import Connection
+from kombu.transport.native_delayed_delivery import (
+    bind_queue_to_native_delayed_delivery_exchange,
+    declare_native_delayed_delivery_exchanges_and_queues,
+)
+
+from gigco.config import Settings
+from gigco.db import utcnow
+from gigco.lifecycle.schedule import Step
+from gigco.lifecycle.transitions import Due
+from gigco.tasks import configure as configure_celery
+from gigco.tasks.dispatch import NATIVE_DELAY_FLOOR, broker_eta, send
+from tests.brokers import fresh_vhost, rabbitmq_queue, rabbitmq_url
+from tests.harness.polling import wait_for
+
+
+def test_a_deadline_under_a_second_away_is_armed_on_rabbitmq_within_about_a_second(
+    settings: Settings,
+) -> None:
+    """Celery refuses a native-delay countdown under one second; GigCo sends it a second out
+    instead of failing the send (and with it the rest of a sweep's batch)."""
+    with fresh_vhost() as vhost:
+        url = rabbitmq_url(vhost)
+        app = configure_celery(settings.replace(broker_url=url))
+        try:
+            # What a worker declares at its start: the delay exchanges and the steps queue
+            # bound to them.
+            with Connection(url) as conn:
+                declare_native_delayed_delivery_exchanges_and_queues(conn, "quorum")
+                for queue in app.amqp.queues.values():
+                    queue.bind(conn).declare()
+                    bind_queue_to_native_delayed_delivery_exchange(conn, queue)
+            now = utcnow()
+            at = now + dt.timedelta(milliseconds=300)
+            eta = broker_eta(at)
+            assert at < eta <= utcnow() + NATIVE_DELAY_FLOOR
+            assert send([Due(Step.EXPIRE_OFFER, 1, at), Due(Step.CLOSE, 2, at)], now=now) == 2
+            started = utcnow()
+            wait_for(
+                lambda: rabbitmq_queue(url)[0] == 2,
+                timeout=5,
+                every=0.05,
+                what="both delayed steps in the steps queue",
+            )
+            assert utcnow() - at <= dt.timedelta(seconds=1.5), utcnow() - started
+        finally:
+            configure_celery(settings)
+
+
+def test_redis_keeps_the_exact_eta(settings: Settings) -> None:
+    at = utcnow() + dt.timedelta(milliseconds=300)
+    assert broker_eta(at) == at
