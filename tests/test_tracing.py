@@ -198,3 +198,31 @@ def test_nothing_of_opentelemetry_is_loaded_when_tracing_is_off(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_worker_starts_tracing_where_its_tasks_run(test_env: dict[str, str]) -> None:
+    """Prefork: in each child after the fork, not in the parent; threads: in the worker."""
+    probe = (
+        "from types import SimpleNamespace as NS\n"
+        "from gigco import tracing\n"
+        "import importlib\n"
+        "tasks = importlib.import_module('gigco.tasks.app')\n"
+        "tasks._trace_worker(NS(pool_cls='prefork'))\n"
+        "assert not tracing.enabled(), 'the prefork parent must not trace'\n"
+        "tasks._fresh_connections_after_fork()\n"
+        "assert tracing.enabled(), 'a prefork child traces'\n"
+        "tracing.uninstall()\n"
+        "tasks._trace_worker(NS(pool_cls='threads'))\n"
+        "assert tracing.enabled(), 'a threads worker traces'\n"
+        "tracing.uninstall()\n"
+    )
+    # Port 9 (discard): nothing is exported in this probe, and nothing could be received.
+    env = {**test_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
