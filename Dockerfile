@@ -12,7 +12,7 @@ WORKDIR /app
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml README.md ./
 RUN mkdir gigco && touch gigco/__init__.py celeryconfig.py \
-    && pip install . \
+    && pip install ".[tracing]" \
     && pip uninstall -y gigco \
     && rm -rf gigco celeryconfig.py build *.egg-info
 

@@ -49,6 +49,11 @@ class Settings:
     broker_timeout_seconds: float = 2
     # /healthz: work waiting longer than this while no task finished in it = workers down.
     health_stall_seconds: float = 120
+    # OpenTelemetry (gigco.tracing): on when GIGCO_TRACING says so, else when an OTLP
+    # endpoint is set; spans go to tracing_endpoint over OTLP/HTTP.
+    tracing: bool = False
+    tracing_endpoint: str = "http://localhost:4318/v1/traces"
+    tracing_service_name: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -168,6 +173,22 @@ def _flower_accounts(raw: str) -> tuple[str, ...]:
     return accounts
 
 
+def _tracing(env: Mapping[str, str]) -> dict[str, object]:
+    """Tracing is on when ``GIGCO_TRACING`` is true, or unset while an OTLP endpoint is set."""
+    # The OpenTelemetry names and meanings: the traces endpoint is used as it is, the
+    # general one gets the signal's path.
+    traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or ""
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+    values: dict[str, object] = {"tracing_service_name": env.get("OTEL_SERVICE_NAME") or None}
+    if traces or base:
+        values["tracing_endpoint"] = _url(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", traces or f"{base.rstrip('/')}/v1/traces", ("http",)
+        )
+    flag = env.get("GIGCO_TRACING")
+    values["tracing"] = _flag("GIGCO_TRACING", flag) if flag else bool(traces or base)
+    return values
+
+
 def _parsers() -> dict[str, tuple[str, Callable[[str, str], object]]]:
     """Each optional variable with its Settings field and the function that checks it."""
     parsers: dict[str, tuple[str, Callable[[str, str], object]]] = {
@@ -211,4 +232,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if level not in _LOG_LEVELS:
         raise ConfigError(f"GIGCO_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
     values["log_level"] = level
+    values.update(_tracing(env))
     return Settings(**values)  # type: ignore[arg-type]

@@ -28,6 +28,15 @@ HANDLER_NAME = "gigco"
 
 Context = Callable[[], Mapping[str, Any]]
 
+# The current span's ids (``gigco.tracing`` sets this while tracing is on).
+_span_ids: Context | None = None
+
+
+def correlate(span_ids: Context | None) -> None:
+    """Add ``span_ids()`` (``trace_id``, ``span_id``) to every line from now on; None stops."""
+    global _span_ids
+    _span_ids = span_ids
+
 
 def _value(value: Any) -> str:
     text = value.isoformat() if isinstance(value, dt.datetime) else str(value)
@@ -43,7 +52,8 @@ class KeyValueFormatter(logging.Formatter):
     """``ts=… level=… logger=… msg="…" job_id=… task=…``: one line per record.
 
     ``context`` adds fields from where the record was made (the Celery task, the HTTP
-    request); ``secrets`` are replaced by ``[redacted]`` wherever they appear, as are
+    request), and the trace and span ids when tracing is on (``correlate``); ``secrets``
+    are replaced by ``[redacted]`` wherever they appear, as are
     user tokens and anything after ``Bearer``.
     """
 
@@ -62,10 +72,11 @@ class KeyValueFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if self.context is not None:
-            # A log line must never fail because of its context.
-            with contextlib.suppress(Exception):
-                fields.update({k: v for k, v in self.context().items() if v is not None})
+        for context in (self.context, _span_ids):
+            if context is not None:
+                # A log line must never fail because of its context.
+                with contextlib.suppress(Exception):
+                    fields.update({k: v for k, v in context().items() if v is not None})
         fields.update(
             (k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")
         )

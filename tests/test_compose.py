@@ -26,6 +26,8 @@ from gigco.config import Settings, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("migrate", "api", "worker", "beat", "flower")
 # Only the embedded default (gigco dev) uses it; containers run on PostgreSQL and Redis.
+# Ours, and the OpenTelemetry ones that gigco.config reads (tracing).
+VARIABLE = r"\b(?:GIGCO|OTEL)_[A-Z0-9_]+"
 EMBEDDED_ONLY = {"GIGCO_DATA_DIR"}
 # Only the flower service is given it, not the shared environment of every process.
 FLOWER_ONLY = {"GIGCO_FLOWER_BASIC_AUTH"}
@@ -81,7 +83,7 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def _known_variables(path: Path) -> set[str]:
-    return set(re.findall(r"GIGCO_[A-Z0-9_]+", path.read_text()))
+    return set(re.findall(VARIABLE, path.read_text()))
 
 
 def test_the_topology_has_every_service(compose: dict[str, Any]) -> None:
@@ -153,7 +155,7 @@ def test_the_shared_environment_is_a_valid_production_configuration(
 
 
 def test_every_gigco_variable_is_one_the_code_reads(compose: dict[str, Any]) -> None:
-    used = set(re.findall(r"GIGCO_[A-Z0-9_]+", (ROOT / "docker-compose.yml").read_text()))
+    used = set(re.findall(VARIABLE, (ROOT / "docker-compose.yml").read_text()))
     config = _known_variables(ROOT / "gigco" / "config.py")
     assert used <= config
     # …and every setting gigco.config reads can be set through the shared environment.

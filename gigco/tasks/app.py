@@ -7,10 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from celery import Celery, bootsteps, current_task
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+from celery import Celery, bootsteps, concurrency, current_task
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    beat_init,
+    worker_init,
+    worker_process_init,
+)
 
-from gigco import logs, metrics
+from gigco import logs, metrics, tracing
 from gigco.config import Settings
 from gigco.tasks import flower
 from gigco.tasks import runtime as rt
@@ -39,6 +45,29 @@ def configure(settings: Settings) -> Celery:
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: object) -> None:
     rt.runtime().dispose()
+    start_tracing("gigco-worker")
+
+
+# --- tracing (gigco.tracing): in the process that runs the tasks, after any fork ---------
+
+
+def start_tracing(service: str) -> bool:
+    """Start tracing in this worker or beat process when the settings turn it on."""
+    return tracing.setup(rt.runtime().settings, service=service)
+
+
+@worker_init.connect
+def _trace_worker(sender: Any, **_: object) -> None:
+    # A prefork pool's children start tracing in worker_process_init: the SDK's export
+    # thread must be started after the fork (the Celery instrumentation's docs). The solo
+    # pool sends worker_process_init too; the threads pool runs tasks in this process.
+    if "prefork" not in concurrency.get_implementation(sender.pool_cls).__module__:
+        start_tracing("gigco-worker")
+
+
+@beat_init.connect
+def _trace_beat(**_: object) -> None:
+    start_tracing("gigco-beat")
 
 
 # --- observability: one-line logs and the worker's metrics endpoint ---------------------

@@ -10,7 +10,7 @@ from flask import Flask, Response, abort, has_request_context, request, send_fro
 from flask_smorest import abort as abort_with
 from swagger_ui_bundle import swagger_ui_path
 
-from gigco import logs
+from gigco import logs, tracing
 from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
@@ -67,7 +67,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     logs.configure_logging(
         settings.log_level, context=request_log_context, secrets=[settings.admin_token]
     )
+    try:
+        # Before any connection is opened, so that every connection is traced.
+        tracing.setup(settings, service="gigco-api")
+    except ConfigError as error:
+        print(f"gigco: {error}", file=sys.stderr)  # noqa: T201 as above
+        raise SystemExit(3) from None
     app = Flask("gigco")
+    tracing.instrument_app(app)  # before our request hooks, so that the span covers them
     app.config.update(
         GIGCO=settings,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
