@@ -117,6 +117,15 @@ class Topology:
         process.wait(timeout=30)
         return sent_at
 
+    def shut_down(self, name: str, timeout: float = 60) -> float:
+        """SIGTERM to the main process only, as an orchestrator stops a container (a Celery
+        worker's warm shutdown: running tasks finish, prefetched messages go back to the
+        broker); wait for it to exit; return when it had."""
+        process = self.procs[name]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=timeout)
+        return time.time()
+
     def children(self, name: str) -> list[int]:
         """Process ids of the direct children of ``name`` (gunicorn's workers)."""
         pid = self.procs[name].pid
