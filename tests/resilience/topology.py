@@ -45,8 +45,8 @@ TIMERS = {
 # What a recovery may take beyond the spec's "one sweep interval plus grace", on a shared
 # 2-core machine: beat's tick and the worker's poll add up to a sweep of jitter, a task that
 # was re-kicked waits behind the backlog the outage left in the queue, and every process
-# competes with the fleet's 32 client threads for CPU; and process_payment for a flaky
-# card includes its own 0.3 s + 0.6 s of retry backoff. See docs/reliability.md.
+# competes with the fleet's 32 client threads for CPU (a payment retry's own backoff is not
+# counted: invariants.step_timings). See docs/reliability.md.
 SLACK_SECONDS = 4.0
 
 
