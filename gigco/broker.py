@@ -13,17 +13,31 @@ def is_rabbitmq(broker_url: str) -> bool:
     return broker_url.startswith(("amqp", "pyamqp"))
 
 
+def is_redis(broker_url: str) -> bool:
+    """True for a Redis broker URL, direct or through Sentinel."""
+    return broker_url.startswith(("redis", "sentinel"))
+
+
 def transport_options(settings: Settings) -> dict[str, Any]:
     """kombu transport options: bounded socket waits, so a blackholed broker fails fast."""
     timeout = settings.broker_timeout_seconds
-    if settings.broker_url.startswith("redis"):
+    if is_redis(settings.broker_url):
         # Redis redelivers an unacked message after visibility_timeout; ETAs never reach
         # that far out. The socket timeouts bound a command to a broker that never answers.
-        return {
+        options: dict[str, Any] = {
             "visibility_timeout": 3600,
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
         }
+        if settings.broker_sentinel_master:
+            # sentinel://s1;sentinel://s2: ask the sentinels which node is this master now,
+            # with the same bound on each sentinel.
+            options["master_name"] = settings.broker_sentinel_master
+            options["sentinel_kwargs"] = {
+                "socket_timeout": timeout,
+                "socket_connect_timeout": timeout,
+            }
+        return options
     if is_rabbitmq(settings.broker_url):
         # Publisher confirms: a send returns once RabbitMQ has the message (in a quorum
         # queue: on a majority of nodes), not when it left our socket.

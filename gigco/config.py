@@ -47,6 +47,8 @@ class Settings:
     db_lock_timeout_ms: int = 3000
     worker_statement_timeout_ms: int = 60000
     broker_timeout_seconds: float = 2
+    # The Redis master's name that Sentinel monitors; required by (and only for) sentinel://.
+    broker_sentinel_master: str | None = None
     # /healthz: work waiting longer than this while no task finished in it = workers down.
     health_stall_seconds: float = 120
     # OpenTelemetry (gigco.tracing): on when GIGCO_TRACING says so, else when an OTLP
@@ -218,8 +220,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["broker_url"] = _url(
         "GIGCO_BROKER_URL",
         env.get("GIGCO_BROKER_URL") or f"sqla+sqlite:///{data_path / 'broker.db'}",
-        ("redis", "rediss", "sqla+", "amqp", "memory"),
+        ("redis", "rediss", "sentinel", "sqla+", "amqp", "memory"),
     )
+    master = env.get("GIGCO_BROKER_SENTINEL_MASTER") or None
+    sentinel = str(values["broker_url"]).startswith("sentinel")
+    if sentinel and master is None:
+        raise ConfigError(
+            "GIGCO_BROKER_SENTINEL_MASTER must name the Redis master Sentinel monitors "
+            "(a sentinel:// GIGCO_BROKER_URL needs it)"
+        )
+    if master is not None and not sentinel:
+        raise ConfigError("GIGCO_BROKER_SENTINEL_MASTER applies only to a sentinel:// broker URL")
+    values["broker_sentinel_master"] = master
     token = env.get("GIGCO_ADMIN_TOKEN")
     if token and len(token) < 16:
         raise ConfigError("GIGCO_ADMIN_TOKEN must be at least 16 characters long")

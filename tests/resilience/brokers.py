@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kombu import Connection
+
 from gigco.tasks.names import is_step_task
 from tests.brokers import add_vhost, delete_vhost, rabbitmq_url, rabbitmqctl
 from tests.resilience.services import PrivateRedis
@@ -31,9 +33,14 @@ class RedisBroker:
 
     def waiting_steps(self) -> int:
         """Lifecycle step messages waiting in the queue (sweeps not counted)."""
-        messages = self.server.client().lrange(QUEUE, 0, -1)
-        tasks = [json.loads(m).get("headers", {}).get("task", "") for m in messages]
-        return sum(1 for task in tasks if is_step_task(task))
+        return _steps(self.server.client().lrange(QUEUE, 0, -1))
+
+    def purge(self) -> tuple[int, int]:
+        """Delete the step queue's list (what ``celery purge`` does on Redis), leaving every
+        other key; what it held: (messages, of which steps)."""
+        with self.server.client().pipeline(transaction=True) as pipe:
+            messages, _ = pipe.lrange(QUEUE, 0, -1).delete(QUEUE).execute()
+        return len(messages), _steps(messages)
 
     def counts(self) -> tuple[int, int]:
         """(messages queued, messages delivered and unacked)."""
@@ -84,6 +91,15 @@ class RabbitBroker:
         """
         return sum(self.counts())
 
+    def purge(self) -> tuple[int, int]:
+        """Purge the step queue (``queue.purge``, as ``celery purge`` or ``rabbitmqctl
+        purge_queue`` do): its ready messages go, those delivered to a consumer stay; what
+        it held: (messages, of which steps — all of them: sweeps and deliveries have their
+        own queues)."""
+        with Connection(self.url, connect_timeout=5) as conn:
+            purged = conn.default_channel.queue_purge(QUEUE) or 0
+        return purged, purged
+
     def lose_everything(self) -> tuple[int, int]:
         """Delete and re-create the vhost: every queue, message and connection is gone, as
         in a node restart that lost its data; what was (ready, unacked)."""
@@ -91,6 +107,12 @@ class RabbitBroker:
         delete_vhost(self.vhost)
         add_vhost(self.vhost)
         return counts
+
+
+def _steps(messages: list[bytes]) -> int:
+    """How many of Redis' raw ``messages`` are lifecycle steps."""
+    tasks = [json.loads(m).get("headers", {}).get("task", "") for m in messages]
+    return sum(1 for task in tasks if is_step_task(task))
 
 
 Broker = RedisBroker | RabbitBroker

@@ -153,10 +153,12 @@ STEPS = {
     "send_offer": ("priced", "offered"),
     "match_job": ("accepted", "matching_round_started"),
     "schedule_job": ("worker_assigned", "scheduled"),
-    "process_payment": ("completed", "paid"),
+    "process_payment": ("completed", "paid"),  # or its first attempt, refused
     "request_reviews": ("paid", "review_pending"),
     "close_job": ("review_received", "closed"),  # due at the second review
 }
+# A payment attempt ran: the step's first run, or a retry due at the refusal + its backoff.
+PAYMENT_RAN = ("payment_attempt_refused", "paid")
 
 
 @dataclass(frozen=True)
@@ -174,12 +176,19 @@ class StepTiming:
         return (self.done_at - self.due_at).total_seconds()
 
 
-def step_timings(engine: sa.Engine, job_ids: Collection[int]) -> list[StepTiming]:
-    """Every system step of ``job_ids`` with its due and done times, from the history."""
+def step_timings(
+    engine: sa.Engine, job_ids: Collection[int], *, payment_backoff: float = PAYMENT_BACKOFF
+) -> list[StepTiming]:
+    """Every system step of ``job_ids`` with its due and done times, from the history.
+
+    ``process_payment`` is done when its first attempt ran (a flaky card's refusal too); each
+    retry is a ``payment_retry`` due when its backoff (``base × 2^(n−1)`` after attempt n)
+    ran out, so a card's own backoff never counts as a delay and a late retry still does.
+    """
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                """SELECT job_id, type, created_at FROM job_events
+                """SELECT job_id, type, created_at, data FROM job_events
                    WHERE job_id = ANY(:ids) ORDER BY job_id, seq"""
             ),
             {"ids": sorted(job_ids)},
@@ -187,8 +196,19 @@ def step_timings(engine: sa.Engine, job_ids: Collection[int]) -> list[StepTiming
     due_by_done = {done: (step, due) for step, (due, done) in STEPS.items()}
     timings: list[StepTiming] = []
     last: dict[tuple[int, str], dt.datetime] = {}
-    for job_id, type_, at in rows:
-        if type_ in due_by_done:
+    retry_due: dict[int, dt.datetime] = {}
+    for job_id, type_, at, data in rows:
+        if type_ in PAYMENT_RAN:
+            if (job_id, "completed") in last:
+                timings.append(
+                    StepTiming(job_id, "process_payment", last.pop((job_id, "completed")), at)
+                )
+            elif job_id in retry_due:
+                timings.append(StepTiming(job_id, "payment_retry", retry_due.pop(job_id), at))
+            if type_ == "payment_attempt_refused":
+                backoff = payment_backoff * 2 ** (int((data or {})["attempt"]) - 1)
+                retry_due[job_id] = at + dt.timedelta(seconds=backoff)
+        elif type_ in due_by_done:
             step, due = due_by_done[type_]
             if (job_id, due) in last:
                 timings.append(StepTiming(job_id, step, last.pop((job_id, due)), at))

@@ -45,8 +45,8 @@ TIMERS = {
 # What a recovery may take beyond the spec's "one sweep interval plus grace", on a shared
 # 2-core machine: beat's tick and the worker's poll add up to a sweep of jitter, a task that
 # was re-kicked waits behind the backlog the outage left in the queue, and every process
-# competes with the fleet's 32 client threads for CPU; and process_payment for a flaky
-# card includes its own 0.3 s + 0.6 s of retry backoff. See docs/reliability.md.
+# competes with the fleet's 32 client threads for CPU (a payment retry's own backoff is not
+# counted: invariants.step_timings). See docs/reliability.md.
 SLACK_SECONDS = 4.0
 
 
@@ -116,6 +116,15 @@ class Topology:
         processes.signal_group(process, sig)
         process.wait(timeout=30)
         return sent_at
+
+    def shut_down(self, name: str, timeout: float = 60) -> float:
+        """SIGTERM to the main process only, as an orchestrator stops a container (a Celery
+        worker's warm shutdown: running tasks finish, prefetched messages go back to the
+        broker); wait for it to exit; return when it had."""
+        process = self.procs[name]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=timeout)
+        return time.time()
 
     def children(self, name: str) -> list[int]:
         """Process ids of the direct children of ``name`` (gunicorn's workers)."""
