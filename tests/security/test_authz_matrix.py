@@ -109,9 +109,10 @@ MATRIX = [
     row("POST",  J + "/cancel",               S.IN_PROGRESS,     "401 401 409 404 403 404 404 403"),
     # The worker holding the pending opportunity.
     row("POST",  J + "/opportunity/accept",   S.ACCEPTED,        "401 401 403 404 -   200 404 403"),
-    row("POST",  J + "/opportunity/accept",   S.SCHEDULED,       "401 401 403 404 403 404 404 403"),
+    # A holder whose opportunity lapsed gets 409 "no longer open" (as a race's loser does).
+    row("POST",  J + "/opportunity/accept",   S.SCHEDULED,       "401 401 403 404 403 409 404 403"),
     row("POST",  J + "/opportunity/decline",  S.ACCEPTED,        "401 401 403 404 -   200 404 403"),
-    row("POST",  J + "/opportunity/decline",  S.SCHEDULED,       "401 401 403 404 403 404 404 403"),
+    row("POST",  J + "/opportunity/decline",  S.SCHEDULED,       "401 401 403 404 403 409 404 403"),
     # The assigned worker.
     row("POST",  J + "/start",                S.SCHEDULED,       "401 401 403 404 200 404 404 403"),
     row("POST",  J + "/start",                S.IN_PROGRESS,     "401 401 403 404 409 404 404 403"),
