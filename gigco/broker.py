@@ -1,11 +1,22 @@
-"""How GigCo talks to its broker: kombu transport options from settings (Celery and the
-health checks share them)."""
+"""How GigCo talks to its broker: its queues and kombu transport options from settings
+(Celery and the health checks share them)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gigco.config import Settings
+
+STEPS_QUEUE = "celery"  # lifecycle steps: Celery's default queue name
+SWEEPS_QUEUE = "sweeps"
+RECOVERY_QUEUE = "recovery"  # steps the sweeper sends late: overdue deadlines, stuck steps
+WEBHOOK_QUEUE = "webhooks"
+# Sweeps have their own queue, so a backlog of steps never delays one; steps sent late have
+# theirs, so a backlog after an outage never holds up a fresh deadline (the worker takes
+# from its queues in turn); webhook deliveries wait on receivers, so they have theirs, and
+# production may run `-Q webhooks` workers apart. A worker started without -Q consumes
+# every queue here.
+QUEUES = (STEPS_QUEUE, SWEEPS_QUEUE, RECOVERY_QUEUE, WEBHOOK_QUEUE)
 
 
 def is_rabbitmq(broker_url: str) -> bool:

@@ -1,17 +1,25 @@
-"""The ``gigco`` command: ``gigco dev``, ``gigco db upgrade``, ``gigco demo``, ``gigco health``."""
+"""The ``gigco`` command: ``gigco dev``, ``gigco db upgrade``, ``gigco demo``, ``gigco health``,
+``gigco token issue``, ``gigco seed``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gigco import processes
 from gigco.config import ConfigError, Settings, load_settings
+from gigco.seed import CITIES
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _settings() -> Settings:
@@ -178,6 +186,74 @@ def demo(url: str, admin_token: str | None, timeout: float) -> None:
         run_demo(url=url, admin_token=token, timeout=timeout, out=sys.stdout)
     except DemoError as error:
         raise click.ClickException(str(error)) from None
+
+
+@contextlib.contextmanager
+def _session() -> Iterator[Session]:
+    """One session on the configured database, committed on success."""
+    from gigco.db import make_engine, session_factory
+
+    engine = make_engine(_settings().database_url)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens of consumers and workers."""
+
+
+@token.command("issue")
+@click.option("--email", required=True, help="The account's email.")
+@click.option(
+    "--role",
+    type=click.Choice(["consumer", "worker"]),
+    help="Which account, when a consumer and a worker share the email.",
+)
+def token_issue(email: str, role: str | None) -> None:
+    """Revoke the account's token and print a new one (a lost token's way back)."""
+    from gigco.lifecycle import accounts
+    from gigco.lifecycle.errors import DomainError
+    from gigco.models import Role
+
+    try:
+        with _session() as session:
+            who = accounts.account_by_email(session, email, Role(role) if role else None)
+            new = accounts.rotate_token(session, who)
+    except DomainError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"# {who.role.value} {who.id} <{email}>: every older token is revoked", err=True)
+    click.echo(new)
+
+
+@main.command()
+@click.option(
+    "--city",
+    default="berlin",
+    show_default=True,
+    type=click.Choice(sorted(CITIES)),
+    help="Where the demo accounts live.",
+)
+@click.option("--workers", default=10, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--consumers", default=3, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--random-seed", type=int, help="Repeat the same places.")
+def seed(city: str, workers: int, consumers: int, random_seed: int | None) -> None:
+    """Sign up demo workers and consumers around a city and print their tokens."""
+    from gigco.seed import seed as seed_accounts
+
+    with _session() as session:
+        made = seed_accounts(
+            session, city=city, workers=workers, consumers=consumers, seed=random_seed
+        )
+    click.echo("role\tid\temail\tlat\tlng\ttoken")
+    for account in made:
+        click.echo(
+            f"{account.role}\t{account.id}\t{account.email}\t"
+            f"{account.lat}\t{account.lng}\t{account.token}"
+        )
 
 
 @main.command("health")

@@ -2,9 +2,11 @@
 the worker's liveness probe and the operators' console.
 
 The facts come from places every broker shares: the database (migrations, the jobs' due
-columns, the ``heartbeats`` table that workers and beat write) and one connection attempt
-to the broker. Nothing here asks the broker for queue depths or broadcasts to workers, so
-it costs the same on Redis, RabbitMQ and the embedded SQLite transport.
+columns, the ``heartbeats`` table that workers and beat write) and one connection to the
+broker, on which each queue's depth is read (Redis: LLEN; RabbitMQ: a passive declare; the
+embedded SQLite transport: unknown). Nothing here broadcasts to workers: each worker's
+main process writes its own row every ``WORKER_TICK_SECONDS`` (alive, tasks in flight, the
+queues it consumes), so the console lists workers on any broker.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from kombu import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from gigco.broker import transport_options
+from gigco.broker import QUEUES, transport_options
 from gigco.config import Settings
 from gigco.db import utcnow
 from gigco.migrate import alembic_config
@@ -37,6 +39,9 @@ PARTS = ("database", "migrations", "broker", "workers", "beat")
 READY_PARTS = ("database", "migrations", "broker")  # what this API process needs to serve
 BEAT_INTERVALS = 3  # beat is down after this many sweep intervals without a sweep
 HEARTBEAT_EVERY_SECONDS = 1.0  # a process writes its heartbeat at most this often
+WORKER_TICK_SECONDS = 2.0  # a worker's main process says it is alive this often
+WORKER_ALIVE_SECONDS = 5 * WORKER_TICK_SECONDS  # ...and is alive while it said so within this
+WORKERS_LISTED_SECONDS = 24 * 3600  # a worker silent for longer is gone, no longer listed
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,10 @@ class Health:
 
 
 def _json(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
@@ -113,10 +122,11 @@ def check(
             found["migrations"] = Part(UNKNOWN, "the database is unreachable")
         if "broker" in wanted:
             found["broker"] = broker(settings)
+        depths = found["broker"].facts.get("queues") if "broker" in found else None
         readable = found["migrations"].status == OK
         if "workers" in wanted:
             found["workers"] = (
-                workers(session, settings, now=now)
+                workers(session, settings, now=now, depths=depths)
                 if readable
                 else Part(UNKNOWN, "the database cannot be read")
             )
@@ -171,7 +181,8 @@ def _migrations(session: Session) -> Part:
 
 
 def broker(settings: Settings) -> Part:
-    """One connection to the broker, bounded by ``broker_timeout_seconds``."""
+    """One connection to the broker, bounded by ``broker_timeout_seconds``, and the depth of
+    each queue on it (None where the transport cannot tell)."""
     timeout = settings.broker_timeout_seconds
     transport = settings.broker_url.split(":", 1)[0]
     started = time.monotonic()
@@ -182,6 +193,7 @@ def broker(settings: Settings) -> Part:
             transport_options=transport_options(settings),
         ) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
+            depths = {name: _depth(conn, name) for name in QUEUES}
     except Exception as error:  # any failure to reach it is the verdict
         took = time.monotonic() - started
         return Part(
@@ -189,7 +201,23 @@ def broker(settings: Settings) -> Part:
             f"unreachable after {took:.1f}s: {_first_line(error) or type(error).__name__}",
             {"transport": transport},
         )
-    return Part(OK, facts={"transport": transport})
+    return Part(OK, facts={"transport": transport, "queues": depths})
+
+
+def _depth(conn: Connection, queue: str) -> int | None:
+    """Messages ready in ``queue``: LLEN on Redis (summed over kombu's priority lists), a
+    passive declare's message count on RabbitMQ, None elsewhere (the embedded SQLite
+    transport) or when the broker cannot say."""
+    kind = conn.transport.driver_type
+    try:
+        if kind == "redis":
+            return int(conn.default_channel._size(queue))  # LLEN of each priority list
+        if kind == "amqp":
+            with conn.channel() as channel:  # a NOT_FOUND closes the channel it ran on
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+    except Exception:  # a queue nobody declared yet, or a broker that cannot say
+        log.debug("no depth for queue %s", queue, exc_info=True)
+    return None
 
 
 def oldest_waiting(session: Session, *, now: dt.datetime) -> dt.datetime | None:
@@ -200,6 +228,16 @@ def oldest_waiting(session: Session, *, now: dt.datetime) -> dt.datetime | None:
     ]
     found = [d for d in due if d is not None]
     return min(found) if found else None
+
+
+def oldest_waiting_job(session: Session, *, since: dt.datetime) -> int | None:
+    """The job whose step or deadline has waited since ``since``."""
+    return session.scalar(
+        sa.select(Job.id)
+        .where(sa.or_(Job.step_due_at == since, Job.timer_at == since))
+        .order_by(Job.id)
+        .limit(1)
+    )
 
 
 def _heartbeats(session: Session, kind: str, name: str | None = None) -> tuple[Any, Any]:
@@ -221,23 +259,69 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+def nodes(session: Session, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """Each worker heard from within ``WORKERS_LISTED_SECONDS``: alive (its main process
+    said so within ``WORKER_ALIVE_SECONDS``), when it started and last finished a task,
+    its tasks in flight and the queues it consumes; the most recently heard first."""
+    rows = session.scalars(sa.select(Heartbeat).where(Heartbeat.kind == "worker"))
+    found = []
+    for row in rows:
+        seen, last, started = (_aware(v) for v in (row.seen_at, row.beat_at, row.started_at))
+        heard = max((at for at in (seen, last, started) if at is not None), default=None)
+        if heard is None or (now - heard).total_seconds() > WORKERS_LISTED_SECONDS:
+            continue
+        found.append(
+            {
+                "name": row.name.removeprefix("worker:"),
+                "alive": seen is not None and (now - seen).total_seconds() <= WORKER_ALIVE_SECONDS,
+                "seen_at": seen,
+                "started_at": started,
+                "last_task_finished_at": last,
+                "in_flight": row.in_flight,
+                "queues": row.queues.split(",") if row.queues else None,
+                "_heard": heard,
+            }
+        )
+    found.sort(key=lambda node: (node.pop("_heard"), node["name"]), reverse=True)
+    return found
+
+
+def _unconsumed(depths: dict[str, int | None], listed: list[dict[str, Any]]) -> list[str]:
+    """The queues holding messages that no live worker consumes."""
+    live = [node for node in listed if node["alive"]]
+    return [
+        queue
+        for queue, depth in depths.items()
+        if depth and not any(node["queues"] is None or queue in node["queues"] for node in live)
+    ]
+
+
 def workers(
-    session: Session, settings: Settings, *, now: dt.datetime, name: str | None = None
+    session: Session,
+    settings: Settings,
+    *,
+    now: dt.datetime,
+    name: str | None = None,
+    depths: dict[str, int | None] | None = None,
 ) -> Part:
     """Down when work has waited past the bound and no worker (or ``name``) finished a task
-    within it; a worker that started within the bound gets the bound to catch up."""
+    within it (a worker that started within the bound gets the bound to catch up), or when
+    a queue holds messages (``depths``, from the broker) and no live worker consumes it."""
     bound = settings.health_stall_seconds
     last, started = _heartbeats(session, "worker", _worker_row(name) if name else None)
     oldest = oldest_waiting(session, now=now)
     waited = (now - oldest).total_seconds() if oldest else 0.0
-    facts = {
+    facts: dict[str, Any] = {
         "last_task_finished_at": last,
         "oldest_waiting_since": oldest,
+        "oldest_waiting_job": oldest_waiting_job(session, since=oldest) if oldest else None,
         "waiting_seconds": round(waited, 1),
         "bound_seconds": bound,
     }
     if name is not None:
         facts = {"worker": name} | facts
+    else:
+        facts["nodes"] = nodes(session, now=now)
 
     def recent(at: dt.datetime | None) -> bool:
         return at is not None and (now - at).total_seconds() <= bound
@@ -250,6 +334,10 @@ def workers(
             f"work has waited {waited:.0f}s (bound {bound:g}s) and {who} finished a task {since}",
             facts,
         )
+    unconsumed = _unconsumed(depths or {}, facts.get("nodes", []))
+    if unconsumed:
+        waiting = ", ".join(f"{q} ({(depths or {})[q]})" for q in unconsumed)
+        return Part(DOWN, f"messages wait in {waiting} and no live worker consumes it", facts)
     return Part(OK, facts=facts)
 
 
@@ -258,7 +346,14 @@ def beat(session: Session, settings: Settings, *, now: dt.datetime) -> Part:
     within them counts as sweeping)."""
     bound = BEAT_INTERVALS * settings.sweep_interval_seconds
     last, started = _heartbeats(session, "beat")
-    facts = {"last_sweep_at": last, "started_at": started, "bound_seconds": bound}
+    lag = round((now - last).total_seconds(), 1) if last else None
+    facts = {
+        "last_sweep_at": last,
+        "lag_seconds": lag,
+        "started_at": started,
+        "interval_seconds": settings.sweep_interval_seconds,
+        "bound_seconds": bound,
+    }
     for at in (last, started):
         if at is not None and (now - at).total_seconds() <= bound:
             return Part(OK, facts=facts)
@@ -319,6 +414,33 @@ def record(
                 session.execute(lite.on_conflict_do_update(index_elements=["name"], set_=values))
     except Exception:
         log.warning("could not write the %s heartbeat", row, exc_info=True)
+        return False
+    return True
+
+
+def tick(
+    sessions: sessionmaker[Session],
+    *,
+    name: str,
+    in_flight: int,
+    queues: Iterable[str],
+    now: dt.datetime | None = None,
+) -> bool:
+    """A worker's main process says it is alive, with its tasks in flight and its queues.
+    Failures are logged, never raised."""
+    values: dict[str, Any] = {
+        "seen_at": now or utcnow(),
+        "in_flight": in_flight,
+        "queues": ",".join(sorted(queues))[:255] or None,
+    }
+    try:
+        with sessions() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            stmt = insert(Heartbeat).values(name=_worker_row(name), kind="worker", **values)
+            session.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+    except Exception:
+        log.warning("could not write worker %s's tick", name, exc_info=True)
         return False
     return True
 

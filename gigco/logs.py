@@ -22,6 +22,8 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 # Bearer tokens that users get at sign-up ("gc_" + 43 url-safe characters).
 _USER_TOKEN = re.compile(r"\bgc_[A-Za-z0-9_-]{20,}")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+")
+# ANSI escape sequences (colours from Celery's or a library's formatter): CSI, OSC, others.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _BARE = re.compile(r"^[^\s=\"\\]+$")
 REDACTED = "[redacted]"
 HANDLER_NAME = "gigco"
@@ -38,8 +40,13 @@ def correlate(span_ids: Context | None) -> None:
     _span_ids = span_ids
 
 
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text)
+
+
 def _value(value: Any) -> str:
-    text = value.isoformat() if isinstance(value, dt.datetime) else str(value)
+    text = strip_ansi(value.isoformat() if isinstance(value, dt.datetime) else str(value))
     if text and _BARE.match(text):
         return text
     escaped = (
@@ -52,9 +59,9 @@ class KeyValueFormatter(logging.Formatter):
     """``ts=… level=… logger=… msg="…" job_id=… task=…``: one line per record.
 
     ``context`` adds fields from where the record was made (the Celery task, the HTTP
-    request), and the trace and span ids when tracing is on (``correlate``); ``secrets``
-    are replaced by ``[redacted]`` wherever they appear, as are
-    user tokens and anything after ``Bearer``.
+    request), and the trace and span ids when tracing is on (``correlate``); terminal colour
+    codes are stripped from every value; ``secrets`` are replaced by ``[redacted]`` wherever
+    they appear, as are user tokens and anything after ``Bearer``.
     """
 
     def __init__(self, *, context: Context | None = None, secrets: Iterable[str | None] = ()):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.access import Principal
-from gigco.lifecycle.errors import Conflict, Invalid
+from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
 from gigco.models import ApiToken, Category, Consumer, Role, Worker
 
 
@@ -24,6 +24,37 @@ def _issue_token(session: Session, **owner: int) -> str:
     token = "gc_" + secrets.token_urlsafe(32)
     session.add(ApiToken(token_hash=hash_token(token), **owner))
     return token
+
+
+def rotate_token(session: Session, principal: Principal) -> str:
+    """Revoke every token of ``principal``'s account and return its new one (shown once)."""
+    if principal.id is None or principal.role == Role.OPERATOR:
+        raise Forbidden("The operator's token is a setting (GIGCO_ADMIN_TOKEN), not rotated here.")
+    consumer = principal.role == Role.CONSUMER
+    model: type[Consumer] | type[Worker] = Consumer if consumer else Worker
+    column = ApiToken.consumer_id if consumer else ApiToken.worker_id
+    # The account's row lock orders concurrent rotations: the last one's token is the only one.
+    session.execute(sa.select(model.id).where(model.id == principal.id).with_for_update())
+    session.execute(sa.delete(ApiToken).where(column == principal.id))
+    owner = "consumer_id" if consumer else "worker_id"
+    return _issue_token(session, **{owner: principal.id})
+
+
+def account_by_email(session: Session, email: str, role: Role | None = None) -> Principal:
+    """The consumer or worker (``role`` when one email has both) signed up with ``email``."""
+    found = [
+        Principal(kind, account_id)
+        for kind, model in ((Role.CONSUMER, Consumer), (Role.WORKER, Worker))
+        if role in (None, kind)
+        for account_id in session.scalars(
+            sa.select(model.id).where(sa.func.lower(model.email) == email.lower())
+        )
+    ]
+    if not found:
+        raise NotFound(f"No {role.value if role else 'account'} has the email {email}.")
+    if len(found) > 1:
+        raise Conflict(f"Both a consumer and a worker have the email {email}: name the role.")
+    return found[0]
 
 
 def authenticate(session: Session, token: str, admin_token: str | None) -> Principal | None:

@@ -136,23 +136,32 @@ def cancel_job(
 
 
 def _pending_opportunity(session: Session, job_id: int, who: Principal) -> Opportunity:
+    """The caller's pending opportunity on the job.
+
+    A worker who held one that is answered or lapsed (declined it, won the job and accepts
+    again, or was too late) gets 409 "no longer open", as the loser of a race to accept
+    does: the request was fair when it was made, the state moved on. It says nothing about
+    where the job went. Anyone else gets the job's usual 404 or 403.
+    """
+    if who.role == Role.WORKER:
+        held = session.scalars(
+            sa.select(Opportunity).where(
+                Opportunity.job_id == job_id, Opportunity.worker_id == who.id
+            )
+        ).all()
+        pending = [o for o in held if o.status == OpportunityStatus.PENDING]
+        if pending:
+            return pending[0]
+        if held:
+            raise Conflict("This opportunity is no longer open.")
+    visible_job(session, job_id, who)
     if who.role != Role.WORKER:
         raise Forbidden("Only a worker holding an opportunity on this job may do that.")
-    opp = session.scalar(
-        sa.select(Opportunity).where(
-            Opportunity.job_id == job_id,
-            Opportunity.worker_id == who.id,
-            Opportunity.status == OpportunityStatus.PENDING,
-        )
-    )
-    if opp is None:
-        raise Forbidden("You hold no pending opportunity on this job.")
-    return opp
+    raise Forbidden("You hold no pending opportunity on this job.")
 
 
 def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
     """accepted → worker_assigned: a compare-and-set on the job and on the opportunity."""
-    visible_job(session, job_id, who)
     opp = _pending_opportunity(session, job_id, who)
     if opp.expires_at <= ctx.now:
         raise Conflict("This opportunity has expired.", current_status=S.ACCEPTED.value)
@@ -204,8 +213,8 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
 
 def decline_opportunity(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
     """The worker passes; the next candidate is tried at once."""
-    job = visible_job(session, job_id, who)
     opp = _pending_opportunity(session, job_id, who)
+    job = visible_job(session, job_id, who)
     locked = lock_job(session, job_id)
     assert locked is not None
     if not close_opportunity(

@@ -23,3 +23,12 @@ class Heartbeat(Base):
     beat_at: Mapped[dt.datetime | None] = mapped_column(
         comment="a worker: its last task finished; a beat: its last sweep sent"
     )
+    seen_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="a worker: when its main process last said it was alive"
+    )
+    in_flight: Mapped[int | None] = mapped_column(
+        comment="a worker: tasks it was executing when it last said so"
+    )
+    queues: Mapped[str | None] = mapped_column(
+        sa.String(255), comment="a worker: the queues it consumes, comma-separated"
+    )

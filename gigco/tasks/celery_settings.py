@@ -7,20 +7,28 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
-from gigco.broker import is_rabbitmq, transport_options
+from gigco.broker import (
+    QUEUES,
+    RECOVERY_QUEUE,
+    STEPS_QUEUE,
+    SWEEPS_QUEUE,
+    WEBHOOK_QUEUE,
+    is_rabbitmq,
+    transport_options,
+)
 from gigco.config import Settings
 from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
 
-STEPS_QUEUE = "celery"  # lifecycle steps: Celery's default queue name
-SWEEPS_QUEUE = "sweeps"
-RECOVERY_QUEUE = "recovery"  # steps the sweeper sends late: overdue deadlines, stuck steps
-WEBHOOK_QUEUE = "webhooks"
-# Sweeps have their own queue, so a backlog of steps never delays one; steps sent late have
-# theirs, so a backlog after an outage never holds up a fresh deadline (the worker takes
-# from its queues in turn); webhook deliveries wait on receivers, so they have theirs, and
-# production may run `-Q webhooks` workers apart. A worker started without -Q consumes
-# every queue here.
-QUEUES = (STEPS_QUEUE, SWEEPS_QUEUE, RECOVERY_QUEUE, WEBHOOK_QUEUE)
+__all__ = [
+    "QUEUES",
+    "RECOVERY_QUEUE",
+    "ROUTES",
+    "STEPS_QUEUE",
+    "SWEEPS_QUEUE",
+    "WEBHOOK_QUEUE",
+    "celery_settings",
+]
+
 ROUTES = {SWEEP_TASK: {"queue": SWEEPS_QUEUE}, DELIVER_TASK: {"queue": WEBHOOK_QUEUE}}
 
 

@@ -69,5 +69,11 @@ def sweep() -> dict[str, int]:
         "deliveries": len(deliveries),
         "sent": sent,
     }
-    log.info("sweep", extra=counts)
+    log_sweep(counts)
     return counts
+
+
+def log_sweep(counts: dict[str, int]) -> None:
+    """Log a sweep at INFO when it found or sent something, else at DEBUG: an idle sweep is
+    routine (one a second in development) and would drown the log."""
+    log.log(logging.INFO if any(counts.values()) else logging.DEBUG, "sweep", extra=counts)

@@ -16,7 +16,6 @@ from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
 from gigco.web import body as body_parser
 from gigco.web import metrics, ops
-from gigco.web.auth import PrincipalCache
 from gigco.web.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
@@ -102,7 +101,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gigco_read_sessions"] = session_factory(
         engine_for(settings.database_url, autocommit=True, **timeouts)
     )
-    app.extensions["gigco_principals"] = PrincipalCache()
     configure_celery(settings)
     app.url_map.converters["id"] = RowIdConverter
     api = GigcoApi(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})

@@ -102,8 +102,17 @@ def test_decline_passes_the_job_to_the_next_worker(api: Api) -> None:
     assert opportunities(api, second) == []
     assert api.signal(job_id, "opportunity/decline", first).status_code == 200
     wait_for(lambda: opportunities(api, second), what="the opportunity to pass on")
-    assert api.signal(job_id, "opportunity/accept", first).status_code in (403, 404)
+    # Retries after the answer: the decliner and the winner hear the same 409.
+    for retry in ("opportunity/accept", "opportunity/decline"):
+        r = api.signal(job_id, retry, first)
+        assert (r.status_code, r.json["message"]) == (409, "This opportunity is no longer open.")
     assert api.signal(job_id, "opportunity/accept", second).status_code == 200
+    for retry in ("opportunity/accept", "opportunity/decline"):
+        r = api.signal(job_id, retry, second)
+        assert (r.status_code, r.json["message"]) == (409, "This opportunity is no longer open.")
+    # A worker who never held one still cannot tell the job exists.
+    stranger = api.worker(location={"lat": 52.53, "lng": 13.41})
+    assert api.signal(job_id, "opportunity/accept", stranger).status_code == 404
 
 
 def test_an_unanswered_opportunity_expires_on_time_and_passes_on(
@@ -123,7 +132,7 @@ def test_an_unanswered_opportunity_expires_on_time_and_passes_on(
     lateness = at(event(api, job_id, "opportunity_expired")["created_at"]) - at(opp["expires_at"])
     assert dt.timedelta(0) <= lateness < dt.timedelta(seconds=1)
     late = api.signal(job_id, "opportunity/accept", first)
-    assert late.status_code in (403, 404)
+    assert (late.status_code, late.json["message"]) == (409, "This opportunity is no longer open.")
 
 
 def test_payment_fails_then_the_operator_retries_and_it_is_paid(

@@ -11,7 +11,9 @@ from tests.harness.console import Ops, csrf_from
 from tests.harness.env import ADMIN_TOKEN
 
 
-@pytest.mark.parametrize("path", ["/ops/", "/ops/jobs?status=offered", "/ops/jobs/1"])
+@pytest.mark.parametrize(
+    "path", ["/ops/", "/ops/jobs?status=offered", "/ops/jobs/1", "/ops/system"]
+)
 def test_every_page_sends_a_stranger_to_the_login_form(app: Flask, path: str) -> None:
     r = app.test_client().get(path)
     assert r.status_code == 302

@@ -193,3 +193,43 @@ def test_operator_filters_jobs_and_cancels_a_selection(
     assert "status=offered" in browser.current_url
     rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
     assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == [f"#{ids[2]}"]
+
+
+def test_operator_opens_the_system_panel_from_the_nav(
+    api: Api, live_url: str, browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    browser.get(f"{live_url}/ops/")
+    browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(lambda: browser.current_url == f"{live_url}/ops/", what="the dashboard")
+    browser.find_element(By.LINK_TEXT, "System").click()
+    wait_for(lambda: browser.current_url == f"{live_url}/ops/system", what="the system panel")
+
+    def alive_and_green() -> bool:
+        browser.refresh()
+        verdict = browser.find_element(By.ID, "verdict").get_attribute("data-status")
+        alive = browser.find_elements(By.CSS_SELECTOR, "#worker-nodes td.ok")
+        return verdict == "ok" and bool(alive)
+
+    wait_for(alive_and_green, timeout=15, what="the live worker, alive, and a green verdict")
+    assert "Making progress." in browser.find_element(By.ID, "verdict").text
+    parts = {
+        row.get_attribute("data-part"): row.find_elements(By.TAG_NAME, "td")[1].text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#parts tbody tr")
+    }
+    assert parts == dict.fromkeys(["database", "migrations", "broker", "workers", "beat"], "ok")
+    ok = browser.find_element(By.CSS_SELECTOR, "#parts td.part-ok")
+    assert ok.value_of_css_property("color") != "rgba(0, 0, 0, 1)"  # the stylesheet loaded
+    queues = {
+        row.get_attribute("data-queue"): row.find_elements(By.TAG_NAME, "td")[1].text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#queues tbody tr")
+    }
+    assert set(queues) == {"celery", "recovery", "sweeps", "webhooks"}
+    assert all(depth.isdigit() for depth in queues.values()), queues  # Redis can say
+    assert "Last sweep sent: 20" in browser.find_element(By.ID, "beat").text
+    healthz = api.client.get("/healthz")
+    assert healthz.status_code == 200  # the same verdict, asked the monitor's way

@@ -73,3 +73,25 @@ def test_the_api_logs_refused_logins_as_key_value_lines_without_the_token(app: F
     assert "method=POST path=/ops/login remote_addr=127.0.0.1" in refused
     assert all(ADMIN_TOKEN not in line for line in lines)
     assert logs.REDACTED in lines[-1]
+
+
+def test_colour_codes_never_reach_a_line() -> None:
+    red, bold, reset = "\x1b[31m", "\x1b[1;33m", "\x1b[0m"
+    link = "\x1b]8;;http://x\x1b\\here\x1b]8;;\x1b\\"
+    line = _line(
+        logs.KeyValueFormatter(), f"{red}worker{reset} ready %s", f"{bold}celery@h{reset}", k=link
+    )
+    assert "\x1b" not in line
+    assert 'msg="worker ready celery@h"' in line and line.endswith(" k=here")
+
+
+def test_a_sweep_is_logged_at_info_only_when_it_did_something(caplog) -> None:
+    from gigco.tasks.sweeps import log_sweep
+
+    caplog.set_level(logging.DEBUG, logger="gigco.sweeps")
+    idle = {"timers": 0, "stuck": 0, "deliveries": 0, "sent": 0}
+    log_sweep(idle)
+    log_sweep(idle | {"timers": 2, "sent": 2})
+    log_sweep(idle | {"deliveries": 1})
+    levels = [(r.levelname, r.timers, r.deliveries) for r in caplog.records if r.msg == "sweep"]
+    assert levels == [("DEBUG", 0, 0), ("INFO", 2, 0), ("INFO", 0, 1)]

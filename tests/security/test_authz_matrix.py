@@ -78,6 +78,7 @@ MATRIX = [
     row("GET",   "/v1/me",                    S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("PATCH", "/v1/workers/me",            S.ACCEPTED,        "401 401 403 403 -   200 200 403"),
     row("PATCH", "/v1/consumers/me",          S.ACCEPTED,        "401 401 200 200 -   403 403 403"),
+    row("POST",  "/v1/tokens/rotate",         S.ACCEPTED,        "401 401 200 200 -   200 200 403"),
     row("GET",   "/v1/workers/{worker_id}",   S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("GET",   "/v1/notifications",         S.ACCEPTED,        "401 401 200 200 -   200 200 403"),
     row("GET",   "/v1/notifications/feed",    S.ACCEPTED,        "401 401 200 200 -   200 200 403"),
@@ -108,9 +109,10 @@ MATRIX = [
     row("POST",  J + "/cancel",               S.IN_PROGRESS,     "401 401 409 404 403 404 404 403"),
     # The worker holding the pending opportunity.
     row("POST",  J + "/opportunity/accept",   S.ACCEPTED,        "401 401 403 404 -   200 404 403"),
-    row("POST",  J + "/opportunity/accept",   S.SCHEDULED,       "401 401 403 404 403 404 404 403"),
+    # A holder whose opportunity lapsed gets 409 "no longer open" (as a race's loser does).
+    row("POST",  J + "/opportunity/accept",   S.SCHEDULED,       "401 401 403 404 403 409 404 403"),
     row("POST",  J + "/opportunity/decline",  S.ACCEPTED,        "401 401 403 404 -   200 404 403"),
-    row("POST",  J + "/opportunity/decline",  S.SCHEDULED,       "401 401 403 404 403 404 404 403"),
+    row("POST",  J + "/opportunity/decline",  S.SCHEDULED,       "401 401 403 404 403 409 404 403"),
     # The assigned worker.
     row("POST",  J + "/start",                S.SCHEDULED,       "401 401 403 404 200 404 404 403"),
     row("POST",  J + "/start",                S.IN_PROGRESS,     "401 401 403 404 409 404 404 403"),
@@ -156,6 +158,7 @@ NOT_BEARER = {
     ("GET", "/ops/jobs/<int:job_id>"): "console: operator session cookie",
     ("POST", "/ops/jobs/<int:job_id>/payment/retry"): "console: session cookie and CSRF",
     ("GET", "/ops/webhooks"): "console: operator session cookie",
+    ("GET", "/ops/system"): "console: operator session cookie",
     ("GET", "/ops/webhooks/<id:endpoint_id>"): "console: operator session cookie",
     ("POST", "/ops/webhooks/<id:endpoint_id>/deliveries/<id:delivery_id>/retry"): (
         "console: session cookie and CSRF"
@@ -281,7 +284,7 @@ def test_authorization_matrix(isolated_app: Flask, session: Session, row: Row) -
 def test_the_operators_bearer_token_does_not_open_the_console(app: Flask) -> None:
     client = app.test_client()
     bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    for path in ("/ops/", "/ops/jobs", "/ops/jobs/1", "/ops/jobs/find?id=1"):
+    for path in ("/ops/", "/ops/jobs", "/ops/jobs/1", "/ops/jobs/find?id=1", "/ops/system"):
         r = client.get(path, headers=bearer)
         assert r.status_code == 302 and r.headers["Location"].startswith("/ops/login")
     r = client.post("/ops/jobs/1/payment/retry", headers=bearer)

@@ -1,7 +1,8 @@
 """The operators' console under ``/ops``: server-rendered pages behind the operator token.
 
 ``auth`` holds login and CSRF, ``pages`` the pages, ``helpers`` what templates format with,
-``queries`` what the pages read; all register on the one blueprint in ``blueprint``.
+``queries`` what the pages read, ``system`` the system panel (the facts of /healthz); all
+register on the one blueprint in ``blueprint``.
 
 ``init_app`` sets up what the console needs from Flask's session: a signing key (derived
 from ``GIGCO_ADMIN_TOKEN`` with HMAC, as GigCo has no dedicated secret-key setting) and
@@ -18,7 +19,7 @@ import secrets
 from flask import Flask
 
 from gigco.config import Settings
-from gigco.web.ops import auth, pages, webhooks  # noqa: F401 - importing them registers their views
+from gigco.web.ops import auth, pages, system, webhooks  # noqa: F401 - importing registers views
 from gigco.web.ops.blueprint import blp
 
 SESSION_HOURS = 8

@@ -20,6 +20,7 @@ from gigco.web.resources.accounts.schemas import (
     ConsumerWithTokenSchema,
     MeSchema,
     PublicWorkerSchema,
+    RotatedTokenSchema,
     WorkerSchema,
     WorkerSignUpSchema,
     WorkerUpdateSchema,
@@ -106,6 +107,20 @@ class WorkerMeViews(MethodView):
         accounts.update_worker(session(), worker, changes)
         commit()
         return worker
+
+
+@blp.route("/tokens/rotate")
+class TokenRotateViews(MethodView):
+    @login_required(Role.CONSUMER, Role.WORKER)
+    @blp.doc(security=BEARER)
+    @blp.response(200, RotatedTokenSchema)
+    @errors(blp, 401, 403)
+    def post(self) -> dict[str, Any]:
+        """Replace my token: the new one is shown only here, the old one is refused at once."""
+        who = current_principal()
+        token = accounts.rotate_token(session(), who)
+        commit()
+        return {"role": who.role.value, "id": who.id, "token": token}
 
 
 @blp.route("/workers/<id:worker_id>")

@@ -129,3 +129,11 @@ class MeSchema(ma.Schema):
         unknown = ma.INCLUDE
 
     role = fields.String(validate=validate.OneOf(["consumer", "worker", "operator"]))
+
+
+class RotatedTokenSchema(ma.Schema):
+    """The caller's new token, shown this once; every older one is already refused."""
+
+    role = fields.String(metadata={"example": "consumer"})
+    id = fields.Integer()
+    token = fields.String()
