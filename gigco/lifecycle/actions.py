@@ -24,6 +24,7 @@ from gigco.lifecycle.matching import answer_pending, close_opportunity, overlapp
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
+    AT_NOW,
     CANCELLABLE,
     Due,
     StatusConflict,
@@ -49,6 +50,7 @@ from gigco.models import (
 
 S = JobStatus
 Outcome = tuple[Job, list[Due]]
+_OFFER_OPEN = Job.offer_expires_at > AT_NOW
 
 
 def accept_offer(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
@@ -63,7 +65,7 @@ def accept_offer(session: Session, job_id: int, who: Principal, ctx: StepContext
         actor=who.actor,
         then=Next.now(),
         now=ctx.now,
-        where=[Job.offer_expires_at > ctx.now],
+        where=(_OFFER_OPEN,),
         values={"match_round": 0},
     )
     return job, dues_of(job)

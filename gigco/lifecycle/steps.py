@@ -18,10 +18,11 @@ from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.payments import process_payment
 from gigco.lifecycle.pricing import price_for
 from gigco.lifecycle.schedule import Next, Step
-from gigco.lifecycle.transitions import SYSTEM, Due, dues_of, transition
+from gigco.lifecycle.transitions import AT_NOW, SYSTEM, Due, dues_of, transition
 from gigco.models import Job, JobStatus, Review
 
 S = JobStatus
+_OFFER_LAPSED = Job.offer_expires_at <= AT_NOW
 
 
 def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
@@ -98,7 +99,7 @@ def expire_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
         actor=SYSTEM,
         then=Next.nothing(),
         now=ctx.now,
-        where=[Job.offer_expires_at <= ctx.now],
+        where=(_OFFER_LAPSED,),
         data={"late_by_seconds": (ctx.now - job.offer_expires_at).total_seconds()},
     )
     if moved:
