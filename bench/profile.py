@@ -209,7 +209,9 @@ def _floor_app(database_url: str) -> Any:
     return module
 
 
-def run(n: int, warmup: int, cprofile: int, database: str, sql: bool) -> None:  # noqa: C901
+def run(  # noqa: C901
+    n: int, warmup: int, cprofile: int, database: str, sql: bool, focus: str | None = None
+) -> None:
     """Drive ``warmup`` + ``n`` lifecycles and print their costs."""
     url = url_of(SERVER_URL, database)
     create_database(SERVER_URL, database, replace=True)
@@ -318,7 +320,8 @@ def run(n: int, warmup: int, cprofile: int, database: str, sql: bool) -> None:  
         meter.trace = None
 
     if cprofile:
-        for name, labels in (("actions", "POST"), ("steps", "step")):
+        passes = [(focus, focus)] if focus else [("actions", "POST"), ("steps", "step")]
+        for name, labels in passes:
             meter.profiler = cProfile.Profile(time.process_time)
             original_measure = meter.measure
 
@@ -397,9 +400,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="lifecycles run first, not counted")
     parser.add_argument("--cprofile", type=int, default=0, help="print the top N functions")
     parser.add_argument("--database", default="gigco_bench_profile")
+    parser.add_argument("--focus", help="profile only the labels starting with this")
     parser.add_argument("--sql", action="store_true", help="print one lifecycle's statements")
     args = parser.parse_args()
-    run(args.n, args.warmup, args.cprofile, args.database, args.sql)
+    run(args.n, args.warmup, args.cprofile, args.database, args.sql, args.focus)
 
 
 if __name__ == "__main__":

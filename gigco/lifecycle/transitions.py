@@ -307,6 +307,25 @@ def record_event(
     return event
 
 
+def add_event(session: Session, event: JobEvent) -> None:
+    """Write ``event``, whose ``seq`` is already taken (a new job's first), and its outbox."""
+    if not _one_statement(session):
+        session.add(event)
+        write_outbox(session, event.job_id, event)
+        return
+    params = {"job_id": event.job_id, "seq": event.seq} | _event_params(event)
+    if session.execute(_add_event_statement(), params).scalar_one():
+        write_outbox(session, event.job_id, event)
+
+
+@functools.cache
+def _add_event_statement() -> sa.Select[Any]:
+    """An event's INSERT and the listeners' check, in one statement."""
+    seq = sa.bindparam("seq", type_=sa.Integer())
+    job_id = sa.bindparam("job_id", type_=sa.Integer())
+    return sa.select(_LISTENED).add_cte(_insert_event(job_id, seq))
+
+
 def write_outbox(session: Session, job_id: int, event: JobEvent) -> None:
     """Webhook deliveries of ``event``, in its transaction (gigco.lifecycle.webhooks)."""
     # Imported here: webhooks → projection → access, which imports this module.
