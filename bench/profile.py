@@ -92,7 +92,8 @@ class Meter:
         self.statements += 1
         self.round_trips += 1
         if self.trace is not None:
-            self.trace.append(" ".join(str(_[1]).split())[:200])
+            sql = " ".join(str(_[1]).split())
+            self.trace.append(sql if len(sql) < 260 else f"{sql[:200]} … {sql[-60:]}")
         raw = conn.connection.dbapi_connection
         # psycopg2 sends BEGIN on its own before a transaction's first statement.
         if not getattr(raw, "autocommit", True) and raw.status == 1:  # STATUS_READY

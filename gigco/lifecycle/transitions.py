@@ -343,10 +343,10 @@ def lock_job(session: Session, job_id: int) -> Job | None:
     Once per transaction: while the lock is held nobody else can change the row, so a
     second call returns the loaded job without another round trip.
     """
-    owner, locked = session.info.get(_LOCKED, (None, set()))
+    owner, locked = session.info.get(_LOCKED, (None, {}))
     if owner is not None and owner is session.get_transaction() and job_id in locked:
-        known = session.get(Job, job_id)
-        if known is not None:
+        known = locked[job_id]
+        if known in session:
             return known
     # OF jobs: the job is loaded joined to its category, and a bare FOR UPDATE would lock
     # the category's row as well, serialising every step and every new job of a category.
@@ -354,7 +354,9 @@ def lock_job(session: Session, job_id: int) -> Job | None:
     if job is not None:
         transaction = session.get_transaction()
         if owner is not transaction:
-            locked = set()
-        locked.add(job_id)
+            locked = {}
+        # Held here, not only in the session's weak identity map: a caller that let go of
+        # the job would otherwise make the next call load it again.
+        locked[job_id] = job
         session.info[_LOCKED] = (transaction, locked)
     return job
