@@ -322,10 +322,9 @@ def submit_review(
             f"The review window of job {job_id} closed at {closed_at}; it takes no more reviews.",
             current_status=locked.status.value,
         )
-    exists = session.scalar(
-        sa.select(Review.id).where(Review.job_id == job_id, Review.author_role == who.role)
-    )
-    if exists is not None:
+    # The job is locked, so the other side's review is committed (or not begun) by now.
+    authors = session.scalars(sa.select(Review.author_role).where(Review.job_id == job_id)).all()
+    if who.role in authors:
         raise Conflict("You have already reviewed this job.", current_status=locked.status.value)
     review = Review(
         job_id=job_id,
@@ -344,9 +343,7 @@ def submit_review(
         now=ctx.now,
         data={"rating": rating, "author_role": who.role.value},
     )
-    session.flush()
-    count = session.scalar(sa.select(sa.func.count()).where(Review.job_id == job_id)) or 0
-    dues = set_next(locked, Next.now(), ctx.now) if count >= 2 else []
+    dues = set_next(locked, Next.now(), ctx.now) if len(authors) + 1 >= 2 else []
     # Last, just before the commit (autoflush writes the review and event first): a party's
     # row is shared by all their jobs, so its lock is held only until the commit.
     session.execute(
