@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
-from bench.topology import ADMIN_TOKEN, Topology, cpu_delta, production
+from bench.topology import ADMIN_TOKEN, Topology, cpu_delta, cpu_ms_per, production
 from gigco.db import make_engine
 from tests.harness.bodies import MISSING
 from tests.harness.bodies import job_body as base_job_body
@@ -309,6 +309,7 @@ async def throughput(
         "feed_repeats": calls.repeats,
         "step_ms": steps,
         "cpu_cores": cpu_delta(cpu0, cpu1, wall),
+        "cpu_ms_per_lifecycle": cpu_ms_per(cpu0, cpu1, closed),
     }
 
 

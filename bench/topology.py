@@ -117,6 +117,17 @@ def cpu_delta(a: dict[str, float], b: dict[str, float], wall: float) -> dict[str
     return {k: f"{(b[k] - a.get(k, 0.0)) / wall:.2f}" for k in b}
 
 
+def cpu_ms_per(a: dict[str, float], b: dict[str, float], n: int) -> dict[str, float]:
+    """CPU milliseconds per item (a lifecycle) between two ``cpu_seconds`` readings, per
+    process and in all (``total``: every process but the driver; ``box``: the machine's
+    accounting less the driver, which also counts anything else running)."""
+    used = {k: (b[k] - a.get(k, 0.0)) * 1000 / max(1, n) for k in b}
+    out = {k: round(v, 1) for k, v in used.items() if k not in ("box", "driver")}
+    out["total"] = round(sum(out.values()), 1)
+    out["box"] = round(used["box"] - used["driver"], 1)
+    return out
+
+
 @contextlib.contextmanager
 def production(
     *,

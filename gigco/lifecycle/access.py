@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -36,33 +37,54 @@ def visible_job_lists(principal: Principal) -> list[sa.Select[Job]]:
     a pending opportunity on (``ix_opportunities_worker_id_status``). One ``OR`` over both
     would defeat every index and scan the jobs table.
     """
-    if principal.role == Role.OPERATOR:
+    return _visible_lists(principal.role, principal.id)
+
+
+def _visible_lists(role: Role, viewer: int | sa.BindParameter[int] | None) -> list[sa.Select[Job]]:
+    if role == Role.OPERATOR:
         return [sa.select(Job)]
-    if principal.role == Role.CONSUMER:
-        return [sa.select(Job).where(Job.consumer_id == principal.id)]
+    if role == Role.CONSUMER:
+        return [sa.select(Job).where(Job.consumer_id == viewer)]
     offered = sa.select(Opportunity.job_id).where(
-        Opportunity.worker_id == principal.id,
+        Opportunity.worker_id == viewer,
         Opportunity.status == OpportunityStatus.PENDING,
     )
     return [
-        sa.select(Job).where(Job.worker_id == principal.id),
+        sa.select(Job).where(Job.worker_id == viewer),
         sa.select(Job).where(Job.id.in_(offered)),
     ]
 
 
 def visible_jobs_filter(principal: Principal) -> sa.ColumnElement[bool]:
     """A WHERE clause selecting the jobs ``principal`` may see (a union of indexed lookups)."""
-    if principal.role == Role.OPERATOR:
+    return _visible_filter(principal.role, principal.id)
+
+
+def _visible_filter(
+    role: Role, viewer: int | sa.BindParameter[int] | None
+) -> sa.ColumnElement[bool]:
+    if role == Role.OPERATOR:
         return sa.true()
-    if principal.role == Role.CONSUMER:
-        return Job.consumer_id == principal.id
-    ids = sa.union(*(q.with_only_columns(Job.id) for q in visible_job_lists(principal)))
-    return Job.id.in_(ids)
+    if role == Role.CONSUMER:
+        return Job.consumer_id == viewer
+    lists = _visible_lists(role, viewer)
+    return Job.id.in_(sa.union(*(q.with_only_columns(Job.id) for q in lists)))
+
+
+@functools.cache
+def _visible_job_statement(role: Role) -> sa.Select[tuple[Job]]:
+    """One job if a viewer of ``role`` may see it; built once per role (the viewer and the
+    job are parameters), as building it cost more than running it."""
+    viewer = sa.bindparam("viewer_id", type_=sa.Integer())
+    return sa.select(Job).where(Job.id == sa.bindparam("job_id"), _visible_filter(role, viewer))
 
 
 def visible_job(session: Session, job_id: int, principal: Principal) -> Job:
     """The job if ``principal`` may see it; NotFound otherwise (existence is not revealed)."""
-    job = session.scalar(sa.select(Job).where(Job.id == job_id, visible_jobs_filter(principal)))
+    params = {"job_id": job_id}
+    if principal.role != Role.OPERATOR:
+        params["viewer_id"] = principal.id or 0
+    job = session.scalar(_visible_job_statement(principal.role), params)
     if job is None:
         raise NotFound(f"Job {job_id} not found.")
     return job

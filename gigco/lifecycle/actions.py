@@ -24,6 +24,7 @@ from gigco.lifecycle.matching import answer_pending, close_opportunity, overlapp
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
+    AT_NOW,
     CANCELLABLE,
     Due,
     StatusConflict,
@@ -49,6 +50,7 @@ from gigco.models import (
 
 S = JobStatus
 Outcome = tuple[Job, list[Due]]
+_OFFER_OPEN = Job.offer_expires_at > AT_NOW
 
 
 def accept_offer(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
@@ -63,7 +65,7 @@ def accept_offer(session: Session, job_id: int, who: Principal, ctx: StepContext
         actor=who.actor,
         then=Next.now(),
         now=ctx.now,
-        where=[Job.offer_expires_at > ctx.now],
+        where=(_OFFER_OPEN,),
         values={"match_round": 0},
     )
     return job, dues_of(job)
@@ -329,10 +331,9 @@ def submit_review(
             f"The review window of job {job_id} closed at {closed_at}; it takes no more reviews.",
             current_status=locked.status.value,
         )
-    exists = session.scalar(
-        sa.select(Review.id).where(Review.job_id == job_id, Review.author_role == who.role)
-    )
-    if exists is not None:
+    # The job is locked, so the other side's review is committed (or not begun) by now.
+    authors = session.scalars(sa.select(Review.author_role).where(Review.job_id == job_id)).all()
+    if who.role in authors:
         raise Conflict("You have already reviewed this job.", current_status=locked.status.value)
     review = Review(
         job_id=job_id,
@@ -351,9 +352,7 @@ def submit_review(
         now=ctx.now,
         data={"rating": rating, "author_role": who.role.value},
     )
-    session.flush()
-    count = session.scalar(sa.select(sa.func.count()).where(Review.job_id == job_id)) or 0
-    dues = set_next(locked, Next.now(), ctx.now) if count >= 2 else []
+    dues = set_next(locked, Next.now(), ctx.now) if len(authors) + 1 >= 2 else []
     # Last, just before the commit (autoflush writes the review and event first): a party's
     # row is shared by all their jobs, so its lock is held only until the commit.
     session.execute(

@@ -14,7 +14,7 @@ from gigco.lifecycle.access import Principal
 from gigco.lifecycle.accounts import categories_named
 from gigco.lifecycle.errors import Conflict, Forbidden
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import Due, dues_of, write_outbox
+from gigco.lifecycle.transitions import Due, add_event, dues_of
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 
 
@@ -79,9 +79,7 @@ def create_job(
         created_at=now,
         data={"category": category, "estimated_hours": estimated_hours},
     )
-    session.add(event)
-    write_outbox(session, job.id, event)
-    session.flush()
+    add_event(session, event)
     return job, dues_of(job)
 
 

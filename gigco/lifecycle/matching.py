@@ -204,24 +204,31 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
         )
     if job.next_match_at is not None and job.next_match_at > ctx.now:
         return set_next(job, Next.at(job.next_match_at), ctx.now)
-    if job.match_round == 0 or job.next_match_at is not None:
+    started = job.match_round == 0 or job.next_match_at is not None
+    if started:
         job.match_round += 1
         job.next_match_at = None
-        record_event(
-            session,
-            job_id,
-            "matching_round_started",
-            actor=SYSTEM,
-            now=ctx.now,
-            data={"round": job.match_round},
-        )
-    return _offer_next(session, job, ctx)
+    return _offer_next(session, job, ctx, started=started)
 
 
-def _offer_next(session: Session, job: Job, ctx: StepContext) -> list[Due]:
+def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) -> list[Due]:
     # The job's row lock is held meanwhile: the query is one GiST probe plus a LIMIT 1, so
-    # it stays cheap at any number of workers (docs/scaling.md).
-    ranked = candidates(session, job, limit=1)
+    # it stays cheap at any number of workers (docs/scaling.md). Not flushed first: the job's
+    # new round is written once, with the deadline below.
+    with session.no_autoflush:
+        ranked = candidates(session, job, limit=1)
+
+    def round_started() -> None:
+        if started:
+            record_event(
+                session,
+                job.id,
+                "matching_round_started",
+                actor=SYSTEM,
+                now=ctx.now,
+                data={"round": job.match_round},
+            )
+
     if ranked:
         best = ranked[0]
         expires = ctx.after(ctx.settings.opportunity_ttl_seconds)
@@ -236,6 +243,7 @@ def _offer_next(session: Session, job: Job, ctx: StepContext) -> list[Due]:
             )
         )
         dues = set_next(job, Next.at(expires), ctx.now)
+        round_started()  # flushes the job's round and deadline and the opportunity at once
         record_event(
             session,
             job.id,
@@ -258,6 +266,7 @@ def _offer_next(session: Session, job: Job, ctx: StepContext) -> list[Due]:
             expires_at=expires.isoformat(),
         )
         return dues
+    round_started()
     if job.match_round >= ctx.settings.match_max_rounds:
         session.flush()
         moved = transition(

@@ -132,8 +132,9 @@ def record_payment(
         return dues_of(job) if job is not None and job.status == S.PAID else []
     assert job.price_cents is not None and job.subtotal_cents is not None
     assert job.fee_cents is not None
+    succeeded = result.outcome == AttemptOutcome.SUCCEEDED
     payment = session.scalar(sa.select(Payment).where(Payment.job_id == job_id))
-    if payment is None:
+    if payment is None:  # the first attempt: no attempts to count yet
         payment = Payment(
             job_id=job_id,
             idempotency_key=f"job-{job_id}",
@@ -143,11 +144,18 @@ def record_payment(
             created_at=ctx.now,
         )
         session.add(payment)
-        session.flush()
-    attempt_no = 1 + (
-        session.scalar(sa.select(sa.func.count()).where(PaymentAttempt.payment_id == payment.id))
-        or 0
-    )
+        attempt_no = 1
+    else:
+        attempt_no = 1 + (
+            session.scalar(
+                sa.select(sa.func.count()).where(PaymentAttempt.payment_id == payment.id)
+            )
+            or 0
+        )
+    if succeeded:  # written with the payment's INSERT (or UPDATE) below
+        payment.status, payment.gateway_charge_id = PaymentStatus.SUCCEEDED, result.charge_id
+        payment.succeeded_at = ctx.now
+    session.flush()  # the payment's id, for the attempt
     session.add(
         PaymentAttempt(
             payment_id=payment.id,
@@ -158,11 +166,8 @@ def record_payment(
             attempted_at=ctx.now,
         )
     )
-    job.payment_attempts += 1
-    if result.outcome == AttemptOutcome.SUCCEEDED:
-        payment.status, payment.gateway_charge_id = PaymentStatus.SUCCEEDED, result.charge_id
-        payment.succeeded_at = ctx.now
-        session.flush()
+    if succeeded:
+        # The attempt count rides on the compare-and-set (the job is locked: no lost update).
         paid = transition(
             session,
             job_id,
@@ -176,7 +181,7 @@ def record_payment(
                 "amount_cents": payment.amount_cents,
                 "attempt": attempt_no,
             },
-            values={"next_payment_at": None},
+            values={"next_payment_at": None, "payment_attempts": job.payment_attempts + 1},
         )
         notify_consumer(
             session,
@@ -197,6 +202,7 @@ def record_payment(
                 earnings_cents=payment.worker_earnings_cents,
             )
         return dues_of(paid)
+    job.payment_attempts += 1
     record_event(
         session,
         job_id,

@@ -18,10 +18,11 @@ from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.payments import process_payment
 from gigco.lifecycle.pricing import price_for
 from gigco.lifecycle.schedule import Next, Step
-from gigco.lifecycle.transitions import SYSTEM, Due, dues_of, transition
+from gigco.lifecycle.transitions import AT_NOW, SYSTEM, Due, dues_of, lock_job, transition
 from gigco.models import Job, JobStatus, Review
 
 S = JobStatus
+_OFFER_LAPSED = Job.offer_expires_at <= AT_NOW
 
 
 def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
@@ -85,7 +86,7 @@ def send_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 
 def expire_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     """offered → expired once the offer deadline has passed (never before)."""
-    job = session.get(Job, job_id, populate_existing=True)
+    job = lock_job(session, job_id)  # the task locked it already: no round trip
     if job is None or job.status != S.OFFERED or job.offer_expires_at is None:
         return []
     if job.offer_expires_at > ctx.now:
@@ -98,7 +99,7 @@ def expire_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
         actor=SYSTEM,
         then=Next.nothing(),
         now=ctx.now,
-        where=[Job.offer_expires_at <= ctx.now],
+        where=(_OFFER_LAPSED,),
         data={"late_by_seconds": (ctx.now - job.offer_expires_at).total_seconds()},
     )
     if moved:
@@ -171,7 +172,7 @@ def request_reviews(session: Session, job_id: int, ctx: StepContext) -> list[Due
 
 def close_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     """review_pending → closed once both reviews are in or the deadline has passed."""
-    job = session.get(Job, job_id, populate_existing=True)
+    job = lock_job(session, job_id)  # the task locked it already: no round trip
     if job is None or job.status != S.REVIEW_PENDING or job.review_deadline is None:
         return []
     reviews = session.scalar(sa.select(sa.func.count()).where(Review.job_id == job_id)) or 0

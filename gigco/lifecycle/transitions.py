@@ -8,17 +8,17 @@ disagree.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.db import utcnow
+from gigco.db import UTCDateTime, utcnow
 from gigco.lifecycle.errors import Conflict, NotFound
 from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next, Step
-from gigco.models import Job, JobEvent, JobStatus
+from gigco.models import Job, JobEvent, JobStatus, WebhookEndpoint
 from gigco.models import JobStatus as S
 
 TRANSITIONS: dict[S, frozenset[S]] = {
@@ -97,6 +97,11 @@ class StatusConflict(Conflict):
         self.current = current
 
 
+# A guard a caller adds to a transition (``where``) compares against the transition's time as
+# this parameter, so that the statement stays the same from call to call (see _statements).
+AT_NOW = sa.bindparam("now", type_=UTCDateTime())
+
+
 def transition(
     session: Session,
     job_id: int,
@@ -108,41 +113,35 @@ def transition(
     event: str | None = None,
     data: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
-    where: Iterable[sa.ColumnElement[bool]] = (),
+    where: tuple[sa.ColumnElement[bool], ...] = (),
     now: dt.datetime | None = None,
 ) -> Job | None:
     """Move job ``job_id`` from ``from_`` to ``to`` if it is still there; write the event.
 
     One ``UPDATE … WHERE id = :id AND status = :from RETURNING`` that also takes the next
     event ``seq`` and writes ``then`` (what is due next) into the deadline columns; the
-    caller returns ``dues_of(job)``. Returns the updated job, or None when the job was
-    elsewhere (a lost race): a task then does nothing, an action raises with
-    ``require_transition``.
+    caller returns ``dues_of(job)``. On PostgreSQL the event's INSERT and the check whether
+    any webhook endpoint listens are the same statement (one round trip). ``where`` holds
+    extra guards built once at import (they key a statement cache), comparing times with
+    ``AT_NOW``. Returns the updated job, or None when the job was elsewhere (a lost race):
+    a task then does nothing, an action raises with ``require_transition``.
     """
     if to not in TRANSITIONS[from_]:
         raise ValueError(f"{from_} -> {to} is not in the transitions table")
     if then.is_due and to not in STEP_FOR_STATUS:
         raise ValueError(f"no step acts on a {to} job, so none can be due")
     now = now or utcnow()
-    stmt = (
-        sa.update(Job)
-        .where(Job.id == job_id, Job.status == from_, *where)
-        .values(
-            status=to,
-            event_seq=Job.event_seq + 1,
-            updated_at=now,
-            **then.columns(now),
-            **(values or {}),
-        )
-        .returning(Job)
-        .execution_options(populate_existing=True, synchronize_session=False)
-    )
-    job = session.scalars(stmt).one_or_none()
-    if job is None:
-        return None
+    values = {**then.columns(now), **(values or {})}
+    update, select = _statements(tuple(values), tuple(where))
+    params = {
+        "job_id": job_id,
+        "from_status": from_,
+        "to_status": to,
+        "now": now,
+        **{f"set_{key}": value for key, value in values.items()},
+    }
     written = JobEvent(
         job_id=job_id,
-        seq=job.event_seq,
         type=event or to.value,
         from_status=from_,
         to_status=to,
@@ -150,9 +149,112 @@ def transition(
         data=data or {},
         created_at=now,
     )
-    session.add(written)
-    write_outbox(session, job_id, written)
+    if not _one_statement(session):
+        job = session.scalars(update, params).one_or_none()
+        if job is None:
+            return None
+        written.seq = job.event_seq
+        session.add(written)
+        write_outbox(session, job_id, written)
+        return job
+    row = session.execute(
+        select, params | _event_params(written), execution_options={"populate_existing": True}
+    ).one_or_none()
+    if row is None:
+        return None
+    job, listened = row
+    written.seq = job.event_seq
+    if listened:
+        write_outbox(session, job_id, written)
     return job
+
+
+# Whether any webhook endpoint is enabled: folded into each event's statement, so that nobody
+# listening costs no round trip; when someone does, the outbox looks up who (webhooks.outbox).
+_LISTENED = sa.exists().where(WebhookEndpoint.enabled).label("listened")
+
+_EVENT_COLUMNS = ("job_id", "seq", "type", "from_status", "to_status", "actor", "data")
+
+
+def _one_statement(session: Session) -> bool:
+    """PostgreSQL takes an UPDATE and an INSERT in one statement (data-modifying CTEs)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _event_params(event: JobEvent) -> dict[str, Any]:
+    return {
+        "event_type": event.type,
+        "event_from": event.from_status,
+        "event_to": event.to_status,
+        "actor": event.actor,
+        "data": event.data,
+        "now": event.created_at,
+    }
+
+
+def _insert_event(job_id: sa.ColumnElement[int], seq: sa.ColumnElement[int]) -> sa.CTE:
+    """INSERT the event (``_event_params``) of the job and seq selected from a CTE, as a CTE."""
+    c = JobEvent.__table__.c
+    source = sa.select(
+        job_id,
+        seq,
+        sa.bindparam("event_type", type_=c.type.type),
+        sa.bindparam("event_from", type_=c.from_status.type),
+        sa.bindparam("event_to", type_=c.to_status.type),
+        sa.bindparam("actor", type_=c.actor.type),
+        sa.bindparam("data", type_=c.data.type),
+        sa.bindparam("now", type_=c.created_at.type),
+    )
+    columns = [*_EVENT_COLUMNS, "created_at"]
+    return sa.insert(JobEvent).from_select(columns, source).cte("written")
+
+
+@functools.lru_cache(maxsize=64)
+def _statements(
+    keys: tuple[str, ...], where: tuple[sa.ColumnElement[bool], ...]
+) -> tuple[sa.UpdateBase, sa.Select[Any]]:
+    """The compare-and-set for columns ``keys`` and guards ``where``, built once: as an
+    ``UPDATE … RETURNING`` job, and (PostgreSQL) with its event INSERT and the listeners'
+    check in one statement. Building these is most of a transition's Python time."""
+    c = Job.__table__.c
+    update = (
+        sa.update(Job)
+        .where(
+            Job.id == sa.bindparam("job_id"),
+            Job.status == sa.bindparam("from_status", type_=c.status.type),
+            *where,
+        )
+        .values(
+            status=sa.bindparam("to_status", type_=c.status.type),
+            event_seq=Job.event_seq + 1,
+            updated_at=sa.bindparam("now", type_=c.updated_at.type),
+            **{key: sa.bindparam(f"set_{key}", type_=c[key].type) for key in keys},
+        )
+        .execution_options(synchronize_session=False)
+    )
+    moved = update.returning(*c).cte("moved")
+    select = sa.select(sa.orm.aliased(Job, moved), _LISTENED).add_cte(
+        _insert_event(moved.c.id, moved.c.event_seq)
+    )
+    orm_update = update.returning(Job).execution_options(populate_existing=True)
+    return orm_update, select
+
+
+@functools.cache
+def _bump_statements() -> tuple[sa.UpdateBase, sa.Select[Any]]:
+    """Taking a job's next event seq: alone, and (PostgreSQL) with the event's INSERT and
+    the listeners' check."""
+    bump = (
+        sa.update(Job)
+        .where(Job.id == sa.bindparam("job_id"))
+        .values(event_seq=Job.event_seq + 1)
+        .execution_options(synchronize_session=False)
+    )
+    bumped = bump.returning(Job.id, Job.event_seq).cte("bumped")
+    select = sa.select(bumped.c.event_seq, _LISTENED).add_cte(
+        _insert_event(bumped.c.id, bumped.c.event_seq)
+    )
+    return bump.returning(Job.event_seq), select
 
 
 def require_transition(
@@ -184,20 +286,44 @@ def record_event(
     now: dt.datetime | None = None,
 ) -> JobEvent:
     """Write a history event that changes no status, taking the job's next ``seq``."""
-    now = now or utcnow()
-    seq = session.execute(
-        sa.update(Job)
-        .where(Job.id == job_id)
-        .values(event_seq=Job.event_seq + 1)
-        .returning(Job.event_seq)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
     event = JobEvent(
-        job_id=job_id, seq=seq, type=type_, actor=actor, data=data or {}, created_at=now
+        job_id=job_id,
+        type=type_,
+        from_status=None,
+        to_status=None,
+        actor=actor,
+        data=data or {},
+        created_at=now or utcnow(),
     )
-    session.add(event)
-    write_outbox(session, job_id, event)
+    bump, select = _bump_statements()
+    if not _one_statement(session):
+        event.seq = session.execute(bump, {"job_id": job_id}).scalar_one()
+        session.add(event)
+        write_outbox(session, job_id, event)
+        return event
+    event.seq, listened = session.execute(select, {"job_id": job_id} | _event_params(event)).one()
+    if listened:
+        write_outbox(session, job_id, event)
     return event
+
+
+def add_event(session: Session, event: JobEvent) -> None:
+    """Write ``event``, whose ``seq`` is already taken (a new job's first), and its outbox."""
+    if not _one_statement(session):
+        session.add(event)
+        write_outbox(session, event.job_id, event)
+        return
+    params = {"job_id": event.job_id, "seq": event.seq} | _event_params(event)
+    if session.execute(_add_event_statement(), params).scalar_one():
+        write_outbox(session, event.job_id, event)
+
+
+@functools.cache
+def _add_event_statement() -> sa.Select[Any]:
+    """An event's INSERT and the listeners' check, in one statement."""
+    seq = sa.bindparam("seq", type_=sa.Integer())
+    job_id = sa.bindparam("job_id", type_=sa.Integer())
+    return sa.select(_LISTENED).add_cte(_insert_event(job_id, seq))
 
 
 def write_outbox(session: Session, job_id: int, event: JobEvent) -> None:
@@ -217,10 +343,10 @@ def lock_job(session: Session, job_id: int) -> Job | None:
     Once per transaction: while the lock is held nobody else can change the row, so a
     second call returns the loaded job without another round trip.
     """
-    owner, locked = session.info.get(_LOCKED, (None, set()))
+    owner, locked = session.info.get(_LOCKED, (None, {}))
     if owner is not None and owner is session.get_transaction() and job_id in locked:
-        known = session.get(Job, job_id)
-        if known is not None:
+        known = locked[job_id]
+        if known in session:
             return known
     # OF jobs: the job is loaded joined to its category, and a bare FOR UPDATE would lock
     # the category's row as well, serialising every step and every new job of a category.
@@ -228,7 +354,9 @@ def lock_job(session: Session, job_id: int) -> Job | None:
     if job is not None:
         transaction = session.get_transaction()
         if owner is not transaction:
-            locked = set()
-        locked.add(job_id)
+            locked = {}
+        # Held here, not only in the session's weak identity map: a caller that let go of
+        # the job would otherwise make the next call load it again.
+        locked[job_id] = job
         session.info[_LOCKED] = (transaction, locked)
     return job
