@@ -72,7 +72,7 @@ def _visible_filter(
 
 
 @functools.cache
-def _visible_job_statement(role: Role) -> sa.Select[tuple[Job]]:
+def _visible_job_statement(role: Role) -> sa.Select[Job]:
     """One job if a viewer of ``role`` may see it; built once per role (the viewer and the
     job are parameters), as building it cost more than running it."""
     viewer = sa.bindparam("viewer_id", type_=sa.Integer())

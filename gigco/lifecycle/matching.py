@@ -232,6 +232,10 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
     if ranked:
         best = ranked[0]
         expires = ctx.after(ctx.settings.opportunity_ttl_seconds)
+        dues = set_next(job, Next.at(expires), ctx.now)
+        # Flushes the job's round and deadline at once; the round starts before the worker
+        # holds the opportunity, so its event is not theirs (webhooks decide at the event).
+        round_started()
         session.add(
             Opportunity(
                 job_id=job.id,
@@ -242,8 +246,6 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
                 expires_at=expires,
             )
         )
-        dues = set_next(job, Next.at(expires), ctx.now)
-        round_started()  # flushes the job's round and deadline and the opportunity at once
         record_event(
             session,
             job.id,

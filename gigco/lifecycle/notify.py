@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -12,7 +12,7 @@ from gigco.models import Notification
 # A Core INSERT, written at once: the notification needs no ORM object, and a unit-of-work
 # flush per step cost more than the statement (bench/profile.py). Column defaults (the time,
 # the writing transaction) apply as for the model.
-_INSERT = sa.insert(Notification.__table__)
+_INSERT = sa.insert(cast(sa.Table, Notification.__table__))
 
 
 def notify_consumer(

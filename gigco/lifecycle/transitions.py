@@ -150,7 +150,7 @@ def transition(
         created_at=now,
     )
     if not _one_statement(session):
-        job = session.scalars(update, params).one_or_none()
+        job: Job | None = session.scalars(update, params).one_or_none()
         if job is None:
             return None
         written.seq = job.event_seq
@@ -162,11 +162,12 @@ def transition(
     ).one_or_none()
     if row is None:
         return None
-    job, listened = row
-    written.seq = job.event_seq
+    moved: Job = row[0]
+    listened = row[1]
+    written.seq = moved.event_seq
     if listened:
         write_outbox(session, job_id, written)
-    return job
+    return moved
 
 
 # Whether any webhook endpoint is enabled: folded into each event's statement, so that nobody
@@ -212,7 +213,7 @@ def _insert_event(job_id: sa.ColumnElement[int], seq: sa.ColumnElement[int]) -> 
 @functools.lru_cache(maxsize=64)
 def _statements(
     keys: tuple[str, ...], where: tuple[sa.ColumnElement[bool], ...]
-) -> tuple[sa.UpdateBase, sa.Select[Any]]:
+) -> tuple[Any, Any]:
     """The compare-and-set for columns ``keys`` and guards ``where``, built once: as an
     ``UPDATE … RETURNING`` job, and (PostgreSQL) with its event INSERT and the listeners'
     check in one statement. Building these is most of a transition's Python time."""
@@ -241,7 +242,7 @@ def _statements(
 
 
 @functools.cache
-def _bump_statements() -> tuple[sa.UpdateBase, sa.Select[Any]]:
+def _bump_statements() -> tuple[Any, Any]:
     """Taking a job's next event seq: alone, and (PostgreSQL) with the event's INSERT and
     the listeners' check."""
     bump = (
@@ -345,7 +346,7 @@ def lock_job(session: Session, job_id: int) -> Job | None:
     """
     owner, locked = session.info.get(_LOCKED, (None, {}))
     if owner is not None and owner is session.get_transaction() and job_id in locked:
-        known = locked[job_id]
+        known: Job = locked[job_id]
         if known in session:
             return known
     # OF jobs: the job is loaded joined to its category, and a bare FOR UPDATE would lock
