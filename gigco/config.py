@@ -29,6 +29,9 @@ class Settings:
     review_window_seconds: float = 604800
     payment_max_attempts: int = 5
     payment_retry_base_seconds: float = 60
+    # A claimed payment attempt keeps other runs away this long: longer than any gateway
+    # call; a run that dies after its claim leaves the job due again when it ends.
+    payment_lease_seconds: float = 60
     sweep_interval_seconds: float = 30
     stuck_step_grace_seconds: float = 60
     sweep_batch: int = 1000
@@ -74,6 +77,7 @@ _DURATIONS = {
     "GIGCO_MATCH_RETRY_BASE_SECONDS": "match_retry_base_seconds",
     "GIGCO_REVIEW_WINDOW_SECONDS": "review_window_seconds",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
+    "GIGCO_PAYMENT_LEASE_SECONDS": "payment_lease_seconds",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
     "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "webhook_timeout_seconds",

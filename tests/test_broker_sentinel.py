@@ -13,6 +13,7 @@ import pytest
 from kombu import Connection
 
 from gigco import health, processes
+from gigco.broker import QUEUES
 from gigco.config import ConfigError, load_settings
 from gigco.tasks.celery_settings import celery_settings
 from tests.harness.polling import wait_for
@@ -96,7 +97,9 @@ def test_the_broker_is_reached_through_a_real_sentinel(
         every=0.2,
         what="the health check to reach Redis through the sentinel",
     )
-    assert found.facts == {"transport": "sentinel"}
+    assert found.facts["transport"] == "sentinel"
+    # Queue depths are read through the sentinel's master too (nothing queued on this one).
+    assert set(found.facts["queues"]) == set(QUEUES)
     options = celery_settings(settings)["broker_transport_options"]
     with Connection(settings.broker_url, transport_options=options) as conn:
         queue = conn.SimpleQueue("gigco_sentinel_check")

@@ -37,10 +37,6 @@ from gigco.models import (
 S = JobStatus
 log = logging.getLogger(__name__)
 
-# How long a claimed attempt keeps other runs away: longer than any gateway call takes. A run
-# that dies after its claim leaves the job due again when the lease ends.
-PAYMENT_LEASE_SECONDS = 120.0
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -76,7 +72,7 @@ def claim_payment(session: Session, job_id: int, ctx: StepContext) -> Claim | li
     method = session.scalar(
         sa.select(Consumer.payment_method).where(Consumer.id == job.consumer_id)
     )
-    lease_until = ctx.after(PAYMENT_LEASE_SECONDS)
+    lease_until = ctx.after(ctx.settings.payment_lease_seconds)
     job.next_payment_at = lease_until
     set_next(job, Next.at(lease_until), ctx.now)
     session.flush()

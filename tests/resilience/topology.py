@@ -36,6 +36,8 @@ TIMERS = {
     "GIGCO_REVIEW_WINDOW_SECONDS": "60",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "3",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "0.3",
+    # A worker killed mid-charge leaves its claim: the payment is due again after this.
+    "GIGCO_PAYMENT_LEASE_SECONDS": "2",
     # Webhook receivers run on 127.0.0.1; a 3 s timeout makes the delivery lease 11 s.
     "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
     "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "3",
