@@ -5,7 +5,7 @@
 Three runs of the lifecycle benchmark's driving (``bench.lifecycle.throughput``: N jobs at
 once, each party answering its notification feed), each on a fresh production topology:
 
-- ``baseline``: no webhook endpoint; the lifecycle worker ``-Q celery --pool prefork
+- ``baseline``: no webhook endpoint; the lifecycle worker ``-Q celery,sweeps,recovery --pool prefork
   --concurrency 2`` (as bench.lifecycle) and a webhooks worker ``-Q webhooks`` beside it.
 - ``separated``: the same processes; one endpoint per party (every consumer, every worker,
   the operator) on a receiver that takes ``--delay`` seconds per request, and ``--backlog``
@@ -40,14 +40,16 @@ import sqlalchemy as sa
 from bench.lifecycle import LONG, STEPS, Http, throughput
 from bench.topology import ADMIN_TOKEN, REDIS_URL, Topology, production
 from gigco.db import make_engine
-from gigco.tasks.celery_settings import WEBHOOK_QUEUE
+from gigco.tasks.celery_settings import QUEUES, WEBHOOK_QUEUE
 from tests.harness.http import auth
 from tests.harness.polling import wait_for
 from tests.harness.servers import worker_argv
 from tests.harness.webhooks import Receiver, receiving
 
 LIFECYCLE_WORKER = ("--pool", "prefork", "--concurrency", "2")
-WEBHOOK_WORKER = ("-Q", "webhooks", "-n", "webhooks@%h", "--pool", "threads")
+WEBHOOK_WORKER = ("-Q", WEBHOOK_QUEUE, "-n", "webhooks@%h", "--pool", "threads")
+# The lifecycle worker apart from webhooks: every other queue GigCo uses.
+LIFECYCLE_QUEUES = ",".join(q for q in QUEUES if q != WEBHOOK_QUEUE)
 
 
 def settings(delay: float) -> dict[str, str]:
@@ -130,7 +132,7 @@ def waiting_steps(topo: Topology) -> dict[str, int]:
 
 def run(name: str, a: argparse.Namespace, *, receiver: Receiver | None, split: bool) -> Any:
     """One topology, one driving; the summary of what it measured."""
-    lifecycle_args = ("-Q", "celery", *LIFECYCLE_WORKER) if split else LIFECYCLE_WORKER
+    lifecycle_args = ("-Q", LIFECYCLE_QUEUES, *LIFECYCLE_WORKER) if split else LIFECYCLE_WORKER
     with production(
         timers=settings(a.delay),
         worker_args=lifecycle_args,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import threading
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -178,3 +181,33 @@ def _run_after_commit(session: Session) -> None:
 def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_AFTER_COMMIT, None)
+
+
+T = TypeVar("T")
+
+
+def built_once(build: Callable[..., T]) -> Callable[..., T]:
+    """Cache what a statement builder returns per arguments, built and compiled once under a
+    lock. Threads share the cached statements, and SQLAlchemy memoizes parts of an ORM
+    statement's first compile on the statement itself: two threads compiling one shared
+    statement for the first time at once once produced a cartesian product (a 500). The
+    compile here warms it before any thread runs it."""
+    built: dict[tuple[Any, ...], T] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(build)
+    def get(*args: Any) -> T:
+        try:
+            return built[args]
+        except KeyError:
+            pass
+        with lock:
+            if args not in built:
+                value = build(*args)
+                statements: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
+                for stmt in statements:
+                    stmt.compile(dialect=postgresql.dialect())
+                built[args] = value
+            return built[args]
+
+    return get

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.db import built_once
 from gigco.lifecycle.errors import Forbidden, NotFound
 from gigco.lifecycle.transitions import OPERATOR, consumer_actor, worker_actor
 from gigco.models import Job, Opportunity, OpportunityStatus, Role
@@ -71,7 +71,7 @@ def _visible_filter(
     return Job.id.in_(sa.union(*(q.with_only_columns(Job.id) for q in lists)))
 
 
-@functools.cache
+@built_once
 def _visible_job_statement(role: Role) -> sa.Select[Job]:
     """One job if a viewer of ``role`` may see it; built once per role (the viewer and the
     job are parameters), as building it cost more than running it."""

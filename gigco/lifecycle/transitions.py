@@ -8,14 +8,13 @@ disagree.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.db import UTCDateTime, utcnow
+from gigco.db import UTCDateTime, built_once, utcnow
 from gigco.lifecycle.errors import Conflict, NotFound
 from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next, Step
 from gigco.models import Job, JobEvent, JobStatus, WebhookEndpoint
@@ -210,7 +209,7 @@ def _insert_event(job_id: sa.ColumnElement[int], seq: sa.ColumnElement[int]) -> 
     return sa.insert(JobEvent).from_select(columns, source).cte("written")
 
 
-@functools.lru_cache(maxsize=64)
+@built_once
 def _statements(
     keys: tuple[str, ...], where: tuple[sa.ColumnElement[bool], ...]
 ) -> tuple[Any, Any]:
@@ -241,7 +240,7 @@ def _statements(
     return orm_update, select
 
 
-@functools.cache
+@built_once
 def _bump_statements() -> tuple[Any, Any]:
     """Taking a job's next event seq: alone, and (PostgreSQL) with the event's INSERT and
     the listeners' check."""
@@ -319,7 +318,7 @@ def add_event(session: Session, event: JobEvent) -> None:
         write_outbox(session, event.job_id, event)
 
 
-@functools.cache
+@built_once
 def _add_event_statement() -> sa.Select[Any]:
     """An event's INSERT and the listeners' check, in one statement."""
     seq = sa.bindparam("seq", type_=sa.Integer())
