@@ -8,10 +8,9 @@ from tests.harness.http import Api
 from tests.harness.polling import wait_for
 
 
-def closed_job(api: Api, **job: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """A job driven over HTTP from draft to closed; returns it with its consumer and worker."""
-    consumer, worker = api.consumer(), api.worker()
-    job_id = api.post_job(consumer, **job)["id"]
+def worked_job(api: Api, consumer: dict[str, Any], worker: dict[str, Any], **job: Any) -> int:
+    """A job posted by ``consumer``, then taken, started and completed by ``worker``."""
+    job_id: int = api.post_job(consumer, **job)["id"]
     api.wait_status(job_id, "offered")
     assert api.signal(job_id, "offer/accept", consumer).status_code == 200
     wait_for(
@@ -22,6 +21,18 @@ def closed_job(api: Api, **job: Any) -> tuple[int, dict[str, Any], dict[str, Any
     api.wait_status(job_id, "scheduled")
     assert api.signal(job_id, "start", worker).status_code == 200
     assert api.signal(job_id, "complete", worker).status_code == 200
+    return job_id
+
+
+def closed_job(
+    api: Api,
+    consumer: dict[str, Any] | None = None,
+    worker: dict[str, Any] | None = None,
+    **job: Any,
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """A job driven over HTTP from draft to closed; returns it with its consumer and worker."""
+    consumer, worker = consumer or api.consumer(), worker or api.worker()
+    job_id = worked_job(api, consumer, worker, **job)
     api.wait_status(job_id, "review_pending")
     for party, review in ((consumer, {"rating": 5, "comment": "Great"}), (worker, {"rating": 4})):
         r = api.client.post(f"/v1/jobs/{job_id}/reviews", json=review, headers=party["headers"])
@@ -33,17 +44,6 @@ def closed_job(api: Api, **job: Any) -> tuple[int, dict[str, Any], dict[str, Any
 def failed_payment_job(api: Api, consumer: dict[str, Any] | None = None) -> int:
     """A job whose consumer's card is always declined, left in payment_failed."""
     consumer = consumer or api.consumer(payment_method="pm_card_chargeDeclined")
-    worker = api.worker()
-    job_id = api.post_job(consumer)["id"]
-    api.wait_status(job_id, "offered")
-    assert api.signal(job_id, "offer/accept", consumer).status_code == 200
-    wait_for(
-        lambda: api.client.get("/v1/opportunities", headers=worker["headers"]).json,
-        what="an opportunity for the worker",
-    )
-    assert api.signal(job_id, "opportunity/accept", worker).status_code == 200
-    api.wait_status(job_id, "scheduled")
-    assert api.signal(job_id, "start", worker).status_code == 200
-    assert api.signal(job_id, "complete", worker).status_code == 200
+    job_id = worked_job(api, consumer, api.worker())
     api.wait_status(job_id, "payment_failed")
     return job_id

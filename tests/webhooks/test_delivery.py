@@ -5,30 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.harness.http import Api
+from tests.harness.journeys import closed_job
 from tests.harness.polling import wait_for
 from tests.harness.webhooks import Receiver, register, verified
-
-
-def _run_lifecycle(api: Api, consumer: dict[str, Any], worker: dict[str, Any]) -> int:
-    job_id = api.post_job(consumer)["id"]
-    api.wait_status(job_id, "offered")
-    assert api.signal(job_id, "offer/accept", consumer).status_code == 200
-    wait_for(
-        lambda: api.client.get("/v1/opportunities", headers=worker["headers"]).json,
-        what="an opportunity for the worker",
-    )
-    assert api.signal(job_id, "opportunity/accept", worker).status_code == 200
-    api.wait_status(job_id, "scheduled")
-    assert api.signal(job_id, "start", worker).status_code == 200
-    assert api.signal(job_id, "complete", worker).status_code == 200
-    api.wait_status(job_id, "review_pending")
-    for party in (consumer, worker):
-        r = api.client.post(
-            f"/v1/jobs/{job_id}/reviews", json={"rating": 5}, headers=party["headers"]
-        )
-        assert r.status_code == 201, r.json
-    api.wait_status(job_id, "closed")
-    return job_id
 
 
 def _messages(receiver: Receiver, path: str, secret: str, job_id: int) -> list[dict[str, Any]]:
@@ -46,7 +25,7 @@ def test_a_whole_lifecycle_reaches_every_party_signed_and_in_order(
         "operator": register(api, api.admin, receiver.url("/operator")),
     }
     assert all(h["secret"].startswith("whsec_") for h in hooks.values())
-    job_id = _run_lifecycle(api, consumer, worker)
+    job_id, _, _ = closed_job(api, consumer, worker)
     history = api.events(job_id)
     assert history[-1]["type"] == "closed"
 
