@@ -44,6 +44,12 @@ WORKER_ALIVE_SECONDS = 5 * WORKER_TICK_SECONDS  # ...and is alive while it said 
 WORKERS_LISTED_SECONDS = 24 * 3600  # a worker silent for longer is gone, no longer listed
 
 
+# Facts an anonymous /healthz does not show: the workers' host names and queues, and the id
+# of a job (its existence is not revealed to those who may not see it). The operator reads
+# them on /ops/system and with `gigco health`.
+OPERATOR_ONLY = frozenset({"nodes", "oldest_waiting_job"})
+
+
 @dataclass(frozen=True)
 class Part:
     """One part's verdict: ``ok``, ``down`` (with a reason) or ``unknown`` (not checkable)."""
@@ -52,12 +58,14 @@ class Part:
     reason: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The part as JSON: status, reason when not ok, then its facts."""
+    def as_dict(self, *, public: bool = False) -> dict[str, Any]:
+        """The part as JSON: status, reason when not ok, then its facts (``public``: without
+        the operator-only ones)."""
         body: dict[str, Any] = {"status": self.status}
         if self.reason:
             body["reason"] = self.reason
-        return body | {k: _json(v) for k, v in self.facts.items()}
+        facts = {k: v for k, v in self.facts.items() if not (public and k in OPERATOR_ONLY)}
+        return body | {k: _json(v) for k, v in facts.items()}
 
 
 @dataclass(frozen=True)
@@ -83,13 +91,14 @@ class Health:
             return "ok"
         return "; ".join(f"{name}: {self.parts[name].reason}" for name in self.down)
 
-    def as_dict(self) -> dict[str, Any]:
-        """``{"status": "ok"|"down", "down": [...], "checked_at": ..., <part>: {...}}``."""
+    def as_dict(self, *, public: bool = False) -> dict[str, Any]:
+        """``{"status": "ok"|"down", "down": [...], "checked_at": ..., <part>: {...}}``;
+        ``public`` leaves out what only the operator may read (``OPERATOR_ONLY``)."""
         return {
             "status": OK if self.ok else DOWN,
             "down": self.down,
             "checked_at": self.checked_at.isoformat(),
-        } | {name: part.as_dict() for name, part in self.parts.items()}
+        } | {name: part.as_dict(public=public) for name, part in self.parts.items()}
 
 
 def _json(value: Any) -> Any:
@@ -405,17 +414,21 @@ def record(
     values: dict[str, Any] = {"started_at": now} if started else {"beat_at": now}
     try:
         with sessions() as session, session.begin():
-            dialect = session.get_bind().dialect.name
-            if dialect == "postgresql":
-                pg = postgresql.insert(Heartbeat).values(name=row, kind=kind, **values)
-                session.execute(pg.on_conflict_do_update(index_elements=["name"], set_=values))
-            else:
-                lite = sqlite.insert(Heartbeat).values(name=row, kind=kind, **values)
-                session.execute(lite.on_conflict_do_update(index_elements=["name"], set_=values))
+            _upsert(session, row, kind, values)
     except Exception:
         log.warning("could not write the %s heartbeat", row, exc_info=True)
         return False
     return True
+
+
+def _upsert(session: Session, row: str, kind: str, values: dict[str, Any]) -> None:
+    """Write ``values`` into heartbeat ``row``, making it if it is new (one statement)."""
+    if session.get_bind().dialect.name == "postgresql":
+        pg = postgresql.insert(Heartbeat).values(name=row, kind=kind, **values)
+        session.execute(pg.on_conflict_do_update(index_elements=["name"], set_=values))
+    else:
+        lite = sqlite.insert(Heartbeat).values(name=row, kind=kind, **values)
+        session.execute(lite.on_conflict_do_update(index_elements=["name"], set_=values))
 
 
 def tick(
@@ -435,10 +448,7 @@ def tick(
     }
     try:
         with sessions() as session, session.begin():
-            dialect = session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            stmt = insert(Heartbeat).values(name=_worker_row(name), kind="worker", **values)
-            session.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+            _upsert(session, _worker_row(name), "worker", values)
     except Exception:
         log.warning("could not write worker %s's tick", name, exc_info=True)
         return False

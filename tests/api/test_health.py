@@ -27,6 +27,7 @@ from gigco.models import Heartbeat
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
 from tests.api.helpers import assert_error
+from tests.harness.console import Ops
 from tests.harness.http import Api
 
 GIGCO = Path(sys.executable).parent / "gigco"
@@ -208,3 +209,27 @@ def test_gigco_health_exits_zero_when_healthy_and_one_naming_what_is_down(
     # A worker's probe: nothing waits, so an unknown or idle worker is alive.
     code, body, _ = _gigco_health(test_env, "--worker", "celery@nowhere")
     assert (code, body["workers"]["status"]) == (0, "ok")
+
+
+def test_an_anonymous_healthz_names_no_worker_host_and_no_job_the_operator_sees_both(
+    app: Flask, ops: Ops, sessions: sa.orm.sessionmaker[sa.orm.Session], committed: None
+) -> None:
+    now = utcnow()
+    with sessions.begin() as session:
+        session.add(
+            Heartbeat(
+                name="worker:celery@secret-host",
+                kind="worker",
+                started_at=now,
+                beat_at=now,
+                seen_at=now,
+                in_flight=0,
+                queues="celery",
+            )
+        )
+    r = app.test_client().get("/healthz")
+    workers = r.get_json()["workers"]
+    assert workers["status"] in ("ok", "down")
+    assert not health.OPERATOR_ONLY & set(workers), workers
+    assert "secret-host" not in r.get_data(as_text=True)
+    assert "celery@secret-host" in ops.client.get("/ops/system").get_data(as_text=True)

@@ -19,7 +19,7 @@ blp = Blueprint("health", __name__, description="Health")
 def _report(parts: tuple[str, ...]) -> Any:
     app = current_app
     result = health.check(app.config["GIGCO"], app.extensions["gigco_read_sessions"], parts=parts)
-    body = result.as_dict()
+    body = result.as_dict(public=True)
     if result.ok:
         return body
     # A Response, so that the 200 schema does not strip the error envelope.
