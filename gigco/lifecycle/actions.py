@@ -21,7 +21,7 @@ from gigco.lifecycle.access import (
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
 from gigco.lifecycle.matching import answer_pending, close_opportunity, overlapping_busy_jobs
-from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.notify import notify, to_consumer, to_worker
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
     AT_NOW,
@@ -124,15 +124,19 @@ def cancel_job(
         session, OpportunityStatus.WITHDRAWN, ctx.now, [Opportunity.job_id == job_id]
     )
     message = f"'{job.title}' was cancelled by {by}."
-    for worker_id in {*withdrawn, *([job.worker_id] if job.worker_id else [])}:
-        notify_worker(session, worker_id, "cancellation", message, job_id=job_id)
     mine = actor == consumer_actor(job.consumer_id)
-    notify_consumer(
+    notify(
         session,
-        job.consumer_id,
-        "cancellation",
-        f"You cancelled '{job.title}'." if mine else message,
-        job_id=job_id,
+        *(
+            to_worker(worker_id, "cancellation", message, job_id=job_id)
+            for worker_id in {*withdrawn, *([job.worker_id] if job.worker_id else [])}
+        ),
+        to_consumer(
+            job.consumer_id,
+            "cancellation",
+            f"You cancelled '{job.title}'." if mine else message,
+            job_id=job_id,
+        ),
     )
     return job, []
 
@@ -201,15 +205,17 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         raise Conflict(
             f"You already have job {clash} at that time.", current_status=S.ACCEPTED.value
         )
-    notify_consumer(
+    notify(
         session,
-        job.consumer_id,
-        "assignment",
-        f"{worker_name} will do '{job.title}'.",
-        job_id=job_id,
-        worker_id=who.id,
+        to_consumer(
+            job.consumer_id,
+            "assignment",
+            f"{worker_name} will do '{job.title}'.",
+            job_id=job_id,
+            worker_id=who.id,
+        ),
+        to_worker(who.id, "assignment", f"You got '{job.title}'.", job_id=job_id),
     )
-    notify_worker(session, who.id, "assignment", f"You got '{job.title}'.", job_id=job_id)
     return job, dues_of(job)
 
 

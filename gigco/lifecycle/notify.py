@@ -15,6 +15,26 @@ from gigco.models import Notification
 _INSERT = sa.insert(cast(sa.Table, Notification.__table__))
 
 
+def to_consumer(
+    consumer_id: int, kind: str, message: str, *, job_id: int | None = None, **data: Any
+) -> dict[str, Any]:
+    """A notification row for a consumer, for ``notify``."""
+    return _row(consumer_id, None, kind, message, job_id, data)
+
+
+def to_worker(
+    worker_id: int, kind: str, message: str, *, job_id: int | None = None, **data: Any
+) -> dict[str, Any]:
+    """A notification row for a worker, for ``notify``."""
+    return _row(None, worker_id, kind, message, job_id, data)
+
+
+def notify(session: Session, *rows: dict[str, Any]) -> None:
+    """Write notification rows (``to_consumer``, ``to_worker``) in one INSERT statement."""
+    if rows:
+        session.execute(_INSERT, list(rows))
+
+
 def notify_consumer(
     session: Session,
     consumer_id: int,
@@ -25,15 +45,7 @@ def notify_consumer(
     **data: Any,
 ) -> None:
     """Write a notification row for a consumer."""
-    _write(
-        session,
-        consumer_id=consumer_id,
-        worker_id=None,
-        job_id=job_id,
-        kind=kind,
-        message=message,
-        data=data,
-    )
+    notify(session, to_consumer(consumer_id, kind, message, job_id=job_id, **data))
 
 
 def notify_worker(
@@ -46,16 +58,22 @@ def notify_worker(
     **data: Any,
 ) -> None:
     """Write a notification row for a worker."""
-    _write(
-        session,
-        consumer_id=None,
-        worker_id=worker_id,
-        job_id=job_id,
-        kind=kind,
-        message=message,
-        data=data,
-    )
+    notify(session, to_worker(worker_id, kind, message, job_id=job_id, **data))
 
 
-def _write(session: Session, **row: Any) -> None:
-    session.execute(_INSERT, row)
+def _row(
+    consumer_id: int | None,
+    worker_id: int | None,
+    kind: str,
+    message: str,
+    job_id: int | None,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "consumer_id": consumer_id,
+        "worker_id": worker_id,
+        "job_id": job_id,
+        "kind": kind,
+        "message": message,
+        "data": data,
+    }

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import ChargeResult, PaymentGateway
-from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
     SYSTEM,
@@ -179,24 +179,27 @@ def record_payment(
             },
             values={"next_payment_at": None, "payment_attempts": job.payment_attempts + 1},
         )
-        notify_consumer(
-            session,
-            job.consumer_id,
-            "payment_receipt",
-            f"You paid {payment.amount_cents / 100:.2f} {job.currency} for '{job.title}'.",
-            job_id=job_id,
-            amount_cents=payment.amount_cents,
-        )
-        if job.worker_id is not None:
-            notify_worker(
-                session,
-                job.worker_id,
+        receipts = [
+            to_consumer(
+                job.consumer_id,
                 "payment_receipt",
-                f"You earned {payment.worker_earnings_cents / 100:.2f} {job.currency} "
-                f"for '{job.title}'.",
+                f"You paid {payment.amount_cents / 100:.2f} {job.currency} for '{job.title}'.",
                 job_id=job_id,
-                earnings_cents=payment.worker_earnings_cents,
+                amount_cents=payment.amount_cents,
             )
+        ]
+        if job.worker_id is not None:
+            receipts.append(
+                to_worker(
+                    job.worker_id,
+                    "payment_receipt",
+                    f"You earned {payment.worker_earnings_cents / 100:.2f} {job.currency} "
+                    f"for '{job.title}'.",
+                    job_id=job_id,
+                    earnings_cents=payment.worker_earnings_cents,
+                )
+            )
+        notify(session, *receipts)
         return dues_of(paid)
     job.payment_attempts += 1
     record_event(

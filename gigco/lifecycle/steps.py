@@ -8,13 +8,14 @@ called before their deadline, they only return the deadline again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.matching import match_job
-from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
 from gigco.lifecycle.payments import process_payment
 from gigco.lifecycle.pricing import price_for
 from gigco.lifecycle.schedule import Next, Step
@@ -127,22 +128,23 @@ def schedule_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     if job is None or job.worker_id is None:
         return []
     when = job.scheduled_start.isoformat()
-    notify_consumer(
+    notify(
         session,
-        job.consumer_id,
-        "schedule",
-        f"'{job.title}' is scheduled for {when}.",
-        job_id=job_id,
-        worker_id=job.worker_id,
-        scheduled_start=when,
-    )
-    notify_worker(
-        session,
-        job.worker_id,
-        "schedule",
-        f"You are scheduled for '{job.title}' at {when}.",
-        job_id=job_id,
-        scheduled_start=when,
+        to_consumer(
+            job.consumer_id,
+            "schedule",
+            f"'{job.title}' is scheduled for {when}.",
+            job_id=job_id,
+            worker_id=job.worker_id,
+            scheduled_start=when,
+        ),
+        to_worker(
+            job.worker_id,
+            "schedule",
+            f"You are scheduled for '{job.title}' at {when}.",
+            job_id=job_id,
+            scheduled_start=when,
+        ),
     )
     return []
 
@@ -164,9 +166,7 @@ def request_reviews(session: Session, job_id: int, ctx: StepContext) -> list[Due
     if job is None:
         return []
     message = f"How did '{job.title}' go? Review before {deadline.isoformat()}."
-    notify_consumer(session, job.consumer_id, "review_request", message, job_id=job_id)
-    if job.worker_id is not None:
-        notify_worker(session, job.worker_id, "review_request", message, job_id=job_id)
+    notify(session, *_to_both(job, "review_request", message))
     return dues_of(job)
 
 
@@ -190,10 +190,16 @@ def close_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     )
     if moved:
         message = f"'{job.title}' is closed. Thank you!"
-        notify_consumer(session, job.consumer_id, "closure", message, job_id=job_id)
-        if job.worker_id is not None:
-            notify_worker(session, job.worker_id, "closure", message, job_id=job_id)
+        notify(session, *_to_both(job, "closure", message))
     return []
+
+
+def _to_both(job: Job, kind: str, message: str) -> list[dict[str, Any]]:
+    """The same notification for the job's consumer and its worker (if it has one)."""
+    rows = [to_consumer(job.consumer_id, kind, message, job_id=job.id)]
+    if job.worker_id is not None:
+        rows.append(to_worker(job.worker_id, kind, message, job_id=job.id))
+    return rows
 
 
 STEPS: dict[Step, Callable[[Session, int, StepContext], list[Due]]] = {
