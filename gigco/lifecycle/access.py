@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gigco.db import built_once
 from gigco.lifecycle.errors import Forbidden, NotFound
-from gigco.lifecycle.transitions import OPERATOR, consumer_actor, worker_actor
+from gigco.lifecycle.transitions import OPERATOR, consumer_actor, remember_lock, worker_actor
 from gigco.models import Job, Opportunity, OpportunityStatus, Role
 
 
@@ -72,21 +72,30 @@ def _visible_filter(
 
 
 @built_once
-def _visible_job_statement(role: Role) -> sa.Select[Job]:
+def _visible_job_statement(role: Role, lock: bool) -> sa.Select[Job]:
     """One job if a viewer of ``role`` may see it; built once per role (the viewer and the
     job are parameters), as building it cost more than running it."""
     viewer = sa.bindparam("viewer_id", type_=sa.Integer())
-    return sa.select(Job).where(Job.id == sa.bindparam("job_id"), _visible_filter(role, viewer))
+    stmt = sa.select(Job).where(Job.id == sa.bindparam("job_id"), _visible_filter(role, viewer))
+    if lock:  # OF jobs: not the category's row (see transitions.lock_job)
+        return stmt.with_for_update(of=Job).execution_options(populate_existing=True)
+    return stmt
 
 
-def visible_job(session: Session, job_id: int, principal: Principal) -> Job:
-    """The job if ``principal`` may see it; NotFound otherwise (existence is not revealed)."""
+def visible_job(session: Session, job_id: int, principal: Principal, *, lock: bool = False) -> Job:
+    """The job if ``principal`` may see it; NotFound otherwise (existence is not revealed).
+
+    With ``lock``, read under the job's row lock, held to the end of the transaction (as
+    ``lock_job``, in the same round trip).
+    """
     params = {"job_id": job_id}
     if principal.role != Role.OPERATOR:
         params["viewer_id"] = principal.id or 0
-    job = session.scalar(_visible_job_statement(principal.role), params)
+    job = session.scalar(_visible_job_statement(principal.role, lock), params)
     if job is None:
         raise NotFound(f"Job {job_id} not found.")
+    if lock:
+        remember_lock(session, job)
     return job
 
 

@@ -222,16 +222,14 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
 def decline_opportunity(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
     """The worker passes; the next candidate is tried at once."""
     opp = _pending_opportunity(session, job_id, who)
-    job = visible_job(session, job_id, who)
-    locked = lock_job(session, job_id)
-    assert locked is not None
+    job = visible_job(session, job_id, who, lock=True)
     if not close_opportunity(
         session, opp, OpportunityStatus.DECLINED, actor=who.actor, now=ctx.now
     ):
         raise Conflict("This opportunity is no longer open.", current_status=job.status.value)
-    dues = set_next(locked, Next.now(), ctx.now)
+    dues = set_next(job, Next.now(), ctx.now)
     session.flush()
-    return locked, dues
+    return job, dues
 
 
 def start(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
@@ -315,7 +313,9 @@ def submit_review(
 ) -> tuple[Review, list[Due]]:
     """One review per side in review_pending, before the review deadline; the job closes once
     both are in."""
-    job = visible_job(session, job_id, who)
+    # Read under the job's lock: the status, the deadline and the other side's review are
+    # then final until the commit.
+    job = visible_job(session, job_id, who, lock=True)
     subject_model: type[Worker] | type[Consumer]
     if who.role == Role.CONSUMER and who.id == job.consumer_id:
         subject_model, subject_id = Worker, job.worker_id
@@ -325,22 +325,19 @@ def submit_review(
         raise Forbidden("Only the job's consumer or its assigned worker may review it.")
     if not 1 <= rating <= 5:
         raise Invalid("Rating must be from 1 to 5.", errors={"rating": ["Must be from 1 to 5."]})
-    locked = lock_job(session, job_id)
-    if locked is None:
-        raise NotFound(f"Job {job_id} not found.")
-    if locked.status != S.REVIEW_PENDING:
-        raise StatusConflict(job_id, locked.status, "reviewing")
+    if job.status != S.REVIEW_PENDING:
+        raise StatusConflict(job_id, job.status, "reviewing")
     # The deadline is part of the guard, as expiry is for offers: close_job may run late.
-    if locked.review_deadline is None or locked.review_deadline <= ctx.now:
-        closed_at = locked.review_deadline.isoformat() if locked.review_deadline else "unknown"
+    if job.review_deadline is None or job.review_deadline <= ctx.now:
+        closed_at = job.review_deadline.isoformat() if job.review_deadline else "unknown"
         raise Conflict(
             f"The review window of job {job_id} closed at {closed_at}; it takes no more reviews.",
-            current_status=locked.status.value,
+            current_status=job.status.value,
         )
     # The job is locked, so the other side's review is committed (or not begun) by now.
     authors = session.scalars(sa.select(Review.author_role).where(Review.job_id == job_id)).all()
     if who.role in authors:
-        raise Conflict("You have already reviewed this job.", current_status=locked.status.value)
+        raise Conflict("You have already reviewed this job.", current_status=job.status.value)
     review = Review(
         job_id=job_id,
         author_role=who.role,
@@ -358,7 +355,7 @@ def submit_review(
         now=ctx.now,
         data={"rating": rating, "author_role": who.role.value},
     )
-    dues = set_next(locked, Next.now(), ctx.now) if len(authors) + 1 >= 2 else []
+    dues = set_next(job, Next.now(), ctx.now) if len(authors) + 1 >= 2 else []
     # Last, just before the commit (autoflush writes the review and event first): a party's
     # row is shared by all their jobs, so its lock is held only until the commit.
     session.execute(

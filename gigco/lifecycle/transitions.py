@@ -352,11 +352,18 @@ def lock_job(session: Session, job_id: int) -> Job | None:
     # the category's row as well, serialising every step and every new job of a category.
     job = session.get(Job, job_id, with_for_update={"of": Job}, populate_existing=True)
     if job is not None:
-        transaction = session.get_transaction()
-        if owner is not transaction:
-            locked = {}
-        # Held here, not only in the session's weak identity map: a caller that let go of
-        # the job would otherwise make the next call load it again.
-        locked[job_id] = job
-        session.info[_LOCKED] = (transaction, locked)
+        remember_lock(session, job)
     return job
+
+
+def remember_lock(session: Session, job: Job) -> None:
+    """Note that ``job`` was just read under its row lock in this transaction (``lock_job``
+    then returns it without another round trip)."""
+    owner, locked = session.info.get(_LOCKED, (None, {}))
+    transaction = session.get_transaction()
+    if owner is not transaction:
+        locked = {}
+    # Held here, not only in the session's weak identity map: a caller that let go of the
+    # job would otherwise make the next call load it again.
+    locked[job.id] = job
+    session.info[_LOCKED] = (transaction, locked)
