@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import time
@@ -446,6 +447,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--reuse", action="store_true", help="reuse kept databases (migrated)")
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("BENCH_SCALE_PREFIX", PREFIX),
+        help=f"database name prefix (env BENCH_SCALE_PREFIX; default {PREFIX}), so that two "
+        "people's kept worlds on one server do not collide",
+    )
     args = parser.parse_args()
 
     def sized(name: str, factor: float) -> World:
@@ -463,27 +470,30 @@ def main() -> None:
     rng = random.Random(12)
     now = utcnow()
     recorder = Statements()
-    urls = _prepare(worlds, reuse=args.reuse, now=now, rng=rng)
+    urls = _prepare(worlds, reuse=args.reuse, now=now, rng=rng, prefix=args.prefix)
     try:
         times = measure(urls, worlds, args.repeat, recorder)
         _report(times, recorder, urls["large"])
     finally:
         if not args.keep:
             for world in worlds:
-                database.drop_database(server_url(), _name(world))
+                database.drop_database(server_url(), _name(world, args.prefix))
 
 
-def _name(world: World) -> str:
-    return f"gigco_bench_scale_{world.name}_{world.jobs}"
+PREFIX = "gigco_bench_scale"
+
+
+def _name(world: World, prefix: str = PREFIX) -> str:
+    return f"{prefix}_{world.name}_{world.jobs}"
 
 
 def _prepare(
-    worlds: list[World], *, reuse: bool, now: dt.datetime, rng: random.Random
+    worlds: list[World], *, reuse: bool, now: dt.datetime, rng: random.Random, prefix: str
 ) -> dict[str, str]:
     """Each world's database URL: seeded afresh, or kept from an earlier run and migrated."""
     urls = {}
     for world in worlds:
-        name = _name(world)
+        name = _name(world, prefix)
         exists = reuse and _exists(name)
         t0 = time.perf_counter()
         if exists:
