@@ -25,29 +25,28 @@ ORDER = (
 ).split()
 
 _PG_FUNCTIONS = f"""
-CREATE FUNCTION gigco_count_status(counted text, part int, delta int) RETURNS void
-LANGUAGE sql AS $$
-  INSERT INTO job_status_counts (status, shard, n) VALUES (counted, part, delta)
-  ON CONFLICT ON CONSTRAINT pk_job_status_counts
-  DO UPDATE SET n = job_status_counts.n + excluded.n
-$$;
-
 CREATE FUNCTION gigco_jobs_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   ordered text[] := ARRAY[{", ".join(f"'{s}'" for s in ORDER)}];
+  statuses text[];
+  deltas int[];
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM gigco_count_status(NEW.status, NEW.id % {SHARDS}, 1);
+    statuses := ARRAY[NEW.status]; deltas := ARRAY[1];
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM gigco_count_status(OLD.status, OLD.id % {SHARDS}, -1);
+    statuses := ARRAY[OLD.status]; deltas := ARRAY[-1];
   ELSIF array_position(ordered, OLD.status::text) < array_position(ordered, NEW.status::text)
   THEN
-    PERFORM gigco_count_status(OLD.status, OLD.id % {SHARDS}, -1);
-    PERFORM gigco_count_status(NEW.status, NEW.id % {SHARDS}, 1);
+    statuses := ARRAY[OLD.status, NEW.status]; deltas := ARRAY[-1, 1];
   ELSE
-    PERFORM gigco_count_status(NEW.status, NEW.id % {SHARDS}, 1);
-    PERFORM gigco_count_status(OLD.status, OLD.id % {SHARDS}, -1);
+    statuses := ARRAY[NEW.status, OLD.status]; deltas := ARRAY[1, -1];
   END IF;
+  -- One statement; its rows are taken in the order given (WITH ORDINALITY).
+  INSERT INTO job_status_counts (status, shard, n)
+  SELECT s, coalesce(NEW.id, OLD.id) % {SHARDS}, d
+  FROM unnest(statuses, deltas) WITH ORDINALITY AS u(s, d, k) ORDER BY k
+  ON CONFLICT ON CONSTRAINT pk_job_status_counts
+  DO UPDATE SET n = job_status_counts.n + excluded.n;
   RETURN NULL;
 END $$;
 
@@ -144,7 +143,6 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER jobs_counted ON jobs")
         op.execute("DROP FUNCTION gigco_job_events_counted()")
         op.execute("DROP FUNCTION gigco_jobs_counted()")
-        op.execute("DROP FUNCTION gigco_count_status(text, int, int)")
     else:
         for name in (
             "job_events_counted",
