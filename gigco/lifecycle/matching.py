@@ -70,10 +70,20 @@ def _eligible(job: Job) -> list[sa.ColumnElement[bool]]:
 
 
 def _rating() -> sa.ColumnElement[float]:
+    """A worker's mean rating, or NULL when unrated: the expression ``ix_workers_earth_rating``
+    indexes (migration 0009), written so that the planner matches it."""
     return sa.case(
-        (Worker.rating_count > 0, sa.cast(Worker.rating_sum, sa.Double) / Worker.rating_count),
+        (
+            Worker.rating_count > sa.literal_column("0"),
+            sa.cast(Worker.rating_sum, sa.Double) / sa.cast(Worker.rating_count, sa.Double),
+        ),
         else_=None,
     )
+
+
+# Ratings are means of 1-5 stars, so "closest to 5 first" is "best first", and GiST (with
+# btree_gist) reads an index in order of a distance like that (a KNN scan).
+BEST_RATING = 5.0
 
 
 def _haversine_km(lat: float, lng: float) -> sa.ColumnElement[float]:
@@ -94,27 +104,61 @@ def _max_radius_km(session: Session) -> float:
 def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[Candidate]:
     """The workers who may be offered ``job`` now, best first (at most ``limit``).
 
-    PostgreSQL filters, ranks and limits in SQL: the GiST index ``ix_workers_earth`` on
-    ``ll_to_earth(lat, lng)`` finds the workers inside a box as wide as the widest service
-    radius, and the exact haversine (our sphere, not earthdistance's) checks each worker's
-    own radius and ranks. SQLite (the embedded development default) filters in Python.
+    PostgreSQL filters, ranks and limits in SQL: the GiST index ``ix_workers_earth_rating``
+    on ``ll_to_earth(lat, lng)`` and the rating finds the workers inside a box as wide as
+    the widest service radius, and the exact haversine (our sphere, not earthdistance's)
+    checks each worker's own radius and ranks. The next candidate (``limit=1``, matching)
+    reads only the best-rated eligible workers (``_next_candidate``). SQLite (the embedded
+    development default) filters in Python.
     """
     if session.get_bind().dialect.name != "postgresql":
         return _candidates_in_python(session, job)[:limit]
     distance = _haversine_km(job.lat, job.lng).label("distance_km")
     rating = _rating().label("rating")
+    where = _nearby(session, job, distance)
+    if limit == 1:
+        return _next_candidate(session, where, distance)
+    stmt = (
+        sa.select(Worker.id, rating, distance)
+        .where(*where)
+        .order_by(rating.desc().nulls_last(), distance, Worker.id)
+        .limit(limit)
+    )
+    return [Candidate(w, r, d) for w, r, d in session.execute(stmt).all()]
+
+
+def _nearby(
+    session: Session, job: Job, distance: sa.ColumnElement[float]
+) -> list[sa.ColumnElement[bool]]:
+    """Inside the index's box, within the worker's own radius, and eligible."""
     # earthdistance's sphere (earth() = 6378168 m) is a little larger than ours: widen the
     # box by 1 % so it always contains every point within the radius on our sphere.
     box_m = _max_radius_km(session) * 1000 * 1.01
     inside_box = sa.func.earth_box(sa.func.ll_to_earth(job.lat, job.lng), box_m).op("@>")(
         sa.func.ll_to_earth(Worker.lat, Worker.lng)
     )
-    stmt = (
-        sa.select(Worker.id, rating, distance)
-        .where(inside_box, distance <= Worker.service_radius_km, *_eligible(job))
-        .order_by(rating.desc().nulls_last(), distance, Worker.id)
-        .limit(limit)
-    )
+    return [inside_box, distance <= Worker.service_radius_km, *_eligible(job)]
+
+
+def _next_candidate(
+    session: Session, where: list[sa.ColumnElement[bool]], distance: sa.ColumnElement[float]
+) -> list[Candidate]:
+    """The first candidate in ``candidates``' order, reading only the best-rated group.
+
+    One statement: ``best`` walks ``ix_workers_earth_rating`` best rating first (KNN) and
+    stops at the first eligible worker; then only the workers of exactly that rating (an
+    index condition) are ranked by distance and id — or, when the best is unrated, the
+    unrated ones. Ranking the whole box instead cost as many rows as workers nearby (10k
+    plumbers around one city: 21 ms against 0.6 ms for 100).
+    """
+    rating = _rating()
+    nearest_best = rating.op("<->")(sa.literal(BEST_RATING, sa.Double))
+    best = sa.select(rating.label("rating")).where(*where).order_by(nearest_best).limit(1)
+    best_rating = best.cte("best").select().scalar_subquery()
+    columns = (Worker.id, rating.label("rating"), distance)
+    rated = sa.select(*columns).where(*where, rating == best_rating)
+    unrated = sa.select(*columns).where(*where, rating.is_(None), best_rating.is_(None))
+    stmt = sa.union_all(rated, unrated).order_by(sa.text("distance_km, id")).limit(1)
     return [Candidate(w, r, d) for w, r, d in session.execute(stmt).all()]
 
 

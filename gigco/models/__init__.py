@@ -3,6 +3,7 @@
 from gigco.models.accounts import ApiToken, Consumer, Worker, worker_skills
 from gigco.models.activity import IdempotencyKey, Notification, Review
 from gigco.models.catalog import Category
+from gigco.models.counts import SHARDS, JobEventCount, JobStatusCount
 from gigco.models.enums import AttemptOutcome, JobStatus, OpportunityStatus, PaymentStatus, Role
 from gigco.models.health import Heartbeat
 from gigco.models.jobs import Job, JobEvent, Opportunity
@@ -15,6 +16,7 @@ from gigco.models.webhooks import (
 )
 
 __all__ = [
+    "SHARDS",
     "ApiToken",
     "AttemptOutcome",
     "Category",
@@ -24,7 +26,9 @@ __all__ = [
     "IdempotencyKey",
     "Job",
     "JobEvent",
+    "JobEventCount",
     "JobStatus",
+    "JobStatusCount",
     "Notification",
     "Opportunity",
     "OpportunityStatus",

@@ -1,10 +1,11 @@
 """``GET /metrics`` for Prometheus, for the operator only: database series plus the process's.
 
-``DatabaseCollector`` runs a few GROUP BYs (jobs per status, history events per type, jobs
-overdue) at most once per ``CACHE_SECONDS`` per process; scrapes in between are answered
-from memory, so a scrape's cost does not grow with the tables, and anonymous callers (401)
-cost nothing. PostgreSQL is the source of truth, so every API process (and every replica)
-answers the same, with no shared state. Prometheus sends the operator token
+``DatabaseCollector`` reads jobs per status and history events per kind from the counters
+the database keeps (``gigco.lifecycle.counts``: a few hundred rows at any size) and counts
+overdue jobs over the deadline indexes (cost grows with what is overdue), at most once per
+``CACHE_SECONDS`` per process; scrapes in between are answered from memory, and anonymous
+callers (401) cost nothing. PostgreSQL is the source of truth, so every API process (and
+every replica) answers the same, with no shared state. Prometheus sends the operator token
 (``authorization: {credentials: …}`` in its scrape config).
 """
 
@@ -26,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from gigco.config import Settings
 from gigco.db import utcnow
-from gigco.models import Job, JobEvent, JobStatus
+from gigco.lifecycle.counts import events_per_kind, jobs_per_status
+from gigco.models import Job, JobStatus
 
 CACHE_SECONDS = 15.0
 
@@ -49,18 +51,12 @@ class DatabaseCollector(Collector):
             return iter(self._cached[1])
 
     def _read(self) -> Iterator[Metric]:
-        """Four queries: two GROUP BYs and two counts over the deadline indexes."""
+        """Four queries: the two counter tables, two counts over the deadline indexes."""
         now = utcnow()
         grace = dt.timedelta(seconds=self.settings.stuck_step_grace_seconds)
         with self.sessions() as session:
-            by_status = dict(
-                session.execute(sa.select(Job.status, sa.func.count()).group_by(Job.status)).all()
-            )
-            events = session.execute(
-                sa.select(
-                    JobEvent.type, JobEvent.from_status, JobEvent.to_status, sa.func.count()
-                ).group_by(JobEvent.type, JobEvent.from_status, JobEvent.to_status)
-            ).all()
+            by_status = jobs_per_status(session)
+            events = events_per_kind(session)
             timers = session.scalar(
                 sa.select(sa.func.count()).where(Job.timer_at.is_not(None), Job.timer_at < now)
             )
@@ -72,7 +68,7 @@ class DatabaseCollector(Collector):
             )
         jobs = GaugeMetricFamily("gigco_jobs", "Jobs per status.", labels=["status"])
         for status in JobStatus:
-            jobs.add_metric([status.value], by_status.get(status, 0))
+            jobs.add_metric([status.value], by_status[status])
         yield jobs
         transitions = CounterMetricFamily(
             "gigco_job_transitions",
@@ -85,7 +81,7 @@ class DatabaseCollector(Collector):
             labels=["type"],
         )
         per_type: dict[str, int] = {}
-        for type_, from_, to, count in events:
+        for (type_, from_, to), count in sorted(events.items(), key=str):
             per_type[type_] = per_type.get(type_, 0) + count
             if to is not None:
                 transitions.add_metric([type_, from_.value if from_ else "", to.value], count)

@@ -32,14 +32,13 @@ def _counts_are_capped(session: Session, sql: str, params: Any) -> list[str]:
     return unbounded
 
 
-def test_the_dashboard_and_the_stuck_jobs_page_count_at_most_the_cap(
-    isolated_app: Flask, session: Session
-) -> None:
+def test_the_jobs_list_counts_at_most_the_cap(isolated_app: Flask, session: Session) -> None:
     seed_jobs(session, ROWS)
     session.execute(sa.text("ANALYZE jobs"))
     console = Ops(isolated_app.test_client())
     assert console.login().status_code == 303
-    for path in ("/ops/", "/ops/jobs", "/ops/jobs?status=closed"):
+    # The dashboard's jobs per status are exact counters (tests/scale/test_counts.py).
+    for path in ("/ops/jobs", "/ops/jobs?status=closed"):
         with statements(session) as seen:
             page = console.page(path).text
         counting = [(sql, p) for sql, p in seen if "count(" in sql and "jobs" in sql]

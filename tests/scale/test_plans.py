@@ -24,7 +24,7 @@ def statements(session: Session) -> Iterator[list[tuple[str, Any]]]:
     seen: list[tuple[str, Any]] = []
 
     def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        if sql.lstrip().upper().startswith(("SELECT", "(SELECT")):
+        if sql.lstrip().upper().startswith(("SELECT", "(SELECT", "WITH")):
             seen.append((sql, params))
 
     conn = session.connection()
@@ -107,6 +107,64 @@ def test_matching_ranks_and_limits_in_sql_over_the_gist_index(session: Session) 
     nodes = plan(session, *ranked[0])
     assert not seq_scans(nodes, "workers"), nodes
     assert any("ix_workers_earth" in n for n in nodes), nodes
+
+
+def seed_city_workers(session: Session, count: int, at: tuple[float, float]) -> None:
+    """``count`` plumbers within ~10 km of ``at``, rated 1.0 to 5.0 in 41 steps."""
+    session.execute(
+        sa.text(
+            "INSERT INTO workers (name, email, lat, lng, service_radius_km, available,"
+            " rating_sum, rating_count, completed_jobs, created_at, updated_at)"
+            " SELECT 'c' || g, 'city' || g || '@example.com', :lat + (g * 7919 % 1000) / 10000.0,"
+            " :lng + (g * 104729 % 1000) / 10000.0, 25, true, 10 + g * 37 % 41, 10, 0, now(),"
+            " now() FROM generate_series(1, :n) AS g"
+        ),
+        {"n": count, "lat": at[0] - 0.05, "lng": at[1] - 0.05},
+    )
+    session.execute(
+        sa.text(
+            "INSERT INTO worker_skills (worker_id, category_id) SELECT id,"
+            " (SELECT id FROM categories WHERE name = 'plumbing') FROM workers"
+            " WHERE email LIKE 'city%'"
+        )
+    )
+
+
+def rows_read(session: Session, sql: str, params: Any, table: str) -> int:
+    """How many rows the plan's scans of ``table`` returned in all (EXPLAIN ANALYZE)."""
+    raw = (
+        session.connection()
+        .exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        .scalar()
+    )
+    total = 0
+
+    def walk(node: dict[str, Any]) -> None:
+        nonlocal total
+        if node.get("Relation Name") == table:
+            total += node["Actual Rows"] * node["Actual Loops"]
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk((raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"])
+    return total
+
+
+def test_the_next_candidate_among_many_nearby_reads_only_the_best_rated(
+    session: Session,
+) -> None:
+    seed_city_workers(session, 4_000, f.BERLIN)
+    session.execute(sa.text("ANALYZE workers; ANALYZE worker_skills"))
+    job = f.job(session, status=JobStatus.ACCEPTED)
+    ranked = candidates(session, job)  # every candidate, ranked in one ORDER BY
+    assert len(ranked) == 4_000
+    with statements(session) as seen:
+        found = candidates(session, job, limit=1)
+    assert found == ranked[:1]
+    assert found[0].rating == 5.0
+    sql, params = next((sql, p) for sql, p in seen if "earth_box" in sql)
+    # About 100 workers share the best rating; ranking all 4,000 nearby read every one.
+    assert rows_read(session, sql, params, "workers") <= 300
 
 
 def _worker_lists(app: Flask, session: Session, token: str, query: str) -> list[list[str]]:

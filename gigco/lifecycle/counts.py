@@ -1,0 +1,57 @@
+"""Jobs per status and history events per kind, read from the counters the database keeps
+(``gigco.models.counts``): a scrape or a dashboard reads a few hundred rows at any size."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gigco.models import SHARDS, JobEventCount, JobStatus, JobStatusCount
+
+EventKind = tuple[str, JobStatus | None, JobStatus | None]
+
+
+def jobs_per_status(session: Session) -> dict[JobStatus, int]:
+    """How many jobs are in each status, every status present (exact)."""
+    rows = session.execute(
+        sa.select(JobStatusCount.status, sa.func.sum(JobStatusCount.n)).group_by(
+            JobStatusCount.status
+        )
+    ).all()
+    found = {JobStatus(status): int(n) for status, n in rows}
+    return {status: found.get(status, 0) for status in JobStatus}
+
+
+def events_per_kind(session: Session) -> dict[EventKind, int]:
+    """How many history events were ever written, by type and from/to status."""
+    c = JobEventCount
+    rows = session.execute(
+        sa.select(c.type, c.from_status, c.to_status, sa.func.sum(c.n)).group_by(
+            c.type, c.from_status, c.to_status
+        )
+    ).all()
+    return {
+        (type_, JobStatus(from_) if from_ else None, JobStatus(to) if to else None): int(n)
+        for type_, from_, to, n in rows
+    }
+
+
+def recount(connection: sa.Connection) -> None:
+    """Count the counters afresh from ``jobs`` and ``job_events`` (full scans: for a bulk
+    load made with the triggers disabled, as ``bench/scale.py`` seeds, not for a request)."""
+    connection.execute(sa.delete(JobStatusCount))
+    connection.execute(sa.delete(JobEventCount))
+    connection.execute(
+        sa.text(
+            "INSERT INTO job_status_counts (status, shard, n)"
+            f" SELECT status, id % {SHARDS}, count(*) FROM jobs GROUP BY status, id % {SHARDS}"
+        )
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO job_event_counts (type, from_status, to_status, shard, n)"
+            " SELECT type, coalesce(from_status, ''), coalesce(to_status, ''),"
+            f" job_id % {SHARDS}, count(*) FROM job_events GROUP BY type,"
+            f" coalesce(from_status, ''), coalesce(to_status, ''), job_id % {SHARDS}"
+        )
+    )
