@@ -399,6 +399,7 @@ async def probe(topo: Topology, n: int) -> dict[str, Any]:
             "mean": round(statistics.fmean(totals), 1),
         },
         "http_ms": calls.table(),
+        "step_ms": step_latencies(topo)[0],
     }
 
 
