@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from gigco.db import enqueue_after_commit
 from gigco.lifecycle.access import Principal
@@ -40,12 +40,34 @@ def use_sender(sender: Callable[[list[int]], object]) -> None:
     _sender = sender
 
 
+# The deliveries a session's open transaction wrote, kicked together when it commits.
+_KICKS = "gigco_webhook_kicks"
+
+
 def kick_after_commit(session: Session, delivery_ids: Iterable[int]) -> None:
-    """Send the delivery tasks for ``delivery_ids`` once ``session`` commits (else the sweep)."""
+    """Send ``delivery_ids`` once ``session`` commits (else the sweep finds them).
+
+    Every delivery a transaction writes (each of its events, each listening endpoint) goes
+    to the sender in one call after the commit: one broker message per committing
+    transaction on the lifecycle's path, not one per row.
+    """
     ids = list(delivery_ids)
-    if ids and _sender is not None:
+    if not ids or _sender is None:
+        return
+    transaction = session.get_transaction()
+    kicks: tuple[SessionTransaction | None, list[int]] | None = session.info.get(_KICKS)
+    if kicks is None or kicks[0] is not transaction:  # a rolled back transaction's are void
+        pending: list[int] = []
+        kicks = session.info[_KICKS] = (transaction, pending)
         sender = _sender
-        enqueue_after_commit(session, lambda: sender(ids))
+
+        def send() -> None:
+            if session.info.get(_KICKS) is kicks:
+                del session.info[_KICKS]
+            sender(pending)
+
+        enqueue_after_commit(session, send)
+    kicks[1].extend(ids)
 
 
 def _msg_id() -> str:
