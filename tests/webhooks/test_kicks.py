@@ -137,3 +137,31 @@ def test_fan_out_sends_only_what_claim_would_take(
     sent = fan_out([[taken, None], [waiting, None], [free, None], [taken, later.isoformat()]])
     assert sent == 2
     assert published == [(DELIVER_TASK, [free]), (DELIVER_TASK, [taken])]
+
+
+def test_recording_an_attempt_does_not_hold_up_an_events_outbox(
+    sessions: sessionmaker[Session], settings: Settings, committed: None
+) -> None:
+    """A delivery's record locks its endpoint row; the lifecycle's INSERT of deliveries to that
+    endpoint (a foreign key: FOR KEY SHARE) must not wait for it (the API's lock_timeout is
+    3 s, a 503)."""
+    now = dt.datetime.now(dt.UTC)
+    operator = Principal(Role.OPERATOR)
+    with sessions() as session, session.begin():
+        job = factories.job(session)
+        endpoint_id = _endpoint(session, operator, "http://127.0.0.1:9/h", settings)
+        delivery_id = webhooks.ping(session, operator, endpoint_id, now=now)
+        job_id = job.id
+    with sessions() as session, session.begin():
+        claimed = webhooks.claim(session, delivery_id, settings=settings, now=now)
+        assert claimed is not None
+    answer = webhooks.Answer(now, 5, status=200)
+    with sessions() as recording, recording.begin():
+        webhooks.record_attempt(recording, claimed, answer, settings=settings, now=now)
+        with sessions() as lifecycle, lifecycle.begin():
+            lifecycle.execute(sa.text("SET LOCAL lock_timeout = '500ms'"))
+            record_event(lifecycle, job_id, "review_received", actor="system")
+            written = lifecycle.scalar(
+                sa.select(sa.func.count()).where(WebhookDelivery.job_id == job_id)
+            )
+        assert written == 1

@@ -323,7 +323,11 @@ def record_attempt(
         return Recorded("lost", [])
     if delivery.status != DeliveryStatus.SENDING or delivery.next_attempt_at != claimed.lease_until:
         return Recorded("lost", [])  # someone re-claimed it after our lease; theirs counts
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
+    # FOR NO KEY UPDATE: the failure count and ``enabled`` are not keys, so writing an event's
+    # deliveries to this endpoint (their foreign key takes FOR KEY SHARE) does not wait for us.
+    endpoint = session.get(
+        WebhookEndpoint, delivery.endpoint_id, with_for_update={"key_share": True}
+    )
     assert endpoint is not None
     delivery.tries += 1
     if answer.delivered:
