@@ -100,6 +100,11 @@ def pct(values: list[float], p: float) -> float:
     return ordered[max(0, -(-len(ordered) * p // 100) - 1)] if ordered else float("nan")
 
 
+def _ms(value: float) -> int | None:
+    """Whole milliseconds; None when nothing was measured (a capped run closed no job)."""
+    return None if value != value else round(value)
+
+
 @dataclass
 class Calls:
     """HTTP latencies per call kind, in milliseconds."""
@@ -304,7 +309,7 @@ async def throughput(
         "ended": ended,
         "wall_s": round(wall, 2),
         "lifecycles_per_s": round(closed / wall, 1),
-        "lifecycle_ms": {"p50": round(pct(lifecycle, 50)), "p99": round(pct(lifecycle, 99))},
+        "lifecycle_ms": {"p50": _ms(pct(lifecycle, 50)), "p99": _ms(pct(lifecycle, 99))},
         "http_ms": calls.table(),
         "feed_repeats": calls.repeats,
         "step_ms": steps,

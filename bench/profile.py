@@ -12,7 +12,8 @@ one ``INSERT`` in one transaction: 2 statements, 4 round trips), whose CPU is me
 too through its own Flask app. Also the broker messages per lifecycle. None of these depend
 on how busy the machine is (CPU time does a little, through caches; compare in one run).
 With ``--cprofile N`` a second pass prints the top N functions by own time for the actions
-and for the steps.
+and for the steps. With ``--endpoints`` every party and the operator has a webhook endpoint
+first (on 127.0.0.1; deliveries are published, not sent): the outbox's cost on this path.
 """
 
 from __future__ import annotations
@@ -211,7 +212,13 @@ def _floor_app(database_url: str) -> Any:
 
 
 def run(  # noqa: C901
-    n: int, warmup: int, cprofile: int, database: str, sql: bool, focus: str | None = None
+    n: int,
+    warmup: int,
+    cprofile: int,
+    database: str,
+    sql: bool,
+    focus: str | None = None,
+    endpoints: bool = False,
 ) -> None:
     """Drive ``warmup`` + ``n`` lifecycles and print their costs."""
     url = url_of(SERVER_URL, database)
@@ -221,6 +228,7 @@ def run(  # noqa: C901
         "GIGCO_BROKER_URL": REDIS_URL,
         "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
         "GIGCO_LOG_LEVEL": "WARNING",
+        "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
     }
     settings = load_settings(env)
     meter = Meter()
@@ -246,6 +254,12 @@ def run(  # noqa: C901
     consumers = [client.post("/v1/consumers", json=consumer_body()).json for _ in range(10)]
     workers = [client.post("/v1/workers", json=worker_body()).json for _ in range(10)]
     token_of_worker = {w["id"]: w["token"] for w in workers}
+    if endpoints:
+        for token in [ADMIN_TOKEN] + [p["token"] for p in consumers + workers]:
+            r = client.post(
+                "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=auth(token)
+            )
+            assert r.status_code == 201, r.json
     engine = sa.create_engine(url)
     messages_per_lifecycle: list[int] = []
 
@@ -403,8 +417,11 @@ def main() -> None:
     parser.add_argument("--database", default="gigco_bench_profile")
     parser.add_argument("--focus", help="profile only the labels starting with this")
     parser.add_argument("--sql", action="store_true", help="print one lifecycle's statements")
+    parser.add_argument(
+        "--endpoints", action="store_true", help="a webhook endpoint per party and the operator"
+    )
     args = parser.parse_args()
-    run(args.n, args.warmup, args.cprofile, args.database, args.sql, args.focus)
+    run(args.n, args.warmup, args.cprofile, args.database, args.sql, args.focus, args.endpoints)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from gigco import metrics
 from gigco.db import utcnow
@@ -13,27 +14,64 @@ from gigco.tasks.app import app
 from gigco.tasks.base import DurableTask
 from gigco.tasks.celery_settings import WEBHOOK_QUEUE
 from gigco.tasks.dispatch import broker_eta
-from gigco.tasks.names import DELIVER_TASK
+from gigco.tasks.names import DELIVER_TASK, FAN_OUT_TASK
 from gigco.tasks.runtime import runtime
 
 log = logging.getLogger("gigco.webhooks")
 
 
-def send_deliveries(
-    deliveries: Iterable[int | tuple[int, dt.datetime | None]], *, now: dt.datetime | None = None
-) -> int:
-    """Send a delivery task per id (with an ETA when given one in the future)."""
+Kick = int | tuple[int, dt.datetime | None]
+
+
+def _items(kicks: Iterable[Kick]) -> list[tuple[int, dt.datetime | None]]:
+    return [k if isinstance(k, tuple) else (k, None) for k in kicks]
+
+
+def deliver_each(kicks: Iterable[Kick], *, now: dt.datetime | None = None) -> int:
+    """Send a deliver task per delivery (with an ETA when given one in the future)."""
     now = now or utcnow()
     sent = 0
-    for item in deliveries:
-        delivery_id, at = item if isinstance(item, tuple) else (item, None)
+    for delivery_id, at in _items(kicks):
         options = {"eta": broker_eta(at)} if at is not None and at > now else {}
         app.send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE, **options)
         sent += 1
     return sent
 
 
+def send_deliveries(kicks: Iterable[Kick], *, now: dt.datetime | None = None) -> int:
+    """Kick deliveries in one broker message: a deliver task for one, else a ``fan_out``.
+
+    What a transaction or a sweep kicks costs its process one publish, however many
+    deliveries it wrote; the webhooks worker sends a deliver task per delivery, so one
+    slow endpoint never holds up another's. Returns how many deliveries were kicked.
+    """
+    items = _items(kicks)
+    if len(items) == 1:
+        return deliver_each(items, now=now)
+    if items:
+        args = [[i, at.isoformat() if at is not None else None] for i, at in items]
+        app.send_task(FAN_OUT_TASK, args=[args], queue=WEBHOOK_QUEUE)
+    return len(items)
+
+
 webhooks.use_sender(send_deliveries)
+
+
+@app.task(base=DurableTask, name=FAN_OUT_TASK)
+def fan_out(kicks: list[list[Any]]) -> int:
+    """A deliver task per delivery in ``kicks`` (``[id, ETA or null]``); returns how many.
+
+    Those due now are first checked against the database: one its own message has already
+    taken (the sweep re-kicks every pending row after the grace, which with a long queue is
+    most of them) or one waiting for an earlier message of its job gets no second task.
+    """
+    now = utcnow()
+    later = [(int(i), dt.datetime.fromisoformat(at)) for i, at in kicks if at is not None]
+    due = [int(i) for i, at in kicks if at is None]
+    if due:
+        with runtime().sessions() as session, session.begin():
+            due = webhooks.claimable(session, due, now=now)
+    return deliver_each([*due, *later], now=now)
 
 
 @app.task(base=DurableTask, name=DELIVER_TASK)
@@ -56,7 +94,7 @@ def deliver(delivery_id: int) -> str:
     horizon = now + dt.timedelta(seconds=settings.sweep_interval_seconds * 1.5)
     if recorded.retry_at is not None and recorded.retry_at <= horizon:
         follow.append((delivery_id, recorded.retry_at))  # type: ignore[arg-type]
-    send_deliveries(follow, now=now)
+    deliver_each(follow, now=now)
     log.info(
         "webhook attempt",
         extra={

@@ -58,6 +58,34 @@ def _earlier_open() -> sa.ColumnElement[bool]:
     )
 
 
+def _claimable(now: dt.datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """What ``claim`` requires of a row: open, due (or its lease expired), not held back."""
+    return (
+        WebhookDelivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+        WebhookDelivery.next_attempt_at <= now,
+        ~_earlier_open(),
+    )
+
+
+def claimable(session: Session, delivery_ids: list[int], *, now: dt.datetime) -> list[int]:
+    """Those of ``delivery_ids`` that ``claim`` would take now, in the order given.
+
+    A delivery its own message already took (sending under a live lease, or finished) is
+    left out, and so is one waiting for an earlier message of its job (that one's record
+    kicks it): what the sweep re-kicks while the queue is long is mostly such rows.
+    """
+    if not delivery_ids:
+        return []
+    found = set(
+        session.scalars(
+            sa.select(WebhookDelivery.id).where(
+                WebhookDelivery.id.in_(delivery_ids), *_claimable(now)
+            )
+        )
+    )
+    return [i for i in delivery_ids if i in found]
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A delivery this task owns until ``lease_until``: what it takes to send it."""
@@ -83,12 +111,7 @@ def claim(
     until = now + dt.timedelta(seconds=lease_seconds(settings))
     row = session.execute(
         sa.update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
-            WebhookDelivery.next_attempt_at <= now,
-            ~_earlier_open(),
-        )
+        .where(WebhookDelivery.id == delivery_id, *_claimable(now))
         .values(status=DeliveryStatus.SENDING, next_attempt_at=until)
         .returning(
             WebhookDelivery.endpoint_id,
@@ -300,7 +323,11 @@ def record_attempt(
         return Recorded("lost", [])
     if delivery.status != DeliveryStatus.SENDING or delivery.next_attempt_at != claimed.lease_until:
         return Recorded("lost", [])  # someone re-claimed it after our lease; theirs counts
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
+    # FOR NO KEY UPDATE: the failure count and ``enabled`` are not keys, so writing an event's
+    # deliveries to this endpoint (their foreign key takes FOR KEY SHARE) does not wait for us.
+    endpoint = session.get(
+        WebhookEndpoint, delivery.endpoint_id, with_for_update={"key_share": True}
+    )
     assert endpoint is not None
     delivery.tries += 1
     if answer.delivered:

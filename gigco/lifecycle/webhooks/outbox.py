@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
-from gigco.db import enqueue_after_commit
+from gigco.db import built_once, enqueue_after_commit
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.projection import project_event, project_job
 from gigco.lifecycle.webhooks.endpoints import endpoint_of
@@ -40,23 +40,41 @@ def use_sender(sender: Callable[[list[int]], object]) -> None:
     _sender = sender
 
 
+# The deliveries a session's open transaction wrote, kicked together when it commits.
+_KICKS = "gigco_webhook_kicks"
+
+
 def kick_after_commit(session: Session, delivery_ids: Iterable[int]) -> None:
-    """Send the delivery tasks for ``delivery_ids`` once ``session`` commits (else the sweep)."""
+    """Send ``delivery_ids`` once ``session`` commits (else the sweep finds them).
+
+    Every delivery a transaction writes (each of its events, each listening endpoint) goes
+    to the sender in one call after the commit: one broker message per committing
+    transaction on the lifecycle's path, not one per row.
+    """
     ids = list(delivery_ids)
-    if ids and _sender is not None:
+    if not ids or _sender is None:
+        return
+    transaction = session.get_transaction()
+    kicks: tuple[SessionTransaction | None, list[int]] | None = session.info.get(_KICKS)
+    if kicks is None or kicks[0] is not transaction:  # a rolled back transaction's are void
+        pending: list[int] = []
+        kicks = session.info[_KICKS] = (transaction, pending)
         sender = _sender
-        enqueue_after_commit(session, lambda: sender(ids))
+
+        def send() -> None:
+            if session.info.get(_KICKS) is kicks:
+                del session.info[_KICKS]
+            sender(pending)
+
+        enqueue_after_commit(session, send)
+    kicks[1].extend(ids)
 
 
 def _msg_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-def _viewer(endpoint: WebhookEndpoint) -> Principal:
-    return Principal(endpoint.owner_role, endpoint.owner_id)
-
-
-def _audience(job_id: int) -> sa.ColumnElement[bool]:
+def _audience(job_id: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
     """Endpoints whose owner may see job ``job_id`` now (access.visible_jobs_filter, inverted)."""
     holds_opportunity = sa.exists().where(
         Opportunity.job_id == job_id,
@@ -76,6 +94,27 @@ def _audience(job_id: int) -> sa.ColumnElement[bool]:
     )
 
 
+@built_once
+def _statements() -> tuple[Any, Any]:
+    """Who listens to job ``:job_id`` now, and the deliveries' INSERT: built once (building
+    them per event was most of the outbox's CPU)."""
+    job_id = sa.bindparam("job_id", type_=sa.BigInteger())
+    listeners = (
+        sa.select(
+            WebhookEndpoint.id,
+            WebhookEndpoint.owner_role,
+            WebhookEndpoint.owner_id,
+            WebhookEndpoint.event_types,
+        )
+        .join(Job, Job.id == job_id)
+        .where(WebhookEndpoint.enabled, _audience(job_id))
+        .order_by(WebhookEndpoint.id)
+    )
+    table = cast(sa.Table, WebhookDelivery.__table__)
+    insert = sa.insert(table).returning(table.c.id)
+    return listeners, insert
+
+
 def message(event_type: str, timestamp: dt.datetime, data: dict[str, Any]) -> dict[str, Any]:
     """A webhook body: ``{type, timestamp, data}``."""
     return {"type": event_type, "timestamp": timestamp.isoformat(), "data": data}
@@ -85,20 +124,31 @@ def write_outbox(session: Session, job_id: int, event: JobEvent) -> list[int]:
     """Write one delivery per enabled endpoint that may see the job and wants ``event``.
 
     Called where the history event is written, in its transaction (one query when nobody
-    listens); each payload is built only through the projection, for the owner's role.
+    listens); each payload is built only through the projection, for the owner's role (once
+    per owner, however many endpoints it has).
     """
     event_type = f"job.{event.type}"
-    endpoints = session.scalars(
-        sa.select(WebhookEndpoint)
-        .join(Job, Job.id == job_id)
-        .where(WebhookEndpoint.enabled, _audience(job_id))
-        .order_by(WebhookEndpoint.id)
-    ).all()
-    endpoints = [e for e in endpoints if e.event_types is None or event_type in e.event_types]
+    listeners, insert = _statements()
+    endpoints = [
+        e
+        for e in session.execute(listeners, {"job_id": job_id})
+        if e.event_types is None or event_type in e.event_types
+    ]
     if not endpoints:
         return []
     job = session.get(Job, job_id)
     assert job is not None
+    views: dict[tuple[Role, int | None], dict[str, Any]] = {}
+    for endpoint in endpoints:
+        owner = (endpoint.owner_role, endpoint.owner_id)
+        if owner not in views:
+            viewer = Principal(*owner)
+            views[owner] = {
+                "job_id": job.id,
+                "seq": event.seq,
+                "event": project_event(event, job, viewer),
+                "job": project_job(job, viewer),
+            }
     rows = [
         {
             "endpoint_id": endpoint.id,
@@ -107,24 +157,16 @@ def write_outbox(session: Session, job_id: int, event: JobEvent) -> list[int]:
             "msg_id": _msg_id(),
             "event_type": event_type,
             "payload": message(
-                event_type,
-                event.created_at,
-                {
-                    "job_id": job.id,
-                    "seq": event.seq,
-                    "event": project_event(event, job, _viewer(endpoint)),
-                    "job": project_job(job, _viewer(endpoint)),
-                },
+                event_type, event.created_at, views[(endpoint.owner_role, endpoint.owner_id)]
             ),
             "status": DeliveryStatus.PENDING,
+            "tries": 0,
             "next_attempt_at": event.created_at,
             "created_at": event.created_at,
         }
         for endpoint in endpoints
     ]
-    ids = list(
-        session.scalars(sa.insert(WebhookDelivery).returning(WebhookDelivery.id), rows).all()
-    )
+    ids = list(session.scalars(insert, rows))
     kick_after_commit(session, ids)
     return ids
 
