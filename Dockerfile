@@ -26,4 +26,4 @@ RUN pip install --no-deps . \
 # Never root. Flower reads gigco/tasks/flowerconfig.py from the installed package.
 USER gigco
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "gigco.web:create_app()"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "gigco.web:create_app()"]

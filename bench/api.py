@@ -25,7 +25,7 @@ import httpx
 
 from bench.lifecycle import pct
 from bench.seed import JOB_COLUMNS, copy_rows, job_row
-from bench.topology import production
+from bench.topology import WEB_WORKERS, production
 from gigco.db import utcnow
 from tests.harness.bodies import MISSING, job_body
 from tests.harness.http import auth
@@ -183,7 +183,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rates", default="100,250,500,750,1000")
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--web-workers", type=int, default=4)
+    ap.add_argument("--web-workers", type=int, default=WEB_WORKERS)
     a = ap.parse_args()
     rates = [float(r) for r in a.rates.split(",")]
     with production(database="gigco_bench_api", web_workers=a.web_workers) as topo:

@@ -128,13 +128,19 @@ def cpu_ms_per(a: dict[str, float], b: dict[str, float], n: int) -> dict[str, fl
     return out
 
 
+# The README's production topology on this 2-core machine: a gunicorn process per core with
+# four threads each, and the lifecycle worker on four threads.
+WEB_WORKERS, WEB_THREADS = 2, 4
+WORKER_ARGS = ("--pool", "threads", "--concurrency", "4")
+
+
 @contextlib.contextmanager
 def production(
     *,
     timers: dict[str, str] | None = None,
-    web_workers: int = 4,
-    web_threads: int = 4,
-    worker_args: tuple[str, ...] = ("--pool", "prefork", "--concurrency", "2"),
+    web_workers: int = WEB_WORKERS,
+    web_threads: int = WEB_THREADS,
+    worker_args: tuple[str, ...] = WORKER_ARGS,
     database: str = "gigco_bench",
     logs: Path | None = None,
     profile: Path | None = None,

@@ -9,7 +9,7 @@ variable under test is the receiver's slowness; everything else is the same:
 
 - ``baseline``: one endpoint per party (every consumer, every worker, the operator) on a FAST
   receiver (204 at once), and ``--backlog`` pings queued before the first job; the lifecycle
-  worker ``-Q celery,sweeps,recovery --pool prefork --concurrency 2`` (as bench.lifecycle)
+  worker ``-Q celery,sweeps,recovery --pool threads --concurrency 4`` (as bench.lifecycle)
   and a webhooks worker ``-Q webhooks --pool threads`` beside it, at ``nice 10`` (production
   gives it its own cores; here a fast receiver's deliveries would otherwise take the
   lifecycle's CPU, which is the cost of delivering, not of a slow receiver; ``--no-nice``).
@@ -17,8 +17,8 @@ variable under test is the receiver's slowness; everything else is the same:
   webhooks worker is busy all run long. "Unchanged by a slow receiver" is separated /
   baseline, printed at the end for lifecycles/s and each step's due → done p50.
 - ``single``: the slow receiver on one plain worker consuming every queue (``celery -A
-  gigco.tasks worker --pool prefork --concurrency 2``, the README's development default):
-  deliveries and steps share its two processes, so slow deliveries DO hold steps up — it
+  gigco.tasks worker --pool threads --concurrency 4``, the lifecycle worker's settings):
+  deliveries and steps share its four threads, so slow deliveries DO hold steps up — it
   shows why production runs ``-Q webhooks`` workers apart, not a result to hold. Ended at
   ``--cap`` seconds if it has not finished; steps still waiting then are counted.
 - ``none`` (optional): no endpoint at all, the processes of baseline: none / baseline is
@@ -48,7 +48,7 @@ import redis
 import sqlalchemy as sa
 
 from bench.lifecycle import LONG, STEPS, Http, throughput
-from bench.topology import ADMIN_TOKEN, REDIS_URL, Topology, production
+from bench.topology import ADMIN_TOKEN, REDIS_URL, WORKER_ARGS, Topology, production
 from gigco.db import make_engine
 from gigco.tasks.celery_settings import QUEUES, WEBHOOK_QUEUE
 from tests.harness.http import auth
@@ -56,7 +56,7 @@ from tests.harness.polling import wait_for
 from tests.harness.servers import worker_argv
 from tests.harness.webhooks import Receiver, receiving
 
-LIFECYCLE_WORKER = ("--pool", "prefork", "--concurrency", "2")
+LIFECYCLE_WORKER = WORKER_ARGS
 WEBHOOK_WORKER = ("-Q", WEBHOOK_QUEUE, "-n", "webhooks@%h", "--pool", "threads")
 # Production gives the webhooks workers their own cores; on this shared 2-core box the
 # nearest thing is a lower CPU priority, so that delivering (signing, HTTP, two transactions

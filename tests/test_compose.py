@@ -21,10 +21,11 @@ import pytest
 import yaml
 from celery import Celery
 
+from gigco.broker import QUEUES, WEBHOOK_QUEUE
 from gigco.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("migrate", "api", "worker", "beat", "flower")
+APP_SERVICES = ("migrate", "api", "worker", "webhooks", "beat", "flower")
 # Only the embedded default (gigco dev) uses it; containers run on PostgreSQL and Redis.
 # Ours, and the OpenTelemetry ones that gigco.config reads (tracing).
 VARIABLE = r"\b(?:GIGCO|OTEL)_[A-Z0-9_]+"
@@ -94,10 +95,29 @@ def test_the_topology_has_every_service(compose: dict[str, Any]) -> None:
         "migrate",
         "api",
         "worker",
+        "webhooks",
         "beat",
         "flower",
         "adminer",
     }
+
+
+def test_webhook_deliveries_have_their_own_workers_and_every_queue_is_consumed(
+    services: dict[str, Any],
+) -> None:
+    def queues(name: str) -> set[str]:
+        command = services[name]["command"]
+        return set(command[command.index("-Q") + 1].split(","))
+
+    # A slow receiver holds a webhooks thread for up to the delivery timeout: never a step's.
+    assert queues("webhooks") == {WEBHOOK_QUEUE}
+    assert queues("worker") == set(QUEUES) - {WEBHOOK_QUEUE}
+    webhooks = services["webhooks"]
+    node = webhooks["command"][webhooks["command"].index("-n") + 1]
+    assert node == "webhooks@%h"
+    assert 'gigco health --worker "webhooks@$HOSTNAME"' in webhooks["healthcheck"]["test"][1]
+    for pinned in ("container_name", "ports", "hostname"):
+        assert pinned not in webhooks, f"webhooks has {pinned}: it could not be scaled"
 
 
 def test_the_data_services_are_healthchecked_and_keep_their_data(
