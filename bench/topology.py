@@ -55,7 +55,7 @@ class Topology:
             self.profile.mkdir(parents=True, exist_ok=True)
             spy = str(Path(sys.executable).with_name("py-spy"))
             out = str(self.profile / f"{name}.txt")
-            argv = [spy, "record", "--subprocesses", "--nonblocking", "--rate", "50"]
+            argv = [spy, "record", "--subprocesses", "--nonblocking", "--gil", "--rate", "100"]
             argv += ["--format", "raw", "-o", out, "--", *self.commands[name]]
         self.procs[name] = processes.start(argv, env=self.env, log=self.logs / f"{name}.log")
 

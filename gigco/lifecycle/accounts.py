@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.db import built_once
 from gigco.lifecycle.access import Principal
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
 from gigco.models import ApiToken, Category, Consumer, Role, Worker
@@ -57,15 +58,19 @@ def account_by_email(session: Session, email: str, role: Role | None = None) -> 
     return found[0]
 
 
+@built_once
+def _token_owner_statement() -> sa.Select[int | None, int | None]:
+    """Whose token has this hash (every request asks: built once)."""
+    return sa.select(ApiToken.consumer_id, ApiToken.worker_id).where(
+        ApiToken.token_hash == sa.bindparam("token_hash")
+    )
+
+
 def authenticate(session: Session, token: str, admin_token: str | None) -> Principal | None:
     """The principal a bearer token belongs to, or None."""
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal(Role.OPERATOR)
-    row = session.execute(
-        sa.select(ApiToken.consumer_id, ApiToken.worker_id).where(
-            ApiToken.token_hash == hash_token(token)
-        )
-    ).first()
+    row = session.execute(_token_owner_statement(), {"token_hash": hash_token(token)}).first()
     if row is None:
         return None
     if row.consumer_id is not None:
@@ -80,14 +85,17 @@ def _email_taken(session: Session, model: type[Consumer] | type[Worker], email: 
         )
 
 
+@built_once
+def _categories_statement() -> sa.Select[Category]:
+    return sa.select(Category).where(Category.name.in_(sa.bindparam("names", expanding=True)))
+
+
 def categories_named(
     session: Session, names: Sequence[str], field: str = "skills"
 ) -> list[Category]:
     """The categories for ``names``; Invalid naming each unknown one."""
     wanted = list(dict.fromkeys(names))
-    found = {
-        c.name: c for c in session.scalars(sa.select(Category).where(Category.name.in_(wanted)))
-    }
+    found = {c.name: c for c in session.scalars(_categories_statement(), {"names": wanted})}
     unknown = [n for n in wanted if n not in found]
     if unknown:
         raise Invalid(

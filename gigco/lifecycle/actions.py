@@ -20,7 +20,7 @@ from gigco.lifecycle.access import (
 )
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
-from gigco.lifecycle.matching import answer_pending, close_opportunity, overlapping_busy_jobs
+from gigco.lifecycle.matching import answer_pending, busy_clash, close_opportunity
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
@@ -200,7 +200,7 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         .execution_options(synchronize_session=False)
     ).scalar_one()
     assert who.id is not None
-    clash = session.scalar(overlapping_busy_jobs(job, who.id).limit(1))
+    clash = busy_clash(session, job, who.id)
     if clash is not None:
         raise Conflict(
             f"You already have job {clash} at that time.", current_status=S.ACCEPTED.value

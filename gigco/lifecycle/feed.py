@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.db import built_once
 from gigco.lifecycle.access import Principal
 from gigco.models import Notification, Role
 from gigco.models.columns import settled_tx
@@ -42,14 +43,23 @@ def read_feed(
     (GET /v1/notifications), not in the feed.
     """
     tx, id_ = after
-    stmt = (
+    params = {"who": who.id, "tx": tx, "id": id_, "hold": hold_seconds, "limit": limit}
+    return list(session.scalars(_feed_statement(who.role), params))
+
+
+@built_once
+def _feed_statement(role: Role) -> sa.Select[Notification]:
+    """``read_feed``'s query for a consumer or a worker (every poll runs it: built once)."""
+    bind = sa.bindparam
+    column = Notification.consumer_id if role == Role.CONSUMER else Notification.worker_id
+    after = sa.tuple_(bind("tx", type_=sa.BigInteger()), bind("id", type_=sa.BigInteger()))
+    return (
         sa.select(Notification)
         .where(
-            addressed_to(who),
-            sa.tuple_(Notification.tx, Notification.id) > sa.tuple_(tx, id_),
-            Notification.tx < settled_tx(hold_seconds),
+            column == bind("who", type_=sa.BigInteger()),
+            sa.tuple_(Notification.tx, Notification.id) > after,
+            Notification.tx < settled_tx(bind("hold", type_=sa.Double())),
         )
         .order_by(Notification.tx, Notification.id)
-        .limit(limit)
+        .limit(bind("limit", type_=sa.Integer()))
     )
-    return list(session.scalars(stmt))

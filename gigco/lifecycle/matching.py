@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.db import built_once
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.schedule import Next
@@ -44,28 +45,57 @@ class Candidate:
         return (int(unrated), -(self.rating or 0.0), self.distance_km, self.worker_id)
 
 
-def overlapping_busy_jobs(job: Job, worker_id: sa.ColumnElement[int] | int) -> sa.Select[int]:
-    """The ids of the worker's other busy jobs whose time window overlaps ``job``'s."""
+# The statements below are built once (``db.built_once``: building them cost more than
+# running them) with the job as bind parameters, ``job_params``.
+_JOB_ID: sa.BindParameter[int] = sa.bindparam("job_id", type_=sa.BigInteger())
+_JOB_LAT: sa.BindParameter[float] = sa.bindparam("job_lat", type_=sa.Double())
+_JOB_LNG: sa.BindParameter[float] = sa.bindparam("job_lng", type_=sa.Double())
+
+
+def job_params(job: Job) -> dict[str, object]:
+    """The bind parameters that stand for ``job`` in matching's statements."""
+    return {
+        "job_id": job.id,
+        "category_id": job.category_id,
+        "job_start": job.scheduled_start,
+        "job_end": job.scheduled_end,
+        "job_lat": job.lat,
+        "job_lng": job.lng,
+    }
+
+
+def _overlapping_busy_jobs(worker_id: sa.ColumnElement[int]) -> sa.Select[int]:
+    """The ids of the worker's other busy jobs whose time window overlaps the job's."""
     other = sa.orm.aliased(Job)
     return sa.select(other.id).where(
         other.worker_id == worker_id,
-        other.id != job.id,
+        other.id != _JOB_ID,
         other.status.in_(BUSY),
-        other.scheduled_start < job.scheduled_end,
-        other.scheduled_end > job.scheduled_start,
+        other.scheduled_start < sa.bindparam("job_end", type_=Job.scheduled_end.type),
+        other.scheduled_end > sa.bindparam("job_start", type_=Job.scheduled_start.type),
     )
 
 
-def _eligible(job: Job) -> list[sa.ColumnElement[bool]]:
+@built_once
+def _busy_clash_statement() -> sa.Select[int]:
+    return _overlapping_busy_jobs(sa.bindparam("worker_id", type_=sa.BigInteger())).limit(1)
+
+
+def busy_clash(session: Session, job: Job, worker_id: int) -> int | None:
+    """A busy job of ``worker_id``'s (not ``job``) whose time window overlaps ``job``'s."""
+    return session.scalar(_busy_clash_statement(), {**job_params(job), "worker_id": worker_id})
+
+
+def _eligible() -> list[sa.ColumnElement[bool]]:
     """Skill, availability, no overlapping busy job, not yet offered this job."""
     return [
         sa.exists().where(
             worker_skills.c.worker_id == Worker.id,
-            worker_skills.c.category_id == job.category_id,
+            worker_skills.c.category_id == sa.bindparam("category_id", type_=sa.BigInteger()),
         ),
         Worker.available.is_(True),
-        ~overlapping_busy_jobs(job, Worker.__table__.c.id).exists(),
-        ~sa.exists().where(Opportunity.job_id == job.id, Opportunity.worker_id == Worker.id),
+        ~_overlapping_busy_jobs(Worker.__table__.c.id).exists(),
+        ~sa.exists().where(Opportunity.job_id == _JOB_ID, Opportunity.worker_id == Worker.id),
     ]
 
 
@@ -86,19 +116,24 @@ def _rating() -> sa.ColumnElement[float]:
 BEST_RATING = 5.0
 
 
-def _haversine_km(lat: float, lng: float) -> sa.ColumnElement[float]:
-    """``great_circle_km`` from (lat, lng) to the worker, in SQL (same sphere, same formula)."""
+def _haversine_km() -> sa.ColumnElement[float]:
+    """``great_circle_km`` from the job to the worker, in SQL (same sphere, same formula)."""
     f = sa.func
-    p1, p2 = f.radians(lat), f.radians(Worker.lat)
+    p1, p2 = f.radians(_JOB_LAT), f.radians(Worker.lat)
     h = f.power(f.sin((p2 - p1) / 2), 2) + f.cos(p1) * f.cos(p2) * f.power(
-        f.sin(f.radians(Worker.lng - lng) / 2), 2
+        f.sin(f.radians(Worker.lng - _JOB_LNG) / 2), 2
     )
     return 2 * EARTH_RADIUS_KM * f.asin(f.least(1.0, f.sqrt(h)))
 
 
+@built_once
+def _max_radius_statement() -> sa.Select[float]:
+    return sa.select(sa.func.max(Worker.service_radius_km))
+
+
 def _max_radius_km(session: Session) -> float:
     """The widest service radius of any worker: ``ix_workers_service_radius_km``, one probe."""
-    return session.scalar(sa.select(sa.func.max(Worker.service_radius_km))) or 0.0
+    return session.scalar(_max_radius_statement()) or 0.0
 
 
 def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[Candidate]:
@@ -113,36 +148,42 @@ def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[
     """
     if session.get_bind().dialect.name != "postgresql":
         return _candidates_in_python(session, job)[:limit]
-    distance = _haversine_km(job.lat, job.lng).label("distance_km")
-    rating = _rating().label("rating")
-    where = _nearby(session, job, distance)
-    if limit == 1:
-        return _next_candidate(session, where, distance)
-    stmt = (
-        sa.select(Worker.id, rating, distance)
-        .where(*where)
-        .order_by(rating.desc().nulls_last(), distance, Worker.id)
-        .limit(limit)
-    )
-    return [Candidate(w, r, d) for w, r, d in session.execute(stmt).all()]
-
-
-def _nearby(
-    session: Session, job: Job, distance: sa.ColumnElement[float]
-) -> list[sa.ColumnElement[bool]]:
-    """Inside the index's box, within the worker's own radius, and eligible."""
     # earthdistance's sphere (earth() = 6378168 m) is a little larger than ours: widen the
     # box by 1 % so it always contains every point within the radius on our sphere.
-    box_m = _max_radius_km(session) * 1000 * 1.01
-    inside_box = sa.func.earth_box(sa.func.ll_to_earth(job.lat, job.lng), box_m).op("@>")(
-        sa.func.ll_to_earth(Worker.lat, Worker.lng)
+    params = {**job_params(job), "box_m": _max_radius_km(session) * 1000 * 1.01}
+    stmt: sa.Executable
+    if limit == 1:
+        stmt = _next_candidate_statement()
+    else:
+        stmt, params["limit"] = _ranked_statement(), limit
+    return [Candidate(w, r, d) for w, r, d in session.execute(stmt, params).all()]
+
+
+def _nearby(distance: sa.ColumnElement[float]) -> list[sa.ColumnElement[bool]]:
+    """Inside the index's box (``box_m`` around the job), within the worker's own radius,
+    and eligible."""
+    box = sa.func.earth_box(
+        sa.func.ll_to_earth(_JOB_LAT, _JOB_LNG), sa.bindparam("box_m", type_=sa.Double())
     )
-    return [inside_box, distance <= Worker.service_radius_km, *_eligible(job)]
+    inside_box = box.op("@>")(sa.func.ll_to_earth(Worker.lat, Worker.lng))
+    return [inside_box, distance <= Worker.service_radius_km, *_eligible()]
 
 
-def _next_candidate(
-    session: Session, where: list[sa.ColumnElement[bool]], distance: sa.ColumnElement[float]
-) -> list[Candidate]:
+@built_once
+def _ranked_statement() -> sa.Select[int, float, float]:
+    """Every candidate, ranked (rating, distance, id); ``limit`` a parameter (None: all)."""
+    distance = _haversine_km().label("distance_km")
+    rating = _rating().label("rating")
+    return (
+        sa.select(Worker.id, rating, distance)
+        .where(*_nearby(distance))
+        .order_by(rating.desc().nulls_last(), distance, Worker.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+
+
+@built_once
+def _next_candidate_statement() -> sa.CompoundSelect[int, float, float]:
     """The first candidate in ``candidates``' order, reading only the best-rated group.
 
     One statement: ``best`` walks ``ix_workers_earth_rating`` best rating first (KNN) and
@@ -151,6 +192,8 @@ def _next_candidate(
     unrated ones. Ranking the whole box instead cost as many rows as workers nearby (10k
     plumbers around one city: 21 ms against 0.6 ms for 100).
     """
+    distance = _haversine_km().label("distance_km")
+    where = _nearby(distance)
     rating = _rating()
     nearest_best = rating.op("<->")(sa.literal(BEST_RATING, sa.Double))
     best = sa.select(rating.label("rating")).where(*where).order_by(nearest_best).limit(1)
@@ -158,8 +201,7 @@ def _next_candidate(
     columns = (Worker.id, rating.label("rating"), distance)
     rated = sa.select(*columns).where(*where, rating == best_rating)
     unrated = sa.select(*columns).where(*where, rating.is_(None), best_rating.is_(None))
-    stmt = sa.union_all(rated, unrated).order_by(sa.text("distance_km, id")).limit(1)
-    return [Candidate(w, r, d) for w, r, d in session.execute(stmt).all()]
+    return sa.union_all(rated, unrated).order_by(sa.text("distance_km, id")).limit(1)
 
 
 def _candidates_in_python(session: Session, job: Job) -> list[Candidate]:
@@ -171,7 +213,8 @@ def _candidates_in_python(session: Session, job: Job) -> list[Candidate]:
             Worker.service_radius_km,
             Worker.rating_sum,
             Worker.rating_count,
-        ).where(*_eligible(job))
+        ).where(*_eligible()),
+        job_params(job),
     ).all()
     found = []
     for worker_id, lat, lng, radius, rating_sum, rating_count in rows:

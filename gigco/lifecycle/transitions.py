@@ -348,12 +348,23 @@ def lock_job(session: Session, job_id: int) -> Job | None:
         known: Job = locked[job_id]
         if known in session:
             return known
-    # OF jobs: the job is loaded joined to its category, and a bare FOR UPDATE would lock
-    # the category's row as well, serialising every step and every new job of a category.
-    job = session.get(Job, job_id, with_for_update={"of": Job}, populate_existing=True)
+    job = session.scalars(_lock_statement(), {"job_id": job_id}).first()
     if job is not None:
         remember_lock(session, job)
     return job
+
+
+@built_once
+def _lock_statement() -> sa.Select[Job]:
+    """The job under its row lock, fresh. OF jobs: the job is loaded joined to its category,
+    and a bare FOR UPDATE would lock the category's row as well, serialising every step and
+    every new job of a category."""
+    return (
+        sa.select(Job)
+        .where(Job.id == sa.bindparam("job_id"))
+        .with_for_update(of=Job)
+        .execution_options(populate_existing=True)
+    )
 
 
 def remember_lock(session: Session, job: Job) -> None:

@@ -58,8 +58,10 @@ class settled_tx(sa.sql.expression.FunctionElement[int]):
     type = sa.BigInteger()
     inherit_cache = True
 
-    def __init__(self, hold_seconds: float):
-        super().__init__(sa.literal(float(hold_seconds), sa.Double))
+    def __init__(self, hold_seconds: float | sa.ColumnElement[float]):
+        if not isinstance(hold_seconds, sa.ColumnElement):
+            hold_seconds = sa.literal(float(hold_seconds), sa.Double)
+        super().__init__(hold_seconds)
 
 
 @compiles(current_tx)
