@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.db import built_once
 from gigco.lifecycle.access import (
     Principal,
     require_assigned_worker,
@@ -20,7 +21,12 @@ from gigco.lifecycle.access import (
 )
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
-from gigco.lifecycle.matching import answer_pending, busy_clash, close_opportunity
+from gigco.lifecycle.matching import (
+    answer_opportunity,
+    answer_pending,
+    busy_clash,
+    close_opportunity,
+)
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
@@ -150,11 +156,7 @@ def _pending_opportunity(session: Session, job_id: int, who: Principal) -> Oppor
     where the job went. Anyone else gets the job's usual 404 or 403.
     """
     if who.role == Role.WORKER:
-        held = session.scalars(
-            sa.select(Opportunity).where(
-                Opportunity.job_id == job_id, Opportunity.worker_id == who.id
-            )
-        ).all()
+        held = session.scalars(_held_statement(), {"job_id": job_id, "worker_id": who.id}).all()
         pending = [o for o in held if o.status == OpportunityStatus.PENDING]
         if pending:
             return pending[0]
@@ -183,21 +185,12 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         data={"worker_id": who.id, "opportunity_id": opp.id},
         values={"worker_id": who.id, "next_match_at": None},
     )
-    taken = answer_pending(
-        session,
-        OpportunityStatus.ACCEPTED,
-        ctx.now,
-        [Opportunity.id == opp.id, Opportunity.expires_at > ctx.now],
-    )
+    taken = answer_opportunity(session, opp.id, OpportunityStatus.ACCEPTED, ctx.now, unexpired=True)
     if not taken:
         raise Conflict("This opportunity is no longer open.", current_status=S.ACCEPTED.value)
     # Lock the worker so that two overlapping jobs cannot both be taken at once.
     worker_name = session.execute(
-        sa.update(Worker)
-        .where(Worker.id == who.id)
-        .values(updated_at=ctx.now)
-        .returning(Worker.name)
-        .execution_options(synchronize_session=False)
+        _lock_worker_statement(), {"worker_id": who.id, "now": ctx.now}
     ).scalar_one()
     assert who.id is not None
     clash = busy_clash(session, job, who.id)
@@ -264,16 +257,8 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
     )
     # The parties' rows are shared by all their jobs: locked last (after autoflush writes the
     # event), so each lock is held only until the commit.
-    session.execute(
-        sa.update(Worker)
-        .where(Worker.id == job.worker_id)
-        .values(completed_jobs=Worker.completed_jobs + 1)
-    )
-    session.execute(
-        sa.update(Consumer)
-        .where(Consumer.id == job.consumer_id)
-        .values(completed_jobs=Consumer.completed_jobs + 1)
-    )
+    session.execute(_count_completed_statement(Worker), {"party_id": job.worker_id})
+    session.execute(_count_completed_statement(Consumer), {"party_id": job.consumer_id})
     return job, dues_of(job)
 
 
@@ -335,7 +320,7 @@ def submit_review(
             current_status=job.status.value,
         )
     # The job is locked, so the other side's review is committed (or not begun) by now.
-    authors = session.scalars(sa.select(Review.author_role).where(Review.job_id == job_id)).all()
+    authors = session.scalars(_authors_statement(), {"job_id": job_id}).all()
     if who.role in authors:
         raise Conflict("You have already reviewed this job.", current_status=job.status.value)
     review = Review(
@@ -358,12 +343,62 @@ def submit_review(
     dues = set_next(job, Next.now(), ctx.now) if len(authors) + 1 >= 2 else []
     # Last, just before the commit (autoflush writes the review and event first): a party's
     # row is shared by all their jobs, so its lock is held only until the commit.
-    session.execute(
-        sa.update(subject_model)
-        .where(subject_model.id == subject_id)
-        .values(
-            rating_sum=subject_model.rating_sum + rating,
-            rating_count=subject_model.rating_count + 1,
-        )
-    )
+    session.execute(_rate_statement(subject_model), {"party_id": subject_id, "rating": rating})
     return review, dues
+
+
+# --- statements every call of an action runs, built once (db.built_once) -----------------
+
+_PARTY = sa.bindparam("party_id", type_=sa.BigInteger())
+
+
+@built_once
+def _held_statement() -> sa.Select[Opportunity]:
+    """A worker's opportunities on a job."""
+    return sa.select(Opportunity).where(
+        Opportunity.job_id == sa.bindparam("job_id"),
+        Opportunity.worker_id == sa.bindparam("worker_id"),
+    )
+
+
+@built_once
+def _lock_worker_statement() -> sa.Update:
+    """Touch (and so lock) a worker's row, returning their name."""
+    return (
+        sa.update(Worker)
+        .where(Worker.id == sa.bindparam("worker_id"))
+        .values(updated_at=AT_NOW)
+        .returning(Worker.name)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@built_once
+def _count_completed_statement(model: type[Worker] | type[Consumer]) -> sa.Update:
+    """One more completed job for a worker or a consumer."""
+    return (
+        sa.update(model)
+        .where(model.id == _PARTY)
+        .values(completed_jobs=model.completed_jobs + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@built_once
+def _authors_statement() -> sa.Select[Role]:
+    """The roles that reviewed a job."""
+    return sa.select(Review.author_role).where(Review.job_id == sa.bindparam("job_id"))
+
+
+@built_once
+def _rate_statement(model: type[Worker] | type[Consumer]) -> sa.Update:
+    """A new rating for a worker or a consumer."""
+    return (
+        sa.update(model)
+        .where(model.id == _PARTY)
+        .values(
+            rating_sum=model.rating_sum + sa.bindparam("rating", type_=sa.Integer()),
+            rating_count=model.rating_count + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )

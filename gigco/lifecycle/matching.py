@@ -15,7 +15,15 @@ from gigco.db import built_once
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import SYSTEM, Due, lock_job, record_event, set_next, transition
+from gigco.lifecycle.transitions import (
+    AT_NOW,
+    SYSTEM,
+    Due,
+    lock_job,
+    record_event,
+    set_next,
+    transition,
+)
 from gigco.models import Job, JobStatus, Opportunity, OpportunityStatus, Worker, worker_skills
 
 S = JobStatus
@@ -247,12 +255,43 @@ def answer_pending(
     )
 
 
+@built_once
+def _answer_statement(unexpired: bool) -> sa.Update:
+    """``answer_opportunity``'s compare-and-set from pending, built once."""
+    guards = [Opportunity.expires_at > AT_NOW] if unexpired else []
+    return (
+        sa.update(Opportunity)
+        .where(
+            Opportunity.status == OpportunityStatus.PENDING,
+            Opportunity.id == sa.bindparam("opportunity_id"),
+            *guards,
+        )
+        .values(status=sa.bindparam("status", type_=Opportunity.status.type), responded_at=AT_NOW)
+        .returning(Opportunity.worker_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def answer_opportunity(
+    session: Session,
+    opportunity_id: int,
+    status: OpportunityStatus,
+    now: dt.datetime,
+    *,
+    unexpired: bool = False,
+) -> bool:
+    """Move one pending opportunity to ``status`` (with ``unexpired``, only before it
+    expires); False when another answer came first."""
+    params = {"opportunity_id": opportunity_id, "status": status, "now": now}
+    return session.execute(_answer_statement(unexpired), params).first() is not None
+
+
 def close_opportunity(
     session: Session, opp: Opportunity, status: OpportunityStatus, *, actor: str, now: dt.datetime
 ) -> bool:
     """Close pending ``opp`` as ``status`` and record it in the job's history; False if it
     was no longer pending."""
-    if not answer_pending(session, status, now, [Opportunity.id == opp.id]):
+    if not answer_opportunity(session, opp.id, status, now):
         return False
     record_event(
         session,
