@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from standardwebhooks.webhooks import Webhook
 
 from gigco.config import Settings
+from gigco.db import built_once
 from gigco.lifecycle.errors import Conflict, NotFound
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.webhooks.endpoints import signing_secrets
@@ -398,6 +399,44 @@ def retry_delivery(
 BATCH = 1000
 
 
+@built_once
+def _due_statements() -> tuple[sa.Select[int, dt.datetime | None], sa.Update]:
+    """``due_deliveries``' two statements (every sweep runs them), built once."""
+    at = WebhookDelivery.next_attempt_at
+    armed = (
+        sa.select(WebhookDelivery.id, at)
+        .where(
+            at.is_not(None),
+            at > sa.bindparam("now", type_=at.type),
+            at <= sa.bindparam("until", type_=at.type),
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            ~_earlier_open(),
+        )
+        .order_by(at)
+        .limit(BATCH)
+    )
+    overdue = (
+        sa.select(WebhookDelivery.id)
+        .where(
+            at.is_not(None),
+            at <= sa.bindparam("overdue_before", type_=at.type),
+            ~_earlier_open(),
+        )
+        .order_by(at)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    kick = (
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(overdue))
+        .values(next_attempt_at=sa.bindparam("now", type_=at.type))
+        .returning(WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return armed, kick
+
+
 def due_deliveries(
     session: Session, *, now: dt.datetime, horizon_seconds: float, grace_seconds: float
 ) -> list[tuple[int, dt.datetime | None]]:
@@ -408,37 +447,12 @@ def due_deliveries(
     ``next_attempt_at = now`` so each is re-kicked once per grace. Both read the partial index
     on ``next_attempt_at``; a message waiting for an earlier one of its job is left alone.
     """
-    until = now + dt.timedelta(seconds=horizon_seconds)
-    overdue_before = now - dt.timedelta(seconds=grace_seconds)
-    armed = session.execute(
-        sa.select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
-        .where(
-            WebhookDelivery.next_attempt_at.is_not(None),
-            WebhookDelivery.next_attempt_at > now,
-            WebhookDelivery.next_attempt_at <= until,
-            WebhookDelivery.status == DeliveryStatus.PENDING,
-            ~_earlier_open(),
-        )
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(BATCH)
-    ).all()
-    overdue = (
-        sa.select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.next_attempt_at.is_not(None),
-            WebhookDelivery.next_attempt_at <= overdue_before,
-            ~_earlier_open(),
-        )
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    kicked = session.scalars(
-        sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(overdue))
-        .values(next_attempt_at=now)
-        .returning(WebhookDelivery.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    params = {
+        "now": now,
+        "until": now + dt.timedelta(seconds=horizon_seconds),
+        "overdue_before": now - dt.timedelta(seconds=grace_seconds),
+    }
+    armed_stmt, kick_stmt = _due_statements()
+    armed = session.execute(armed_stmt, params).all()
+    kicked = session.scalars(kick_stmt, params).all()
     return [(i, at) for i, at in armed] + [(i, None) for i in kicked]
