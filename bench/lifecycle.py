@@ -570,6 +570,7 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=0.25, help="feed poll interval, seconds")
     ap.add_argument("--web-workers", type=int, default=WEB_WORKERS)
     ap.add_argument("--web-threads", type=int, default=WEB_THREADS)
+    ap.add_argument("--web-class", default="gthread", help="gunicorn's worker class (-k)")
     ap.add_argument("--worker-args", default=" ".join(WORKER_ARGS))
     ap.add_argument("--skip-floor", action="store_true")
     ap.add_argument(
@@ -582,6 +583,7 @@ def main() -> None:
         timers=LONG,
         web_workers=a.web_workers,
         web_threads=a.web_threads,
+        web_class=a.web_class,
         worker_args=tuple(a.worker_args.split()),
         profile=Path(a.profile) if a.profile else None,
     ) as topo:
@@ -594,6 +596,7 @@ def main() -> None:
             timers=LONG,
             web_workers=a.web_workers,
             web_threads=a.web_threads,
+            web_class=a.web_class,
             worker_args=tuple(a.worker_args.split()),
         ) as topo:
             report["probe"] = asyncio.run(probe(topo, a.probe, warmup=3 if a.warmup else 0))

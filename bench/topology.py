@@ -140,6 +140,7 @@ def production(
     timers: dict[str, str] | None = None,
     web_workers: int = WEB_WORKERS,
     web_threads: int = WEB_THREADS,
+    web_class: str = "gthread",
     worker_args: tuple[str, ...] = WORKER_ARGS,
     database: str = "gigco_bench",
     logs: Path | None = None,
@@ -172,7 +173,7 @@ def production(
                 port,
                 workers=web_workers,
                 threads=web_threads,
-                extra=("-k", "gthread", "--keep-alive", "120", "--log-level", gunicorn_log),
+                extra=("-k", web_class, "--keep-alive", "120", "--log-level", gunicorn_log),
             ),
         )
         topo.start("worker", worker_argv(*worker_args))
