@@ -14,7 +14,7 @@ from tests.harness.http import Client, Journal
 from tests.harness.polling import wait_for
 from tests.resilience.brokers import Broker
 from tests.resilience.fleet import Fleet
-from tests.resilience.invariants import mid_flight
+from tests.resilience.invariants import Recovery, mid_flight, recovery, step_timings, violations
 from tests.resilience.services import PrivatePostgres
 from tests.resilience.topology import Topology
 
@@ -82,6 +82,19 @@ class Stack:
             what="the fleet to be mid-flight",
         )
         return fleet, at_fault
+
+    def recovered(
+        self, fleet: Fleet, *, fault_at: float, healthy_at: float
+    ) -> tuple[float, Recovery]:
+        """Wait until every job of ``fleet`` closed and stop it; assert the invariants (no
+        violation, no 5xx answered); return when the last closed and how the steps around
+        the fault (at ``fault_at``, the system whole again at ``healthy_at``) fared."""
+        closed_at = fleet.wait_all_closed(timeout=120)
+        fleet.stop()
+        assert violations(self.engine, fleet.job_ids.values()) == []
+        assert self.journal.server_errors() == []
+        timings = step_timings(self.engine, fleet.job_ids.values())
+        return closed_at, recovery(timings, fault_at=fault_at, healthy_at=healthy_at)
 
     def fleet(self, **options: object) -> Fleet:
         """A fleet with its parties signed up."""

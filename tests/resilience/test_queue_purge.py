@@ -10,7 +10,6 @@ import pytest
 
 from tests.brokers import on_both_brokers
 from tests.harness.polling import wait_for
-from tests.resilience.invariants import recovery, step_timings, violations
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
 
@@ -38,14 +37,7 @@ def test_every_job_closes_once_after_the_step_queue_is_purged_mid_flight(
     stack.topology.start_worker("worker-2")
     healthy_at = stack.topology.wait_worker_ready("worker-2")
 
-    closed_at = fleet.wait_all_closed(timeout=120)
-    fleet.stop()
-
-    assert violations(stack.engine, fleet.job_ids.values()) == []
-    assert stack.journal.server_errors() == []
-    measured = recovery(
-        step_timings(stack.engine, fleet.job_ids.values()), fault_at=fault_at, healthy_at=healthy_at
-    )
+    closed_at, measured = stack.recovered(fleet, fault_at=fault_at, healthy_at=healthy_at)
     report(
         f"{fleet.size} jobs: {at_fault['in_flight']} in flight when the worker was stopped "
         f"{at_fault} and {HELD_BACK} posted after; purging {stack.broker.kind}'s step queue "
