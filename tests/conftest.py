@@ -20,7 +20,7 @@ from tests.harness.console import Ops
 from tests.harness.env import ADMIN_TOKEN, live_env, redis_url, server_url
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
-from tests.harness.servers import start_worker, stop_worker
+from tests.harness.servers import live_server, start_worker, stop_worker
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +123,18 @@ def live_worker(
         pytest.exit(f"the Celery worker exited: {log.read_text()[-2000:]}", returncode=3)
     yield process
     stop_worker(process)
+
+
+@pytest.fixture(scope="module")
+def base_url(
+    test_env: dict[str, str],
+    live_worker: subprocess.Popen[bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The API under gunicorn on the test database, with the live worker and beat behind it
+    (one per test module: the README's, the demo's and Postman's clients talk to it)."""
+    with live_server(test_env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as url:
+        yield url
 
 
 @pytest.fixture

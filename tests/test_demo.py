@@ -6,7 +6,6 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,6 @@ pytestmark = pytest.mark.usefixtures("committed")
 
 GIGCO = str(Path(sys.executable).with_name("gigco"))
 ROW = re.compile(r"^\s*(\d+)\s+(\d\d:\d\d:\d\d\.\d{3})\s+(\S+)\s*(.*?)\s{2,}(\S+)$")
-
-
-@pytest.fixture(scope="module")
-def base_url(
-    test_env: dict[str, str],
-    live_worker: subprocess.Popen[bytes],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    """The API under gunicorn on the test database, with the live worker behind it."""
-    with live_server(test_env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as url:
-        yield url
 
 
 def gigco(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

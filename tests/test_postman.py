@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness.env import ADMIN_TOKEN
-from tests.harness.servers import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
@@ -24,17 +22,6 @@ pytestmark = [
         reason="newman is not installed: run `npm ci` in the repository root (see package.json)",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def base_url(
-    test_env: dict[str, str],
-    live_worker: subprocess.Popen[bytes],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    """The API under gunicorn on the test database, with the live worker behind it."""
-    with live_server(test_env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as url:
-        yield url
 
 
 def newman(base_url: str, report: Path) -> subprocess.CompletedProcess[str]:

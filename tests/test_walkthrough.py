@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.harness.servers import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "walkthrough.sh"
 README = ROOT / "README.md"
 
 pytestmark = pytest.mark.usefixtures("committed")
-
-
-@pytest.fixture(scope="module")
-def base_url(
-    test_env: dict[str, str],
-    live_worker: subprocess.Popen[bytes],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    """The API under gunicorn on the test database, with the live worker and beat behind it."""
-    with live_server(test_env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as url:
-        yield url
 
 
 def test_walkthrough_takes_a_job_from_sign_up_to_closed(base_url: str, committed: None) -> None:
