@@ -53,16 +53,21 @@ class Stack:
         worker = self.topology.procs["worker"]
         os.killpg(worker.pid, signal.SIGSTOP)
         try:
-            fleet.start()
-            wait_for(
-                lambda: len(fleet.job_ids) == fleet.size and self.waiting_steps() >= HELD_BACK,
-                timeout=30,
-                every=0.2,
-                what="the held-back jobs posted and their steps waiting in the broker",
-            )
+            self.post_held_back(fleet, timeout=30)
             yield
         finally:
             os.killpg(worker.pid, signal.SIGCONT)
+
+    def post_held_back(self, fleet: Fleet, *, timeout: float) -> None:
+        """Post the fleet's held-back jobs while no worker takes steps, and wait until their
+        steps wait in the broker."""
+        fleet.start()
+        wait_for(
+            lambda: len(fleet.job_ids) == fleet.size and self.waiting_steps() >= HELD_BACK,
+            timeout=timeout,
+            every=0.2,
+            what="the held-back jobs posted and their steps waiting in the broker",
+        )
 
     def fleet_mid_flight(self) -> tuple[Fleet, dict[str, int]]:
         """24 jobs, the first 20 driven until they are spread over the lifecycle.

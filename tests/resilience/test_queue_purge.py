@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 
 from tests.brokers import on_both_brokers
-from tests.harness.polling import wait_for
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
 
@@ -25,13 +24,7 @@ def test_every_job_closes_once_after_the_step_queue_is_purged_mid_flight(
     # its prefetch window on RabbitMQ, out of a purge's reach. The last jobs are posted while
     # no worker runs, and their steps wait in the queue too.
     stopped_at = stack.topology.shut_down("worker")
-    fleet.start()
-    wait_for(
-        lambda: len(fleet.job_ids) == fleet.size and stack.waiting_steps() >= HELD_BACK,
-        timeout=60,
-        every=0.2,
-        what="the held-back jobs posted and their steps waiting in the broker",
-    )
+    stack.post_held_back(fleet, timeout=60)
     messages, steps = stack.broker.purge()
     fault_at = time.time()
     stack.topology.start_worker("worker-2")
