@@ -59,13 +59,40 @@ def _earlier_open() -> sa.ColumnElement[bool]:
     )
 
 
-def _claimable(now: dt.datetime) -> tuple[sa.ColumnElement[bool], ...]:
-    """What ``claim`` requires of a row: open, due (or its lease expired), not held back."""
+_NOW = sa.bindparam("now", type_=WebhookDelivery.next_attempt_at.type)
+
+
+def _claimable() -> tuple[sa.ColumnElement[bool], ...]:
+    """What ``claim`` requires of a row at bind parameter ``now``: open, due (or its lease
+    expired), not held back."""
     return (
         WebhookDelivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
-        WebhookDelivery.next_attempt_at <= now,
+        WebhookDelivery.next_attempt_at <= _NOW,
         ~_earlier_open(),
     )
+
+
+@built_once
+def _claim_statements() -> tuple[sa.Select[int], sa.Update]:
+    """``claimable``'s and ``claim``'s statements (each delivery runs one), built once."""
+    claimable = sa.select(WebhookDelivery.id).where(
+        WebhookDelivery.id.in_(sa.bindparam("ids", expanding=True)), *_claimable()
+    )
+    take: sa.Update = (
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id == sa.bindparam("delivery_id"), *_claimable())
+        .values(
+            status=DeliveryStatus.SENDING, next_attempt_at=sa.bindparam("until", type_=_NOW.type)
+        )
+        .returning(
+            WebhookDelivery.endpoint_id,
+            WebhookDelivery.msg_id,
+            WebhookDelivery.payload,
+            WebhookDelivery.created_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return claimable, take
 
 
 def claimable(session: Session, delivery_ids: list[int], *, now: dt.datetime) -> list[int]:
@@ -77,13 +104,8 @@ def claimable(session: Session, delivery_ids: list[int], *, now: dt.datetime) ->
     """
     if not delivery_ids:
         return []
-    found = set(
-        session.scalars(
-            sa.select(WebhookDelivery.id).where(
-                WebhookDelivery.id.in_(delivery_ids), *_claimable(now)
-            )
-        )
-    )
+    stmt, _ = _claim_statements()
+    found = set(session.scalars(stmt, {"ids": delivery_ids, "now": now}))
     return [i for i in delivery_ids if i in found]
 
 
@@ -110,17 +132,9 @@ def claim(
     its job. A delivery to a disabled endpoint fails here instead.
     """
     until = now + dt.timedelta(seconds=lease_seconds(settings))
+    _, take = _claim_statements()
     row = session.execute(
-        sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, *_claimable(now))
-        .values(status=DeliveryStatus.SENDING, next_attempt_at=until)
-        .returning(
-            WebhookDelivery.endpoint_id,
-            WebhookDelivery.msg_id,
-            WebhookDelivery.payload,
-            WebhookDelivery.created_at,
-        )
-        .execution_options(synchronize_session=False)
+        take, {"delivery_id": delivery_id, "now": now, "until": until}
     ).one_or_none()
     if row is None:
         return None
@@ -267,22 +281,30 @@ def _finish(session: Session, delivery_id: int, status: DeliveryStatus, now: dt.
     )
 
 
-def _next_of(session: Session, delivery: WebhookDelivery) -> list[int]:
+def _next_of(session: Session, endpoint_id: int, job_id: int | None, seq: int | None) -> list[int]:
     """The job's next pending message to the same endpoint, now free to go."""
-    if delivery.job_id is None:
+    if job_id is None:
         return []
     following = session.scalar(
+        _next_statement(), {"endpoint_id": endpoint_id, "job_id": job_id, "seq": seq}
+    )
+    return [following] if following is not None else []
+
+
+@built_once
+def _next_statement() -> sa.Select[int]:
+    """``_next_of``'s query (every delivered message runs it), built once."""
+    return (
         sa.select(WebhookDelivery.id)
         .where(
-            WebhookDelivery.endpoint_id == delivery.endpoint_id,
-            WebhookDelivery.job_id == delivery.job_id,
-            WebhookDelivery.seq > delivery.seq,
+            WebhookDelivery.endpoint_id == sa.bindparam("endpoint_id"),
+            WebhookDelivery.job_id == sa.bindparam("job_id"),
+            WebhookDelivery.seq > sa.bindparam("seq"),
             WebhookDelivery.status == DeliveryStatus.PENDING,
         )
         .order_by(WebhookDelivery.seq)
         .limit(1)
     )
-    return [following] if following is not None else []
 
 
 def _disable(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
@@ -305,68 +327,121 @@ class Recorded:
     retry_at: dt.datetime | None = None
 
 
+@built_once
+def _record_statements() -> tuple[
+    sa.Select[DeliveryStatus, dt.datetime | None, int, int, int | None, int | None, dt.datetime],
+    sa.Insert,
+    sa.Update,
+    sa.Update,
+]:
+    """``record_attempt``'s statements (every attempt runs them), built once."""
+    lock = (
+        sa.select(
+            WebhookDelivery.status,
+            WebhookDelivery.next_attempt_at,
+            WebhookDelivery.tries,
+            WebhookDelivery.endpoint_id,
+            WebhookDelivery.job_id,
+            WebhookDelivery.seq,
+            WebhookDelivery.created_at,
+        )
+        .where(WebhookDelivery.id == sa.bindparam("delivery_id"))
+        .with_for_update()
+    )
+    attempt = sa.insert(WebhookAttempt)
+    move = (
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id == sa.bindparam("delivery_id"))
+        .values(
+            status=sa.bindparam("status", type_=WebhookDelivery.status.type),
+            next_attempt_at=sa.bindparam("next_attempt_at", type_=_NOW.type),
+            finished_at=sa.bindparam("finished_at", type_=_NOW.type),
+            tries=sa.bindparam("tries"),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    # A delivered message resets the endpoint's failure count, writing only when it is not 0.
+    # An UPDATE of no key column locks the row FOR NO KEY UPDATE, so an event's deliveries to
+    # this endpoint (their foreign key takes FOR KEY SHARE) are written meanwhile.
+    reset = (
+        sa.update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.id == sa.bindparam("endpoint_id"),
+            WebhookEndpoint.consecutive_failures != 0,
+        )
+        .values(consecutive_failures=0)
+        .execution_options(synchronize_session=False)
+    )
+    return lock, attempt, move, reset
+
+
 def record_attempt(
     session: Session, claimed: Claimed, answer: Answer, *, settings: Settings, now: dt.datetime
 ) -> Recorded:
     """Store the attempt and decide: delivered, retried on the schedule, failed or disabled."""
-    session.add(
-        WebhookAttempt(
-            delivery_id=claimed.delivery_id,
-            attempted_at=answer.attempted_at,
-            response_status=answer.status,
-            duration_ms=answer.duration_ms,
-            error=answer.error,
-            response_body=answer.body,
-        )
-    )
-    delivery = session.get(WebhookDelivery, claimed.delivery_id, with_for_update=True)
+    lock, attempt, move, reset = _record_statements()
+    delivery = session.execute(lock, {"delivery_id": claimed.delivery_id}).one_or_none()
     if delivery is None:
-        return Recorded("lost", [])
+        return Recorded("lost", [])  # its endpoint was deleted meanwhile, and it with it
+    session.execute(
+        attempt,
+        {
+            "delivery_id": claimed.delivery_id,
+            "attempted_at": answer.attempted_at,
+            "response_status": answer.status,
+            "duration_ms": answer.duration_ms,
+            "error": answer.error,
+            "response_body": answer.body,
+        },
+    )
     if delivery.status != DeliveryStatus.SENDING or delivery.next_attempt_at != claimed.lease_until:
         return Recorded("lost", [])  # someone re-claimed it after our lease; theirs counts
-    # FOR NO KEY UPDATE: the failure count and ``enabled`` are not keys, so writing an event's
-    # deliveries to this endpoint (their foreign key takes FOR KEY SHARE) does not wait for us.
+    tries = delivery.tries + 1
+
+    def moved(status: DeliveryStatus, next_attempt_at: dt.datetime | None = None) -> None:
+        finished_at = None if status == DeliveryStatus.PENDING else now
+        session.execute(
+            move,
+            {
+                "delivery_id": claimed.delivery_id,
+                "status": status,
+                "next_attempt_at": next_attempt_at,
+                "finished_at": finished_at,
+                "tries": tries,
+            },
+        )
+
+    if answer.delivered:
+        moved(DeliveryStatus.DELIVERED)
+        session.execute(reset, {"endpoint_id": delivery.endpoint_id})
+        return Recorded(
+            "delivered",
+            _next_of(session, delivery.endpoint_id, delivery.job_id, delivery.seq),
+            delivery.created_at,
+        )
+    schedule = settings.webhook_retry_schedule
+    if answer.status != 410 and tries <= len(schedule):
+        retry_at = now + dt.timedelta(seconds=schedule[tries - 1])
+        moved(DeliveryStatus.PENDING, retry_at)
+        return Recorded("retry", [], retry_at=retry_at)
+    moved(DeliveryStatus.FAILED)
+    # FOR NO KEY UPDATE, not FOR UPDATE, for the same reason as ``reset``'s.
     endpoint = session.get(
         WebhookEndpoint, delivery.endpoint_id, with_for_update={"key_share": True}
     )
     assert endpoint is not None
-    delivery.tries += 1
-    if answer.delivered:
-        delivery.status, delivery.next_attempt_at, delivery.finished_at = (
-            DeliveryStatus.DELIVERED,
-            None,
-            now,
-        )
-        endpoint.consecutive_failures = 0
-        session.flush()
-        return Recorded("delivered", _next_of(session, delivery), delivery.created_at)
     if answer.status == 410:
-        delivery.status, delivery.next_attempt_at, delivery.finished_at = (
-            DeliveryStatus.FAILED,
-            None,
-            now,
-        )
         _disable(session, endpoint, "the receiver answered 410 Gone")
-        session.flush()
-        return Recorded("disabled", _next_of(session, delivery))
-    schedule = settings.webhook_retry_schedule
-    if delivery.tries <= len(schedule):
-        delivery.status = DeliveryStatus.PENDING
-        delivery.next_attempt_at = now + dt.timedelta(seconds=schedule[delivery.tries - 1])
-        session.flush()
-        return Recorded("retry", [], retry_at=delivery.next_attempt_at)
-    delivery.status, delivery.next_attempt_at, delivery.finished_at = (
-        DeliveryStatus.FAILED,
-        None,
-        now,
-    )
-    endpoint.consecutive_failures += 1
-    outcome = "failed"
-    if endpoint.enabled and endpoint.consecutive_failures >= settings.webhook_disable_after:
-        _disable(session, endpoint, f"{endpoint.consecutive_failures} deliveries failed in a row")
         outcome = "disabled"
+    else:
+        endpoint.consecutive_failures += 1
+        outcome = "failed"
+        if endpoint.enabled and endpoint.consecutive_failures >= settings.webhook_disable_after:
+            reason = f"{endpoint.consecutive_failures} deliveries failed in a row"
+            _disable(session, endpoint, reason)
+            outcome = "disabled"
     session.flush()
-    return Recorded(outcome, _next_of(session, delivery))
+    return Recorded(outcome, _next_of(session, delivery.endpoint_id, delivery.job_id, delivery.seq))
 
 
 def retry_delivery(
