@@ -14,6 +14,9 @@ on how busy the machine is (CPU time does a little, through caches; compare in o
 With ``--cprofile N`` a second pass prints the top N functions by own time for the actions
 and for the steps. With ``--endpoints`` every party and the operator has a webhook endpoint
 first (on 127.0.0.1; deliveries are published, not sent): the outbox's cost on this path.
+With ``--deliveries N`` it last sends N webhook pings to a receiver on 127.0.0.1 that answers
+204 at once, each through the ``deliver`` task's body as the webhooks worker runs it, and
+prints their cost split into claim, send and record.
 """
 
 from __future__ import annotations
@@ -219,6 +222,7 @@ def run(  # noqa: C901
     sql: bool,
     focus: str | None = None,
     endpoints: bool = False,
+    deliveries: int = 0,
 ) -> None:
     """Drive ``warmup`` + ``n`` lifecycles and print their costs."""
     url = url_of(SERVER_URL, database)
@@ -365,8 +369,64 @@ def run(  # noqa: C901
             print(f"\n== cProfile, {name} of {n} lifecycles, cumulative")
             print(_trim(out.getvalue()))
             meter.profiler = None
+    if deliveries:
+        _deliveries(meter, client, engine, deliveries)
     celery_app.control.purge()
     engine.dispose()
+
+
+def _deliveries(meter: Meter, client: Any, engine: sa.Engine, n: int) -> None:
+    """Send ``n`` pings (after 20 not counted), then ``n`` more split into claim, send and
+    record, and print what each costs."""
+    from gigco.lifecycle import webhooks
+    from gigco.tasks.webhooks import deliver
+    from tests.harness.webhooks import receiving
+
+    parts = {"claim": webhooks.claim, "send": webhooks.send, "record": webhooks.record_attempt}
+
+    def metered(label: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kw: Any) -> Any:
+            with meter.measure(f"deliver: {label}"):
+                return f(*args, **kw)
+
+        return call
+
+    with receiving() as receiver:
+        r = client.post(
+            "/v1/webhook-endpoints", json={"url": receiver.url("/h")}, headers=auth(ADMIN_TOKEN)
+        )
+        assert r.status_code == 201, r.json
+        ping = f"/v1/webhook-endpoints/{r.json['id']}/ping"
+        for _ in range(20 + 2 * n):
+            assert client.post(ping, headers=auth(ADMIN_TOKEN)).status_code == 202
+        with engine.connect() as conn:
+            ids = conn.scalars(
+                sa.text("SELECT id FROM webhook_deliveries WHERE status = 'pending' ORDER BY id")
+            ).all()
+        for delivery_id in ids[:20]:
+            assert deliver.run(delivery_id) == "delivered"
+        meter.costs.clear()
+        for delivery_id in ids[20 : 20 + n]:
+            with meter.measure("deliver (the whole task)"):
+                assert deliver.run(delivery_id) == "delivered"
+        # A second batch split into its parts (measuring adds its own cost to an outer label).
+        webhooks.claim = metered("claim", parts["claim"])  # type: ignore[assignment]
+        webhooks.send = metered("send", parts["send"])  # type: ignore[assignment]
+        webhooks.record_attempt = metered("record", parts["record"])  # type: ignore[assignment]
+        try:
+            for delivery_id in ids[20 + n :]:
+                assert deliver.run(delivery_id) == "delivered"
+        finally:
+            webhooks.claim = parts["claim"]  # type: ignore[assignment]
+            webhooks.send = parts["send"]  # type: ignore[assignment]
+            webhooks.record_attempt = parts["record"]  # type: ignore[assignment]
+    print(f"\n{n} webhook deliveries (a ping each, receiver answers 204 at once), per delivery")
+    print(f"{'':28} {'stmts':>6} {'trips':>6} {'CPU ms':>7} {'PG ms':>6}")
+    for label, c in sorted(meter.costs.items()):
+        print(
+            f"{label:28} {c.statements / n:6.1f} {c.round_trips / n:6.1f}"
+            f" {c.cpu / n * 1000:7.2f} {c.pg_cpu / n * 1000:6.2f}"
+        )
 
 
 def _trim(text: str) -> str:
@@ -420,8 +480,18 @@ def main() -> None:
     parser.add_argument(
         "--endpoints", action="store_true", help="a webhook endpoint per party and the operator"
     )
+    parser.add_argument("--deliveries", type=int, default=0, help="webhook pings sent last")
     args = parser.parse_args()
-    run(args.n, args.warmup, args.cprofile, args.database, args.sql, args.focus, args.endpoints)
+    run(
+        args.n,
+        args.warmup,
+        args.cprofile,
+        args.database,
+        args.sql,
+        args.focus,
+        args.endpoints,
+        args.deliveries,
+    )
 
 
 if __name__ == "__main__":
