@@ -158,7 +158,7 @@ def test_fan_out_sends_only_what_claim_would_take(
 
 
 def test_recording_an_attempt_does_not_hold_up_an_events_outbox(
-    sessions: sessionmaker[Session], settings: Settings, committed: None
+    sessions: sessionmaker[Session], settings: Settings, committed: None, lost_kicks: None
 ) -> None:
     """A delivery's record locks its endpoint row; the lifecycle's INSERT of deliveries to that
     endpoint (a foreign key: FOR KEY SHARE) must not wait for it (the API's lock_timeout is
