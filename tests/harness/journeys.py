@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco.models import Job
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
 
@@ -47,3 +53,16 @@ def failed_payment_job(api: Api, consumer: dict[str, Any] | None = None) -> int:
     job_id = worked_job(api, consumer, api.worker())
     api.wait_status(job_id, "payment_failed")
     return job_id
+
+
+def hold_offers(sessions: sessionmaker[Session], job_ids: Iterable[int]) -> None:
+    """Move the open offers of ``job_ids`` an hour out: for tests whose many requests (a
+    browser's clicks) would otherwise outlive the tests' 5 s offer (``GIGCO_OFFER_TTL_SECONDS``).
+    A timer message already armed for the old deadline finds the new one and does nothing."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with sessions() as session, session.begin():
+        session.execute(
+            sa.update(Job)
+            .where(Job.id.in_(list(job_ids)), Job.offer_expires_at.is_not(None))
+            .values(offer_expires_at=later, timer_at=later, timer_armed_at=None)
+        )

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
 from tests.harness.env import ADMIN_TOKEN
 from tests.harness.http import Api
-from tests.harness.journeys import closed_job
+from tests.harness.journeys import closed_job, hold_offers
 from tests.harness.polling import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -140,7 +141,7 @@ def test_operator_signs_in_and_reads_a_closed_jobs_timeline(
 
 
 def test_operator_filters_jobs_and_cancels_a_selection(
-    api: Api, live_url: str, browser: object
+    api: Api, live_url: str, browser: object, sessions: sessionmaker[Session]
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -151,6 +152,7 @@ def test_operator_filters_jobs_and_cancels_a_selection(
     ids = [api.post_job(consumer, title=f"Job {i}")["id"] for i in range(3)]
     for job_id in ids:
         api.wait_status(job_id, "offered")
+    hold_offers(sessions, ids)  # the browser's clicks take seconds
     api.post_job(api.consumer(), title="Someone else's")  # filtered out
 
     browser.get(f"{live_url}/ops/jobs")
@@ -231,5 +233,6 @@ def test_operator_opens_the_system_panel_from_the_nav(
     assert set(queues) == {"celery", "recovery", "sweeps", "webhooks"}
     assert all(depth.isdigit() for depth in queues.values()), queues  # Redis can say
     assert "Last sweep sent: 20" in browser.find_element(By.ID, "beat").text
-    healthz = api.client.get("/healthz")
-    assert healthz.status_code == 200  # the same verdict, asked the monitor's way
+    wait_for(  # the same verdict, asked the monitor's way (polled: beat may lag under load)
+        lambda: api.client.get("/healthz").status_code == 200, timeout=10, what="/healthz 200"
+    )

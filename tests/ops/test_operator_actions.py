@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.models import JobStatus
 from tests import factories as f
 from tests.harness.console import Ops, csrf_from, table
 from tests.harness.http import Api
-from tests.harness.journeys import closed_job
+from tests.harness.journeys import closed_job, hold_offers
 from tests.harness.polling import wait_for
 
 
@@ -106,11 +106,14 @@ def test_closed_job_offers_neither_cancel_nor_rekick(api: Api, ops: Ops) -> None
     assert r.status_code == 409 and "no system step is pending" in r.text
 
 
-def test_bulk_cancel_confirms_then_reports_each_job(api: Api, ops: Ops) -> None:
+def test_bulk_cancel_confirms_then_reports_each_job(
+    api: Api, ops: Ops, sessions: sessionmaker[Session]
+) -> None:
     consumer = api.consumer()
     open_ids = [api.post_job(consumer, title=f"Job {i}")["id"] for i in range(2)]
     for job_id in open_ids:
         api.wait_status(job_id, "offered")
+    hold_offers(sessions, open_ids)
     done_id, _, _ = closed_job(api)
     listing = f"/ops/jobs?consumer={consumer['id']}"
     page = ops.page(listing).text
@@ -155,13 +158,15 @@ def test_bulk_cancel_confirms_then_reports_each_job(api: Api, ops: Ops) -> None:
 
 
 def test_bulk_rekick_sends_a_stuck_step_again(api: Api, ops: Ops, sessions, settings) -> None:  # type: ignore[no-untyped-def]
-    """A job whose step was due long ago and never ran (a lost message) moves on once
-    re-kicked; the live worker runs the step."""
+    """A job whose step message was lost moves on once re-kicked; the live worker runs the
+    step."""
     now = dt.datetime.now(dt.UTC)
     with sessions() as s, s.begin():
-        stuck = f.job(s, status=JobStatus.DRAFT, step_due_at=now - dt.timedelta(hours=1))
+        # Due inside the grace (as test_jobs_list's fixture): the live sweeper leaves it alone,
+        # so only the operator's re-kick moves it on. The overdue filter is tested there.
+        stuck = f.job(s, status=JobStatus.DRAFT, step_due_at=now + dt.timedelta(minutes=1))
         job_id = stuck.id
-    page = ops.page("/ops/jobs?overdue=1").text
+    page = ops.page("/ops/jobs?status=draft").text
     assert _ids(page) == [job_id]
     token = csrf_from(page)
     r = ops.client.post(
