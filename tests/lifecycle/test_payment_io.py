@@ -154,7 +154,9 @@ def test_no_lock_is_held_while_the_gateway_hangs_and_the_charge_happens_once(
 def test_a_gateway_exception_in_the_worker_is_an_error_attempt_not_a_retry_loop(
     settings: Settings, committed: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rt = Runtime(settings)
+    # The retry an hour out, past the sweep's horizon: neither the step's own send nor a sweep
+    # hands it to the run's live worker (whose gateway would pay) while this test reads.
+    rt = Runtime(settings.replace(payment_retry_base_seconds=3600))
     rt.gateway = DownGateway()  # type: ignore[misc]
     monkeypatch.setattr(runtime_module, "_runtime", rt)
     try:
