@@ -29,6 +29,7 @@ from gigco.web import create_app
 from tests.api.helpers import assert_error
 from tests.harness.console import Ops
 from tests.harness.http import Api
+from tests.harness.polling import wait_for
 
 GIGCO = Path(sys.executable).parent / "gigco"
 HEAD = health._script().get_current_head()
@@ -193,8 +194,13 @@ def _gigco_health(env: dict[str, str], *args: str) -> tuple[int, dict, str]:
 def test_gigco_health_exits_zero_when_healthy_and_one_naming_what_is_down(
     api: Api, test_env: dict[str, str], empty_database: str
 ) -> None:
-    code, body, _ = _gigco_health(test_env)
-    assert (code, body["status"]) == (0, "ok"), body
+    # Polled: on a loaded machine the embedded beat can miss its three intervals now and then.
+    code, body, _ = wait_for(
+        lambda: (answer := _gigco_health(test_env))[0] == 0 and answer,
+        timeout=15,
+        what="gigco health to exit 0",
+    )
+    assert body["status"] == "ok", body
     assert set(body) >= set(health.PARTS)
 
     code, body, err = _gigco_health(test_env | {"GIGCO_BROKER_URL": "redis://127.0.0.1:1/0"})

@@ -70,15 +70,14 @@ def test_the_feed_reads_from_a_cursor_oldest_first_without_repeats(api: Api) -> 
         ids.append(api.post_job(consumer, title=title)["id"])
         api.wait_status(ids[-1], "offered")
 
-    first = api.client.get("/v1/notifications/feed?limit=2", headers=h)
-    assert first.status_code == 200, first.json
-    assert [n["job_id"] for n in first.json] == ids[:2]
-    rest = api.client.get(f"/v1/notifications/feed?after={first.json[-1]['cursor']}", headers=h)
-    assert [n["job_id"] for n in rest.json] == ids[2:]
-    end = api.client.get(f"/v1/notifications/feed?after={rest.json[-1]['cursor']}", headers=h)
+    first = api.feed(h, limit=2, want=2)
+    assert [n["job_id"] for n in first] == ids[:2]
+    rest = api.feed(h, first[-1]["cursor"])
+    assert [n["job_id"] for n in rest] == ids[2:]
+    end = api.client.get(f"/v1/notifications/feed?after={rest[-1]['cursor']}", headers=h)
     assert end.status_code == 200 and end.json == []
     listed = api.client.get("/v1/notifications", headers=h).json
-    assert [n["cursor"] for n in reversed(listed)] == [n["cursor"] for n in first.json + rest.json]
+    assert [n["cursor"] for n in reversed(listed)] == [n["cursor"] for n in first + rest]
     assert api.client.get("/v1/notifications/feed", headers=api.consumer()["headers"]).json == []
     assert_error(api.client.get("/v1/notifications/feed?limit=501", headers=h), 422, "limit")
 
@@ -100,7 +99,7 @@ def test_the_feed_holds_back_a_later_notification_until_an_earlier_transaction_e
         # An id cursor would hand out the second one now and then never the first.
         assert api.client.get("/v1/notifications/feed", headers=h).json == []
         slow.commit()
-    feed = api.client.get("/v1/notifications/feed", headers=h).json
+    feed = api.feed(h, want=2)
     assert {n["message"] for n in feed} == {
         "written first, committed last",
         "written second, committed first",

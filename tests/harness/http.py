@@ -86,6 +86,24 @@ class Api:
             what=f"job {job_id} to be {status}",
         )
 
+    def feed(
+        self, headers: dict[str, str], after: str | None = None, *, want: int = 1, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Poll the notification feed after ``after`` until it hands out ``want`` entries.
+
+        The feed holds back what another transaction may still precede (the live worker's
+        heartbeats are in flight a few times a second), for milliseconds here; a feed that
+        stays frozen fails after 5 s, far below its 30 s bound (``GIGCO_FEED_HOLD_SECONDS``).
+        """
+        query = f"limit={limit}" + (f"&after={after}" if after else "")
+
+        def page() -> list[dict[str, Any]] | None:
+            r = self.client.get(f"/v1/notifications/feed?{query}", headers=headers)
+            assert r.status_code == 200, r.json
+            return r.json if len(r.json) >= want else None
+
+        return wait_for(page, timeout=5, what=f"{want} notification(s) in the feed")
+
     def signal(self, job_id: int, action: str, party: dict[str, Any] | None = None) -> Any:
         """POST a lifecycle action as ``party`` (operator when None)."""
         headers = party["headers"] if party else self.admin
