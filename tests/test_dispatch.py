@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from kombu import Connection
 from kombu.transport.native_delayed_delivery import (
     bind_queue_to_native_delayed_delivery_exchange,
@@ -15,16 +16,17 @@ from gigco.db import utcnow
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.transitions import Due
 from gigco.tasks import configure as configure_celery
-from gigco.tasks.dispatch import NATIVE_DELAY_FLOOR, broker_eta, send
+from gigco.tasks.dispatch import NATIVE_DELAY_FLOOR, arming_horizon, broker_timing, send
 from tests.brokers import fresh_vhost, rabbitmq_queue, rabbitmq_url
 from tests.harness.polling import wait_for
 
 
 def test_a_deadline_under_a_second_away_is_armed_on_rabbitmq_within_about_a_second(
-    settings: Settings,
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Celery refuses a native-delay countdown under one second; GigCo sends it a second out
-    instead of failing the send (and with it the rest of a sweep's batch)."""
+    instead of failing the send (and with it the rest of a sweep's batch), even when the
+    sending thread stalls between reading the clock and Celery reading its own."""
     with fresh_vhost() as vhost:
         url = rabbitmq_url(vhost)
         app = configure_celery(settings.replace(broker_url=url))
@@ -38,9 +40,14 @@ def test_a_deadline_under_a_second_away_is_armed_on_rabbitmq_within_about_a_seco
                     bind_queue_to_native_delayed_delivery_exchange(conn, queue)
             now = utcnow()
             at = now + dt.timedelta(milliseconds=300)
-            eta = broker_eta(at)
-            assert at < eta <= utcnow() + NATIVE_DELAY_FLOOR
-            assert send([Due(Step.EXPIRE_OFFER, 1, at), Due(Step.CLOSE, 2, at)], now=now) == 2
+            assert broker_timing(at) == {"countdown": NATIVE_DELAY_FLOOR.total_seconds()}
+            # A 50 ms stall after our clock was read: Celery's clock is that much later.
+            stalled = app.now
+            monkeypatch.setattr(app, "now", lambda: stalled() + dt.timedelta(milliseconds=50))
+            soon = Due(Step.EXPIRE_OFFER, 1, at)
+            just_over = Due(Step.CLOSE, 2, utcnow() + NATIVE_DELAY_FLOOR * 1.01)
+            assert send([soon, just_over], now=now) == 2
+            monkeypatch.undo()
             started = utcnow()
             wait_for(
                 lambda: rabbitmq_queue(url)[0] == 2,
@@ -55,4 +62,13 @@ def test_a_deadline_under_a_second_away_is_armed_on_rabbitmq_within_about_a_seco
 
 def test_redis_keeps_the_exact_eta(settings: Settings) -> None:
     at = utcnow() + dt.timedelta(milliseconds=300)
-    assert broker_eta(at) == at
+    assert broker_timing(at) == {"eta": at}
+
+
+def test_rabbitmq_arms_deadlines_a_second_further_ahead(settings: Settings) -> None:
+    """So the sweep that first sees a deadline sees it at least a second ahead: the delay
+    queues never have to round it up to a second (which made it fire up to a second late)."""
+    interval = dt.timedelta(seconds=settings.sweep_interval_seconds)
+    assert arming_horizon(settings) == 1.5 * interval
+    rabbit = settings.replace(broker_url="amqp://guest:guest@127.0.0.1:5672//")
+    assert arming_horizon(rabbit) == 1.5 * interval + NATIVE_DELAY_FLOOR

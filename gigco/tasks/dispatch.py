@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from gigco.broker import is_rabbitmq
+from gigco.config import Settings
 from gigco.db import enqueue_after_commit, utcnow
 from gigco.lifecycle.transitions import Due
 from gigco.tasks.app import app
@@ -18,16 +19,32 @@ from gigco.tasks.runtime import runtime
 log = logging.getLogger(__name__)
 
 # Celery's native delayed delivery (RabbitMQ quorum queues) delays by whole seconds and
-# refuses a countdown under one second (kombu's calculate_routing_key raises): an ETA
-# nearer than that is sent this far out instead, at most about a second late.
-NATIVE_DELAY_FLOOR = dt.timedelta(seconds=1.02)
+# refuses a countdown under one second (kombu's calculate_routing_key raises).
+NATIVE_DELAY_FLOOR = dt.timedelta(seconds=1)
 
 
-def broker_eta(at: dt.datetime) -> dt.datetime:
-    """The ETA to send for a task due at ``at``, as this process's broker can arm it."""
+def broker_timing(at: dt.datetime) -> dict[str, object]:
+    """The send options that arm a task due at ``at`` on this process's broker.
+
+    An exact ETA on Redis. On RabbitMQ a countdown of at least ``NATIVE_DELAY_FLOOR``: Celery
+    turns an ETA into whole seconds with its own clock, so an ETA a hair over a second away
+    became a countdown of 0 (an error) whenever the thread stalled 20 ms before Celery read
+    it; a countdown is kept as given.
+    """
     if is_rabbitmq(runtime().settings.broker_url):
-        return max(at, utcnow() + NATIVE_DELAY_FLOOR)
-    return at
+        seconds = (at - utcnow()).total_seconds()
+        return {"countdown": max(NATIVE_DELAY_FLOOR.total_seconds(), seconds)}
+    return {"eta": at}
+
+
+def arming_horizon(settings: Settings) -> dt.timedelta:
+    """How far ahead a deadline is sent to the broker: 1.5 sweep intervals, so the sweep
+    before it is due sends it; on RabbitMQ one ``NATIVE_DELAY_FLOOR`` more, so every deadline
+    is sent at least that far ahead and fires on time rather than up to a second late."""
+    seconds = settings.sweep_interval_seconds * 1.5
+    if is_rabbitmq(settings.broker_url):
+        seconds += NATIVE_DELAY_FLOOR.total_seconds()
+    return dt.timedelta(seconds=seconds)
 
 
 def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | None = None) -> int:
@@ -39,7 +56,7 @@ def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | No
     """
     now = now or utcnow()
     settings = runtime().settings
-    horizon = now + dt.timedelta(seconds=settings.sweep_interval_seconds * 1.5)
+    horizon = now + arming_horizon(settings)
     # RabbitMQ's publisher confirm is awaited at most this long (a blackholed broker).
     bounded: dict[str, object] = {"confirm_timeout": settings.broker_timeout_seconds}
     if queue is not None:
@@ -48,7 +65,7 @@ def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | No
     for due in dues:
         if due.at is not None and due.at > horizon:
             continue
-        options = {"eta": broker_eta(due.at)} if due.at is not None and due.at > now else {}
+        options = broker_timing(due.at) if due.at is not None and due.at > now else {}
         app.send_task(step_task_name(due.step), args=[due.job_id], **bounded, **options)
         sent += 1
     return sent

@@ -14,7 +14,7 @@ from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
 from gigco.tasks.celery_settings import RECOVERY_QUEUE
-from gigco.tasks.dispatch import send
+from gigco.tasks.dispatch import arming_horizon, send
 from gigco.tasks.names import SWEEP_TASK
 from gigco.tasks.runtime import runtime
 from gigco.tasks.webhooks import send_deliveries
@@ -30,11 +30,12 @@ def sweep() -> dict[str, int]:
     rt = runtime()
     now = utcnow()
     settings = rt.settings
+    horizon = arming_horizon(settings).total_seconds()
     with rt.sessions() as session, session.begin():
         timers = due_timers(
             session,
             now=now,
-            horizon_seconds=settings.sweep_interval_seconds * 1.5,
+            horizon_seconds=horizon,
             grace_seconds=settings.stuck_step_grace_seconds,
             batch=settings.sweep_batch,
         )
@@ -47,7 +48,7 @@ def sweep() -> dict[str, int]:
         deliveries = due_deliveries(
             session,
             now=now,
-            horizon_seconds=settings.sweep_interval_seconds * 1.5,
+            horizon_seconds=horizon,
             grace_seconds=settings.stuck_step_grace_seconds,
         )
     # Late work (deadlines overdue past the grace, stuck steps) goes to the recovery queue,

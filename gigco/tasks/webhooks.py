@@ -13,7 +13,7 @@ from gigco.lifecycle import webhooks
 from gigco.tasks.app import app
 from gigco.tasks.base import DurableTask
 from gigco.tasks.celery_settings import WEBHOOK_QUEUE
-from gigco.tasks.dispatch import broker_eta
+from gigco.tasks.dispatch import arming_horizon, broker_timing
 from gigco.tasks.names import DELIVER_TASK, FAN_OUT_TASK
 from gigco.tasks.runtime import runtime
 
@@ -32,7 +32,7 @@ def deliver_each(kicks: Iterable[Kick], *, now: dt.datetime | None = None) -> in
     now = now or utcnow()
     sent = 0
     for delivery_id, at in _items(kicks):
-        options = {"eta": broker_eta(at)} if at is not None and at > now else {}
+        options = broker_timing(at) if at is not None and at > now else {}
         app.send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE, **options)
         sent += 1
     return sent
@@ -91,7 +91,7 @@ def deliver(delivery_id: int) -> str:
     if recorded.outcome == "delivered" and recorded.created_at is not None:
         metrics.WEBHOOK_LAG.observe((now - recorded.created_at).total_seconds())
     follow = list(recorded.kick)
-    horizon = now + dt.timedelta(seconds=settings.sweep_interval_seconds * 1.5)
+    horizon = now + arming_horizon(settings)
     if recorded.retry_at is not None and recorded.retry_at <= horizon:
         follow.append((delivery_id, recorded.retry_at))  # type: ignore[arg-type]
     deliver_each(follow, now=now)

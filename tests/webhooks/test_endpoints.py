@@ -12,6 +12,7 @@ from gigco.config import Settings
 from gigco.lifecycle import webhooks
 from gigco.lifecycle.access import Principal
 from gigco.models import DeliveryStatus, Role, WebhookDelivery, WebhookEndpoint
+from gigco.tasks.dispatch import arming_horizon
 from tests import factories
 from tests.api.helpers import assert_error
 from tests.harness.http import Api
@@ -143,7 +144,7 @@ def test_an_expired_lease_is_re_kicked_by_the_sweep(session: Session, settings: 
     assert webhooks.claim(session, delivery_id, settings=settings, now=now) is None
     # The worker dies here. Before the lease ends plus the grace, the sweep leaves it alone.
     grace = settings.stuck_step_grace_seconds
-    horizon = settings.sweep_interval_seconds * 1.5
+    horizon = arming_horizon(settings).total_seconds()
     sweep_at = claimed.lease_until + dt.timedelta(seconds=grace / 2)
     assert (
         webhooks.due_deliveries(session, now=sweep_at, horizon_seconds=horizon, grace_seconds=grace)
