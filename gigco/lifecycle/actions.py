@@ -22,8 +22,8 @@ from gigco.lifecycle.access import (
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
 from gigco.lifecycle.matching import (
+    answer_all_pending,
     answer_opportunity,
-    answer_pending,
     busy_clash,
     close_opportunity,
 )
@@ -126,9 +126,7 @@ def cancel_job(
         data=data,
         values={"next_match_at": None},
     )
-    withdrawn = answer_pending(
-        session, OpportunityStatus.WITHDRAWN, ctx.now, [Opportunity.job_id == job_id]
-    )
+    withdrawn = answer_all_pending(session, job_id, OpportunityStatus.WITHDRAWN, ctx.now)
     message = f"'{job.title}' was cancelled by {by}."
     mine = actor == consumer_actor(job.consumer_id)
     notify(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -236,22 +235,15 @@ def _candidates_in_python(session: Session, job: Job) -> list[Candidate]:
 # --- opportunities: each a compare-and-set from pending -----------------------------------
 
 
-def answer_pending(
-    session: Session,
-    status: OpportunityStatus,
-    now: dt.datetime,
-    where: Iterable[sa.ColumnElement[bool]],
-) -> list[int]:
-    """Move the pending opportunities matching ``where`` to ``status``; the workers they were
-    offered to, or none when another answer came first."""
-    return list(
-        session.scalars(
-            sa.update(Opportunity)
-            .where(Opportunity.status == OpportunityStatus.PENDING, *where)
-            .values(status=status, responded_at=now)
-            .returning(Opportunity.worker_id)
-            .execution_options(synchronize_session=False)
-        ).all()
+def _from_pending(*where: sa.ColumnElement[bool]) -> sa.Update:
+    """The pending opportunities matching ``where`` to bind parameter ``status``, answered at
+    ``now``; returning the workers they were offered to."""
+    return (
+        sa.update(Opportunity)
+        .where(Opportunity.status == OpportunityStatus.PENDING, *where)
+        .values(status=sa.bindparam("status", type_=Opportunity.status.type), responded_at=AT_NOW)
+        .returning(Opportunity.worker_id)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -259,17 +251,13 @@ def answer_pending(
 def _answer_statement(unexpired: bool) -> sa.Update:
     """``answer_opportunity``'s compare-and-set from pending, built once."""
     guards = [Opportunity.expires_at > AT_NOW] if unexpired else []
-    return (
-        sa.update(Opportunity)
-        .where(
-            Opportunity.status == OpportunityStatus.PENDING,
-            Opportunity.id == sa.bindparam("opportunity_id"),
-            *guards,
-        )
-        .values(status=sa.bindparam("status", type_=Opportunity.status.type), responded_at=AT_NOW)
-        .returning(Opportunity.worker_id)
-        .execution_options(synchronize_session=False)
-    )
+    return _from_pending(Opportunity.id == sa.bindparam("opportunity_id"), *guards)
+
+
+@built_once
+def _answer_all_statement() -> sa.Update:
+    """``answer_all_pending``'s compare-and-set from pending, built once."""
+    return _from_pending(Opportunity.job_id == sa.bindparam("of_job"))
 
 
 def answer_opportunity(
@@ -284,6 +272,15 @@ def answer_opportunity(
     expires); False when another answer came first."""
     params = {"opportunity_id": opportunity_id, "status": status, "now": now}
     return session.execute(_answer_statement(unexpired), params).first() is not None
+
+
+def answer_all_pending(
+    session: Session, job_id: int, status: OpportunityStatus, now: dt.datetime
+) -> list[int]:
+    """Move every pending opportunity of ``job_id`` to ``status``; the workers they were
+    offered to (none when every one was answered already)."""
+    params = {"of_job": job_id, "status": status, "now": now}
+    return list(session.scalars(_answer_all_statement(), params))
 
 
 def close_opportunity(
