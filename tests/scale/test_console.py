@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from gigco.lifecycle.counts import jobs_per_status
+from gigco.models import JobStatus
 from gigco.web.ops import queries
 from tests.harness.console import Ops
 from tests.scale.test_plans import ROWS, seed_jobs, statements
@@ -52,6 +54,6 @@ def test_the_jobs_list_counts_at_most_the_cap(isolated_app: Flask, session: Sess
 
 def test_a_count_below_the_cap_is_exact(session: Session) -> None:
     seed_jobs(session, 25)
-    counts = queries.status_counts(session)
-    assert counts[queries.JobStatus.CLOSED] == 25
+    counts = jobs_per_status(session)
+    assert counts[JobStatus.CLOSED] == 25
     assert sum(counts.values()) == 25

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from gigco.db import utcnow
 from gigco.lifecycle import operator
+from gigco.lifecycle.counts import jobs_per_status
 from gigco.lifecycle.errors import DomainError
 from gigco.lifecycle.schedule import STEP_FOR_STATUS
 from gigco.lifecycle.transitions import CANCELLABLE
@@ -83,7 +84,7 @@ def _status_arg() -> JobStatus | None:
 def dashboard() -> str:
     """Jobs per status, and the jobs that need a look."""
     s = db_session()
-    counts = queries.status_counts(s)
+    counts = jobs_per_status(s)
     overdue, overdue_total = queries.attention(
         s, now=utcnow(), grace_seconds=settings().stuck_step_grace_seconds, limit=20
     )

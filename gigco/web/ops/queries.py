@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.counts import jobs_per_status
 from gigco.models import (
     Category,
     Consumer,
@@ -38,12 +37,6 @@ def _capped(where: list[Any], cap: int = COUNT_CAP) -> sa.ScalarSelect[int]:
 def capped_count(session: Session, where: list[Any], cap: int = COUNT_CAP) -> int:
     """How many jobs match ``where``, or ``cap + 1`` when more do (never a full count)."""
     return session.scalar(sa.select(_capped(where, cap))) or 0
-
-
-def status_counts(session: Session) -> dict[JobStatus, int]:
-    """Jobs per status, every status present, exact: read from the counters the database
-    keeps (``gigco.lifecycle.counts``), a few hundred rows at any size."""
-    return jobs_per_status(session)
 
 
 @dataclass(frozen=True)
