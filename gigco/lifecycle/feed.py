@@ -21,10 +21,14 @@ from gigco.models.columns import settled_tx
 Cursor = tuple[int, int]
 
 
+def _recipient(role: Role) -> sa.orm.InstrumentedAttribute[int | None]:
+    """The column naming a notification's consumer or worker."""
+    return Notification.consumer_id if role == Role.CONSUMER else Notification.worker_id
+
+
 def addressed_to(who: Principal) -> sa.ColumnElement[bool]:
     """The notifications of ``who``, a consumer or a worker."""
-    column = Notification.consumer_id if who.role == Role.CONSUMER else Notification.worker_id
-    return column == who.id
+    return _recipient(who.role) == who.id
 
 
 def newest_first(who: Principal) -> sa.Select[Notification]:
@@ -51,12 +55,11 @@ def read_feed(
 def _feed_statement(role: Role) -> sa.Select[Notification]:
     """``read_feed``'s query for a consumer or a worker (every poll runs it: built once)."""
     bind = sa.bindparam
-    column = Notification.consumer_id if role == Role.CONSUMER else Notification.worker_id
     after = sa.tuple_(bind("tx", type_=sa.BigInteger()), bind("id", type_=sa.BigInteger()))
     return (
         sa.select(Notification)
         .where(
-            column == bind("who", type_=sa.BigInteger()),
+            _recipient(role) == bind("who", type_=sa.BigInteger()),
             sa.tuple_(Notification.tx, Notification.id) > after,
             Notification.tx < settled_tx(bind("hold", type_=sa.Double())),
         )
