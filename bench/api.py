@@ -26,7 +26,7 @@ import httpx
 from bench.lifecycle import pct
 from bench.seed import JOB_COLUMNS, copy_rows, job_row
 from bench.topology import WEB_WORKERS, production
-from gigco.db import utcnow
+from gigco import clock
 from tests.harness.bodies import MISSING, job_body
 from tests.harness.http import auth
 
@@ -77,7 +77,7 @@ async def run(base_url: str, url: str, rates: list[float], seconds: float) -> di
         consumer = r.json()
         headers = auth(consumer["token"])
         body = job_body(
-            start=utcnow() + dt.timedelta(days=3),
+            start=clock.now() + dt.timedelta(days=3),
             title="Read me",
             description=MISSING,
             location={"lat": 52.5, "lng": 13.4},
@@ -85,7 +85,7 @@ async def run(base_url: str, url: str, rates: list[float], seconds: float) -> di
         job = (await client.post("/v1/jobs", json=body, headers=headers)).json()
         # Fresh offered jobs for the signal: one per request at the highest rate.
         need = int(max(rates) * seconds) * len(rates)
-        far = utcnow() + dt.timedelta(days=1)
+        far = clock.now() + dt.timedelta(days=1)
         ids = copy_rows(
             url,
             "jobs",
@@ -96,7 +96,7 @@ async def run(base_url: str, url: str, rates: list[float], seconds: float) -> di
                     status="offered",
                     offer_expires_at=far,
                     timer_at=far,
-                    now=utcnow(),
+                    now=clock.now(),
                 )
                 for _ in range(need)
             ),
@@ -134,7 +134,7 @@ def wrk_reads(base_url: str, seconds: float) -> list[dict[str, Any]]:
     r = httpx.post(f"{base_url}/v1/consumers", json={"name": "W", "email": "w@bench.io"})
     token = r.json()["token"]
     body = job_body(
-        start=utcnow() + dt.timedelta(days=3),
+        start=clock.now() + dt.timedelta(days=3),
         title="Read me",
         description=MISSING,
         location={"lat": 52.5, "lng": 13.4},

@@ -21,7 +21,7 @@ import redis
 
 from bench.seed import JOB_COLUMNS, copy_rows, dsn, job_row, one_consumer_and_worker
 from bench.topology import REDIS_URL, production
-from gigco.db import utcnow
+from gigco import clock
 from gigco.lifecycle.schedule import Step
 from gigco.tasks import app as celery_app
 from gigco.tasks.names import step_task_name
@@ -50,7 +50,7 @@ def main() -> None:
         url = topo.env["GIGCO_DATABASE_URL"]
         broker = redis.Redis.from_url(REDIS_URL)
         consumer, _ = one_consumer_and_worker(url)
-        now = utcnow()
+        now = clock.now()
         # Warm the worker with a few real jobs first, so "before" is a worker that has run.
         warm = copy_rows(
             url,

@@ -378,7 +378,7 @@ def run(  # noqa: C901
 def _deliveries(meter: Meter, client: Any, engine: sa.Engine, n: int) -> None:
     """Send ``n`` pings (after 20 not counted), then ``n`` more split into claim, send and
     record, and print what each costs."""
-    from gigco.lifecycle import webhooks
+    from gigco import webhooks
     from gigco.tasks.webhooks import deliver
     from tests.harness.webhooks import receiving
 

@@ -37,8 +37,9 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from bench.seed import analyze, dsn
+from gigco import clock
 from gigco.config import Settings, load_settings
-from gigco.db import make_engine, utcnow
+from gigco.db import make_engine
 from gigco.lifecycle.accounts import hash_token
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.counts import recount
@@ -372,7 +373,7 @@ def calls(app: Flask, settings: Settings, engine: sa.Engine, ids: dict[str, int]
 
     def sweep() -> None:
         with Session(engine) as s:
-            now = utcnow()
+            now = clock.now()
             dues = due_timers(
                 s,
                 now=now,
@@ -485,7 +486,7 @@ def main() -> None:
 
     worlds = [sized("small", args.small), sized("large", 1.0)]
     rng = random.Random(12)
-    now = utcnow()
+    now = clock.now()
     recorder = Statements()
     urls = _prepare(worlds, reuse=args.reuse, now=now, rng=rng, prefix=args.prefix)
     try:

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from bench.seed import JOB_COLUMNS, analyze, copy_rows, job_row, one_consumer_and_worker
 from bench.topology import fresh_database
-from gigco.db import make_engine, utcnow
+from gigco import clock
+from gigco.db import make_engine
 from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.models import Job
 
@@ -114,7 +115,7 @@ def main() -> None:
     url = fresh_database("gigco_bench_sweeps")
     engine = make_engine(url)
     consumer, worker = one_consumer_and_worker(url)
-    now = utcnow()
+    now = clock.now()
     copy_rows(url, "jobs", JOB_COLUMNS, due(consumer, a.due, now))
     copy_rows(url, "jobs", JOB_COLUMNS, filler(consumer, worker, a.small - a.due, now))
     analyze(url)

@@ -27,7 +27,7 @@ import psycopg2
 from bench.lifecycle import pct
 from bench.seed import JOB_COLUMNS, analyze, copy_rows, dsn, job_row, one_consumer_and_worker
 from bench.topology import production
-from gigco.db import utcnow
+from gigco import clock
 
 KINDS = {  # kind: (status, the event that says it fired)
     "offer_expiry": ("offered", "expired"),
@@ -52,7 +52,7 @@ def seed(url: str, n: int, spread: float, lead: float) -> dict[int, tuple[str, d
         cur.execute(
             "UPDATE consumers SET payment_method='pm_card_chargeDeclined' WHERE id=%s", (consumer,)
         )
-    now = utcnow()
+    now = clock.now()
     rng = random.Random(7)
     plan = []
     for i in range(n):
@@ -111,16 +111,16 @@ def main() -> None:
         if a.kill_at:
             while time.monotonic() - t0 < a.kill_at:
                 time.sleep(0.2)
-            killed = utcnow()
+            killed = clock.now()
             os.killpg(topo.procs["worker"].pid, signal.SIGKILL)
             time.sleep(a.down)
             topo.restart("worker")
-            window = (killed, utcnow())
+            window = (killed, clock.now())
         last_due = max(due for _, due in plan.values())
         bound = int(TIMERS["GIGCO_SWEEP_INTERVAL_SECONDS"]) + int(
             TIMERS["GIGCO_STUCK_STEP_GRACE_SECONDS"]
         )
-        while utcnow() < last_due + dt.timedelta(seconds=bound + 2):
+        while clock.now() < last_due + dt.timedelta(seconds=bound + 2):
             time.sleep(0.5)
         events = fired(url)
     late: dict[str, list[float]] = {"healthy": [], "outage": []}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gigco import processes
+from gigco import clock, processes
 from gigco.config import ConfigError, Settings, load_settings
 from gigco.seed import CITIES
 
@@ -270,7 +270,7 @@ def health_command(ready: bool, worker: str | None) -> None:
     import json
 
     from gigco import health
-    from gigco.db import make_engine, session_factory, utcnow
+    from gigco.db import make_engine, session_factory
 
     settings = _settings()
     engine = make_engine(
@@ -281,7 +281,7 @@ def health_command(ready: bool, worker: str | None) -> None:
     sessions = session_factory(engine)
     try:
         if worker:
-            result = health.worker_probe(settings, sessions, worker, now=utcnow())
+            result = health.worker_probe(settings, sessions, worker, now=clock.now())
         else:
             parts = health.READY_PARTS if ready else health.PARTS
             result = health.check(settings, sessions, parts=parts)

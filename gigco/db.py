@@ -56,11 +56,6 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware in UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling begins only before a write, so a step's reads
     # (its "row lock" included) ran outside its transaction; SQLAlchemy's "begin" event

@@ -26,9 +26,9 @@ from kombu import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from gigco import clock
 from gigco.broker import QUEUES, transport_options
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.migrate import alembic_config
 from gigco.models import Heartbeat, Job
 
@@ -121,7 +121,7 @@ def check(
 ) -> Health:
     """Check ``parts`` (all by default) with ``sessions`` on the database."""
     wanted = tuple(parts)
-    now = now or utcnow()
+    now = now or clock.now()
     found: dict[str, Part] = {}
     with sessions() as session:
         found["database"] = _database(session)
@@ -404,13 +404,13 @@ def record(
     """Write a heartbeat (``started``: the process just started); a worker's at most once a
     second per process. Failures are logged, never raised: a heartbeat must not fail a task."""
     row = _worker_row(name) if kind == "worker" else name
-    clock = time.monotonic()
+    ticked = time.monotonic()
     # Workers finish many tasks a second; beat sends one sweep an interval (never skipped).
     throttled = kind == "worker" and not started
-    if throttled and clock - _last_written.get(row, float("-inf")) < HEARTBEAT_EVERY_SECONDS:
+    if throttled and ticked - _last_written.get(row, float("-inf")) < HEARTBEAT_EVERY_SECONDS:
         return False
-    _last_written[row] = clock
-    now = now or utcnow()
+    _last_written[row] = ticked
+    now = now or clock.now()
     values: dict[str, Any] = {"started_at": now} if started else {"beat_at": now}
     try:
         with sessions() as session, session.begin():
@@ -442,7 +442,7 @@ def tick(
     """A worker's main process says it is alive, with its tasks in flight and its queues.
     Failures are logged, never raised."""
     values: dict[str, Any] = {
-        "seen_at": now or utcnow(),
+        "seen_at": now or clock.now(),
         "in_flight": in_flight,
         "queues": ",".join(sorted(queues))[:255] or None,
     }

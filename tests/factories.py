@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.lifecycle import accounts
 from gigco.lifecycle.pricing import price_for
 from gigco.models import (
@@ -54,7 +54,7 @@ def signed_up_consumer(
     row, token = accounts.sign_up_consumer(
         session,
         name=f"Consumer {n}",
-        email=f"fc{n}-{utcnow().timestamp()}@example.com",
+        email=f"fc{n}-{clock.now().timestamp()}@example.com",
         payment_method=payment_method,
     )
     _set(session, row, fields)
@@ -80,7 +80,7 @@ def signed_up_worker(
     row, token = accounts.sign_up_worker(
         session,
         name=f"Worker {n}",
-        email=f"fw{n}-{utcnow().timestamp()}@example.com",
+        email=f"fw{n}-{clock.now().timestamp()}@example.com",
         skills=list(skills),
         lat=at[0],
         lng=at[1],
@@ -130,7 +130,7 @@ def jobs(
 ) -> list[Job]:
     """``count`` jobs of one consumer, alike but for their ids (see ``job``)."""
     owner = owner or consumer(session)
-    start = start or utcnow() + dt.timedelta(days=2)
+    start = start or clock.now() + dt.timedelta(days=2)
     kind = category(session, cat)
     if status != JobStatus.DRAFT:
         price = price_for(kind.hourly_rate_cents, hours)
@@ -177,7 +177,7 @@ def opportunity(
         round=round,
         status=status,
         distance_km=distance_km,
-        expires_at=expires_at or utcnow() + dt.timedelta(minutes=15),
+        expires_at=expires_at or clock.now() + dt.timedelta(minutes=15),
     )
     session.add(row)
     session.flush()

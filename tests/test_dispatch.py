@@ -11,8 +11,8 @@ from kombu.transport.native_delayed_delivery import (
     declare_native_delayed_delivery_exchanges_and_queues,
 )
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.transitions import Due
 from gigco.tasks import configure as configure_celery
@@ -38,30 +38,30 @@ def test_a_deadline_under_a_second_away_is_armed_on_rabbitmq_within_about_a_seco
                 for queue in app.amqp.queues.values():
                     queue.bind(conn).declare()
                     bind_queue_to_native_delayed_delivery_exchange(conn, queue)
-            now = utcnow()
+            now = clock.now()
             at = now + dt.timedelta(milliseconds=300)
             assert broker_timing(at) == {"countdown": NATIVE_DELAY_FLOOR.total_seconds()}
             # A 50 ms stall after our clock was read: Celery's clock is that much later.
             stalled = app.now
             monkeypatch.setattr(app, "now", lambda: stalled() + dt.timedelta(milliseconds=50))
             soon = Due(Step.EXPIRE_OFFER, 1, at)
-            just_over = Due(Step.CLOSE, 2, utcnow() + NATIVE_DELAY_FLOOR * 1.01)
+            just_over = Due(Step.CLOSE, 2, clock.now() + NATIVE_DELAY_FLOOR * 1.01)
             assert send([soon, just_over], now=now) == 2
             monkeypatch.undo()
-            started = utcnow()
+            started = clock.now()
             wait_for(
                 lambda: rabbitmq_queue(url)[0] == 2,
                 timeout=5,
                 every=0.05,
                 what="both delayed steps in the steps queue",
             )
-            assert utcnow() - at <= dt.timedelta(seconds=1.5), utcnow() - started
+            assert clock.now() - at <= dt.timedelta(seconds=1.5), clock.now() - started
         finally:
             configure_celery(settings)
 
 
 def test_redis_keeps_the_exact_eta(settings: Settings) -> None:
-    at = utcnow() + dt.timedelta(milliseconds=300)
+    at = clock.now() + dt.timedelta(milliseconds=300)
     assert broker_timing(at) == {"eta": at}
 
 

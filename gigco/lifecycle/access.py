@@ -1,33 +1,15 @@
-"""Who is calling, and which jobs they may see."""
+"""Which jobs a caller may see, and who may act on one."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.db import built_once
 from gigco.lifecycle.errors import Forbidden, NotFound
-from gigco.lifecycle.transitions import OPERATOR, consumer_actor, remember_lock, worker_actor
+from gigco.lifecycle.locks import remember_lock
+from gigco.lifecycle.principals import Principal
 from gigco.models import Job, Opportunity, OpportunityStatus, Role
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller: a consumer, a worker or the operator."""
-
-    role: Role
-    id: int | None = None
-
-    @property
-    def actor(self) -> str:
-        """The caller as it appears in job history."""
-        if self.role == Role.CONSUMER:
-            return consumer_actor(self.id or 0)
-        if self.role == Role.WORKER:
-            return worker_actor(self.id or 0)
-        return OPERATOR
 
 
 def visible_job_lists(principal: Principal) -> list[sa.Select[Job]]:
@@ -77,7 +59,7 @@ def _visible_job_statement(role: Role, lock: bool) -> sa.Select[Job]:
     job are parameters), as building it cost more than running it."""
     viewer = sa.bindparam("viewer_id", type_=sa.Integer())
     stmt = sa.select(Job).where(Job.id == sa.bindparam("job_id"), _visible_filter(role, viewer))
-    if lock:  # OF jobs: not the category's row (see transitions.lock_job)
+    if lock:  # OF jobs: not the category's row (see locks.lock_job)
         return stmt.with_for_update(of=Job).execution_options(populate_existing=True)
     return stmt
 

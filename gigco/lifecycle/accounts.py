@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.db import built_once
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
+from gigco.lifecycle.principals import Principal
 from gigco.models import ApiToken, Category, Consumer, Role, Worker
 
 

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from gigco.db import built_once
 from gigco.lifecycle.access import (
-    Principal,
     require_assigned_worker,
     require_consumer_of,
     require_operator,
@@ -21,6 +20,8 @@ from gigco.lifecycle.access import (
 )
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
+from gigco.lifecycle.history import record_event
+from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.matching import (
     answer_all_pending,
     answer_opportunity,
@@ -28,16 +29,14 @@ from gigco.lifecycle.matching import (
     close_opportunity,
 )
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
+from gigco.lifecycle.principals import Principal, consumer_actor
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
     AT_NOW,
     CANCELLABLE,
     Due,
     StatusConflict,
-    consumer_actor,
     dues_of,
-    lock_job,
-    record_event,
     require_transition,
     set_next,
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle.gateway import PaymentGateway
 
 
@@ -16,7 +16,7 @@ class StepContext:
 
     settings: Settings
     gateway: PaymentGateway | None = None
-    now: dt.datetime = field(default_factory=utcnow)
+    now: dt.datetime = field(default_factory=clock.now)
 
     def after(self, seconds: float) -> dt.datetime:
         """``now`` plus ``seconds``."""

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.db import built_once
-from gigco.lifecycle.access import Principal
+from gigco.lifecycle.principals import Principal
 from gigco.models import Notification, Role
 from gigco.models.columns import settled_tx
 

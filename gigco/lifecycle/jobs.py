@@ -10,11 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.accounts import categories_named
 from gigco.lifecycle.errors import Conflict, Forbidden
+from gigco.lifecycle.history import add_event
+from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import Due, add_event, dues_of
+from gigco.lifecycle.transitions import Due, dues_of
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 
 

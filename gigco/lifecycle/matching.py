@@ -12,17 +12,12 @@ from sqlalchemy.orm import Session
 
 from gigco.db import built_once
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.history import record_event
+from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.notify import notify_consumer, notify_worker
+from gigco.lifecycle.principals import SYSTEM
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import (
-    AT_NOW,
-    SYSTEM,
-    Due,
-    lock_job,
-    record_event,
-    set_next,
-    transition,
-)
+from gigco.lifecycle.transitions import AT_NOW, Due, set_next, transition
 from gigco.models import Job, JobStatus, Opportunity, OpportunityStatus, Worker, worker_skills
 
 S = JobStatus

@@ -12,12 +12,14 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.actions import Outcome, cancel_job, retry_payment
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Invalid, NotFound
+from gigco.lifecycle.history import record_event
+from gigco.lifecycle.locks import lock_job
+from gigco.lifecycle.principals import OPERATOR, Principal
 from gigco.lifecycle.schedule import STEP_FOR_STATUS
-from gigco.lifecycle.transitions import OPERATOR, Due, lock_job, record_event
+from gigco.lifecycle.transitions import Due
 from gigco.models import Role
 
 OPERATOR_PRINCIPAL = Principal(Role.OPERATOR)

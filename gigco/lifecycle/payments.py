@@ -14,17 +14,12 @@ from sqlalchemy.orm import Session
 
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import ChargeResult, PaymentGateway
+from gigco.lifecycle.history import record_event
+from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
+from gigco.lifecycle.principals import SYSTEM
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import (
-    SYSTEM,
-    Due,
-    dues_of,
-    lock_job,
-    record_event,
-    set_next,
-    transition,
-)
+from gigco.lifecycle.transitions import Due, dues_of, set_next, transition
 from gigco.models import (
     AttemptOutcome,
     Consumer,

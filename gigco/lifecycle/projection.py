@@ -16,7 +16,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from gigco.lifecycle.access import Principal
+from gigco.lifecycle.principals import Principal
 from gigco.models import Job, JobEvent, Notification, Opportunity, Role
 
 

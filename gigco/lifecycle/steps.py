@@ -14,12 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.matching import match_job
 from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
 from gigco.lifecycle.payments import process_payment
 from gigco.lifecycle.pricing import price_for
+from gigco.lifecycle.principals import SYSTEM
 from gigco.lifecycle.schedule import Next, Step
-from gigco.lifecycle.transitions import AT_NOW, SYSTEM, Due, dues_of, lock_job, transition
+from gigco.lifecycle.transitions import AT_NOW, Due, dues_of, transition
 from gigco.models import Job, JobStatus, Review
 
 S = JobStatus

@@ -7,7 +7,8 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from gigco.db import Base, utcnow
+from gigco import clock
+from gigco.db import Base
 from gigco.models.catalog import Category
 from gigco.models.columns import created_at
 
@@ -53,7 +54,7 @@ class Worker(Base):
     rating_count: Mapped[int] = mapped_column(default=0)
     completed_jobs: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = created_at()
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
     skills: Mapped[list[Category]] = relationship(
         secondary=worker_skills, lazy="selectin", order_by=Category.name

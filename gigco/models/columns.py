@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gigco.db import utcnow
+from gigco import clock
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -31,7 +31,7 @@ def enum_column(enum: type[StrEnum], name: str) -> sa.Enum:
 
 def created_at() -> Mapped[dt.datetime]:
     """A creation timestamp set by the application in UTC."""
-    return mapped_column(default=utcnow)
+    return mapped_column(default=clock.now)
 
 
 class current_tx(sa.sql.expression.FunctionElement[int]):

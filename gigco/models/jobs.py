@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from gigco.db import Base, utcnow
+from gigco import clock
+from gigco.db import Base
 from gigco.models.catalog import Category
 from gigco.models.columns import JSONType, created_at, enum_column
 from gigco.models.enums import JobStatus, OpportunityStatus
@@ -62,7 +63,7 @@ class Job(Base):
     )
     event_seq: Mapped[int] = mapped_column(default=0, comment="seq of the latest event")
     created_at: Mapped[dt.datetime] = created_at()
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
     category: Mapped[Category] = relationship(lazy="joined", innerjoin=True)
 

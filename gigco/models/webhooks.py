@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gigco.db import Base, utcnow
+from gigco import clock
+from gigco.db import Base
 from gigco.models.columns import JSONType, created_at, enum_column
 from gigco.models.enums import Role
 
@@ -45,7 +46,7 @@ class WebhookEndpoint(Base):
         default=0, comment="messages finally failed in a row; reset by a delivery"
     )
     created_at: Mapped[dt.datetime] = created_at()
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
     __table_args__ = (
         sa.CheckConstraint(

@@ -9,13 +9,13 @@ from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from gigco import metrics
-from gigco.db import utcnow
+from gigco import clock, metrics
 from gigco.lifecycle import payments
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.schedule import DEADLINE_STEPS, Step
 from gigco.lifecycle.steps import run_step
-from gigco.lifecycle.transitions import Due, lock_job
+from gigco.lifecycle.transitions import Due
 from gigco.models import Job
 from gigco.tasks.dispatch import send, send_after_commit
 from gigco.tasks.names import step_task_name
@@ -79,7 +79,7 @@ class LifecycleTask(DurableTask):
         """The gateway call with no transaction open, then the outcome in a second one."""
         rt = runtime()
         result = payments.charge(rt.gateway, claim)
-        ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
+        ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=clock.now())
         with rt.sessions() as session, session.begin():
             dues = payments.record_payment(session, claim, result, ctx)
             session.flush()
@@ -89,7 +89,7 @@ class LifecycleTask(DurableTask):
     def _run_one(self, step: Step, job_id: int) -> list[Due]:
         """One step in one transaction; sends its later dues after commit, returns the others."""
         rt = runtime()
-        ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=utcnow())
+        ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=clock.now())
         timed = step in DEADLINE_STEPS  # only these can fire a deadline worth timing
         claim: payments.Claim | None = None
         with rt.sessions() as session, session.begin():

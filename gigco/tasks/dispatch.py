@@ -8,9 +8,10 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from gigco import clock
 from gigco.broker import is_rabbitmq
 from gigco.config import Settings
-from gigco.db import enqueue_after_commit, utcnow
+from gigco.db import enqueue_after_commit
 from gigco.lifecycle.transitions import Due
 from gigco.tasks.app import app
 from gigco.tasks.names import step_task_name
@@ -32,7 +33,7 @@ def broker_timing(at: dt.datetime) -> dict[str, object]:
     it; a countdown is kept as given.
     """
     if is_rabbitmq(runtime().settings.broker_url):
-        seconds = (at - utcnow()).total_seconds()
+        seconds = (at - clock.now()).total_seconds()
         return {"countdown": max(NATIVE_DELAY_FLOOR.total_seconds(), seconds)}
     return {"eta": at}
 
@@ -54,7 +55,7 @@ def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | No
     arms it when it comes within the horizon, so no long timer waits in the broker.
     ``queue`` overrides the steps' queue (the sweeper sends late work to the recovery queue).
     """
-    now = now or utcnow()
+    now = now or clock.now()
     settings = runtime().settings
     horizon = now + arming_horizon(settings)
     # RabbitMQ's publisher confirm is awaited at most this long (a blackholed broker).

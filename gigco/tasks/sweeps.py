@@ -6,10 +6,9 @@ import datetime as dt
 import logging
 import time
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.lifecycle.transitions import Due
-from gigco.lifecycle.webhooks import due_deliveries
 from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
@@ -18,6 +17,7 @@ from gigco.tasks.dispatch import arming_horizon, send
 from gigco.tasks.names import SWEEP_TASK
 from gigco.tasks.runtime import runtime
 from gigco.tasks.webhooks import send_deliveries
+from gigco.webhooks import due_deliveries
 
 log = logging.getLogger("gigco.sweeps")
 
@@ -28,7 +28,7 @@ def sweep() -> dict[str, int]:
     steps another; at most GIGCO_SWEEP_BATCH in all, the rest wait for the next sweep."""
     started = time.perf_counter()  # metrics: sweep duration
     rt = runtime()
-    now = utcnow()
+    now = clock.now()
     settings = rt.settings
     horizon = arming_horizon(settings).total_seconds()
     with rt.sessions() as session, session.begin():

@@ -7,9 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from gigco import metrics
-from gigco.db import utcnow
-from gigco.lifecycle import webhooks
+from gigco import clock, metrics, webhooks
 from gigco.tasks.app import app
 from gigco.tasks.base import DurableTask
 from gigco.tasks.celery_settings import WEBHOOK_QUEUE
@@ -29,7 +27,7 @@ def _items(kicks: Iterable[Kick]) -> list[tuple[int, dt.datetime | None]]:
 
 def deliver_each(kicks: Iterable[Kick], *, now: dt.datetime | None = None) -> int:
     """Send a deliver task per delivery (with an ETA when given one in the future)."""
-    now = now or utcnow()
+    now = now or clock.now()
     sent = 0
     for delivery_id, at in _items(kicks):
         options = broker_timing(at) if at is not None and at > now else {}
@@ -54,7 +52,7 @@ def send_deliveries(kicks: Iterable[Kick], *, now: dt.datetime | None = None) ->
     return len(items)
 
 
-webhooks.use_sender(send_deliveries)
+webhooks.install(send_deliveries)
 
 
 @app.task(base=DurableTask, name=FAN_OUT_TASK)
@@ -65,7 +63,7 @@ def fan_out(kicks: list[list[Any]]) -> int:
     taken (the sweep re-kicks every pending row after the grace, which with a long queue is
     most of them) or one waiting for an earlier message of its job gets no second task.
     """
-    now = utcnow()
+    now = clock.now()
     later = [(int(i), dt.datetime.fromisoformat(at)) for i, at in kicks if at is not None]
     due = [int(i) for i, at in kicks if at is None]
     if due:
@@ -80,11 +78,11 @@ def deliver(delivery_id: int) -> str:
     rt = runtime()
     settings = rt.settings
     with rt.sessions() as session, session.begin():
-        claimed = webhooks.claim(session, delivery_id, settings=settings, now=utcnow())
+        claimed = webhooks.claim(session, delivery_id, settings=settings, now=clock.now())
     if claimed is None:
         return "skipped"
-    answer = webhooks.send(claimed, settings=settings, now=utcnow())
-    now = utcnow()
+    answer = webhooks.send(claimed, settings=settings, now=clock.now())
+    now = clock.now()
     with rt.sessions() as session, session.begin():
         recorded = webhooks.record_attempt(session, claimed, answer, settings=settings, now=now)
     metrics.WEBHOOK_DELIVERIES.labels(outcome=recorded.outcome).inc()

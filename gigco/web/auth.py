@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.accounts import authenticate
 from gigco.lifecycle.errors import Forbidden
+from gigco.lifecycle.principals import Principal
 from gigco.models import Role
 from gigco.web.db import session
 from gigco.web.errors import Unauthorized

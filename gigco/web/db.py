@@ -9,7 +9,7 @@ from flask import current_app, g, has_request_context, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.transitions import Due
 from gigco.tasks.dispatch import send_after_commit
@@ -35,7 +35,7 @@ def session() -> Session:
 
 def step_context() -> StepContext:
     """The context a request's lifecycle calls run in: the app's settings, now."""
-    return StepContext(settings=current_app.config["GIGCO"], now=utcnow())
+    return StepContext(settings=current_app.config["GIGCO"], now=clock.now())
 
 
 def commit(dues: Iterable[Due] = ()) -> None:

@@ -25,8 +25,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle.counts import events_per_kind, jobs_per_status
 from gigco.models import Job, JobStatus
 
@@ -52,7 +52,7 @@ class DatabaseCollector(Collector):
 
     def _read(self) -> Iterator[Metric]:
         """Four queries: the two counter tables, two counts over the deadline indexes."""
-        now = utcnow()
+        now = clock.now()
         grace = dt.timedelta(seconds=self.settings.stuck_step_grace_seconds)
         with self.sessions() as session:
             by_status = jobs_per_status(session)

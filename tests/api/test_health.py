@@ -20,9 +20,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from gigco import health, migrate
+from gigco import clock, health, migrate
 from gigco.config import Settings
-from gigco.db import make_engine, normalize_url, utcnow
+from gigco.db import make_engine, normalize_url
 from gigco.models import Heartbeat
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
@@ -114,7 +114,7 @@ def test_beat_is_down_after_three_intervals_without_a_sweep_unless_it_just_start
     settings = Settings(database_url=empty_database, broker_url="memory://")
     engine = make_engine(empty_database)
     sessions = sa.orm.sessionmaker(engine)
-    now = utcnow()
+    now = clock.now()
 
     def beat_part() -> health.Part:
         return health.check(settings, sessions, parts=["beat"], now=now).parts["beat"]
@@ -220,7 +220,7 @@ def test_gigco_health_exits_zero_when_healthy_and_one_naming_what_is_down(
 def test_an_anonymous_healthz_names_no_worker_host_and_no_job_the_operator_sees_both(
     app: Flask, ops: Ops, sessions: sa.orm.sessionmaker[sa.orm.Session], committed: None
 ) -> None:
-    now = utcnow()
+    now = clock.now()
     with sessions.begin() as session:
         session.add(
             Heartbeat(

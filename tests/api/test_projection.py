@@ -6,9 +6,9 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.access import Principal
+from gigco.lifecycle.history import record_event
+from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.projection import JOB_FIELDS, Audience, project_event, project_job
-from gigco.lifecycle.transitions import record_event
 from gigco.models import JobStatus, Role
 from gigco.web.resources.jobs.schemas import EventSchema, JobSchema
 from tests import factories

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle import actions
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, NotFound
+from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
 from gigco.lifecycle.transitions import CANCELLABLE, StatusConflict
@@ -36,7 +36,7 @@ S = JobStatus
 
 @pytest.fixture
 def ctx(settings: Settings) -> StepContext:
-    return StepContext(settings=settings, now=utcnow())
+    return StepContext(settings=settings, now=clock.now())
 
 
 def as_consumer(job: Job) -> Principal:
@@ -152,7 +152,7 @@ def test_a_review_after_the_deadline_is_a_conflict_before_close_job_runs(
     w = f.worker(session)
     job = f.job(session, status=S.PAID, worker_id=w.id)
     window = dataclasses.replace(settings, review_window_seconds=2)
-    opened = StepContext(settings=window, now=utcnow())
+    opened = StepContext(settings=window, now=clock.now())
     run_step(session, Step.REQUEST_REVIEWS, job.id, opened)
     deadline = opened.after(2)
     in_time = StepContext(settings=window, now=deadline - dt.timedelta(microseconds=1))

@@ -10,12 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle import actions, matching, steps
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import DomainError
+from gigco.lifecycle.principals import Principal
 from gigco.models import Job, JobEvent, JobStatus, Opportunity, OpportunityStatus, Role
 from tests import factories as f
 from tests.harness.http import Api
@@ -71,7 +71,7 @@ def _commit(sessions: sessionmaker[Session], fn: Callable[[Session], Any]) -> An
 
 
 def _offer_race(sessions: sessionmaker[Session], settings: Settings) -> None:
-    deadline = utcnow() + dt.timedelta(seconds=1)
+    deadline = clock.now() + dt.timedelta(seconds=1)
     job_id = _commit(
         sessions, lambda s: f.job(s, status=JobStatus.OFFERED, offer_expires_at=deadline).id
     )
@@ -114,7 +114,7 @@ def test_an_accept_racing_the_offers_expiry_has_one_outcome(
 
 
 def _opportunity_race(sessions: sessionmaker[Session], settings: Settings) -> None:
-    expires = utcnow() + dt.timedelta(seconds=1)
+    expires = clock.now() + dt.timedelta(seconds=1)
 
     def setup(s: Session) -> tuple[int, int]:
         holder, _next = f.worker(s), f.worker(s)

@@ -8,8 +8,8 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.models import Job, JobEvent, JobStatus
@@ -29,7 +29,7 @@ def test_a_step_whose_message_was_lost_is_rekicked_by_the_sweeper(
 ) -> None:
     # A draft job committed with no task ever sent: as if the broker lost the message.
     with sessions.begin() as s:
-        job_id = f.job(s, step_due_at=utcnow()).id
+        job_id = f.job(s, step_due_at=clock.now()).id
     grace = settings.stuck_step_grace_seconds
     wait_for(
         lambda: _status(sessions, job_id) == JobStatus.OFFERED,
@@ -43,7 +43,7 @@ def test_a_step_whose_message_was_lost_is_rekicked_by_the_sweeper(
 def test_a_deadline_whose_task_was_lost_fires_on_time(
     api: Api, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    due = utcnow() + dt.timedelta(seconds=settings.sweep_interval_seconds + 0.5)
+    due = clock.now() + dt.timedelta(seconds=settings.sweep_interval_seconds + 0.5)
     with sessions.begin() as s:
         job_id = f.job(s, status=JobStatus.OFFERED, offer_expires_at=due, timer_at=due).id
     wait_for(
@@ -88,7 +88,7 @@ def _plan(session: Session, stmt: sa.Executable) -> str:
 def test_sweeps_read_only_the_due_rows_through_their_partial_indexes(session: Session) -> None:
     owner = f.consumer(session)
     cat = f.category(session)
-    now = utcnow()
+    now = clock.now()
     session.execute(
         sa.insert(Job),
         [

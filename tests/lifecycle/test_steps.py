@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco.config import Settings
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
+from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
-from gigco.lifecycle.transitions import Due, lock_job
+from gigco.lifecycle.transitions import Due
 from gigco.models import (
     Job,
     JobEvent,

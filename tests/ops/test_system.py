@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
-from gigco import health
+from gigco import clock, health
 from gigco.broker import QUEUES
 from gigco.config import Settings
-from gigco.db import make_engine, utcnow
+from gigco.db import make_engine
 from gigco.models import Heartbeat
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
@@ -64,7 +64,7 @@ def _healthz(app: Flask) -> tuple[int, list[str]]:
 
 def test_the_panel_and_healthz_give_one_verdict_as_beat_freezes_and_thaws(lone) -> None:
     app, sessions = lone
-    now = utcnow()
+    now = clock.now()
     interval = app.config["GIGCO"].sweep_interval_seconds
     with sessions.begin() as session:
         session.add(
@@ -98,7 +98,7 @@ def test_the_panel_and_healthz_give_one_verdict_as_beat_freezes_and_thaws(lone) 
     assert lag >= 3 * interval + 30
 
     with sessions.begin() as session:  # beat sweeps again
-        session.get(Heartbeat, "beat:frozen").beat_at = utcnow()
+        session.get(Heartbeat, "beat:frozen").beat_at = clock.now()
     status, page, down = _panel(app)
     assert (status, down) == (200, [])
     assert _healthz(app) == (200, [])
@@ -107,7 +107,7 @@ def test_the_panel_and_healthz_give_one_verdict_as_beat_freezes_and_thaws(lone) 
 
 def test_a_queue_holding_messages_that_no_live_worker_consumes_is_down(lone) -> None:
     app, sessions = lone
-    settings, now = app.config["GIGCO"], utcnow()
+    settings, now = app.config["GIGCO"], clock.now()
     with sessions.begin() as session:
         session.add(
             Heartbeat(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.transitions import lock_job
+from gigco.lifecycle.locks import lock_job
 from tests.harness.polling import wait_for
 from tests.resilience.invariants import violations
 from tests.resilience.stack import Stack

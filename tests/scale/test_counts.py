@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco import migrate
 from gigco.db import make_engine
 from gigco.lifecycle.counts import events_per_kind, jobs_per_status
+from gigco.lifecycle.principals import SYSTEM
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import SYSTEM, transition
+from gigco.lifecycle.transitions import transition
 from gigco.models import SHARDS, Job, JobEvent, JobStatus
 from gigco.web.metrics import CACHE_SECONDS
 from tests import factories as f

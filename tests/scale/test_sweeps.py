@@ -8,7 +8,7 @@ import subprocess
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.timers import due_timers
 from gigco.models import Job, JobEvent
@@ -43,7 +43,7 @@ def overdue_offers(session: Session, count: int, due: dt.datetime) -> None:
 def test_each_sweep_sends_at_most_a_batch_and_never_resends_until_it_could_be_lost(
     session: Session,
 ) -> None:
-    now = utcnow()
+    now = clock.now()
     overdue_offers(session, BACKLOG, now - dt.timedelta(minutes=10))
     sent: list[int] = []
     for sweep in range(BACKLOG // BATCH):
@@ -90,8 +90,8 @@ def test_a_live_backlog_drains_and_a_new_deadline_still_fires_on_time(
     """The real worker and beat (sweep every 1 s, batch 1,000): overdue offers drain, and an
     offer expiring a few seconds ahead expires within a second of its deadline meanwhile."""
     with sessions.begin() as s:
-        overdue_offers(s, LIVE_BACKLOG, utcnow() - dt.timedelta(minutes=10))
-        due = utcnow() + dt.timedelta(seconds=FRESH_AHEAD)
+        overdue_offers(s, LIVE_BACKLOG, clock.now() - dt.timedelta(minutes=10))
+        due = clock.now() + dt.timedelta(seconds=FRESH_AHEAD)
         fresh = f.job(s, status=f.JobStatus.OFFERED, offer_expires_at=due, timer_at=due)
 
     def fired() -> dt.datetime | None:

@@ -31,8 +31,8 @@ from hypothesis.stateful import (
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import PAYMENT_METHODS, SimulatedGateway
 from gigco.lifecycle.schedule import STEP_FOR_STATUS, Step
@@ -117,7 +117,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.savepoint = self.connection.begin_nested()
         self.client: FlaskClient = self.app.test_client()
         self.gateway = SimulatedGateway(self.sessions)
-        self.now = utcnow()
+        self.now = clock.now()
         self.job_id = 0
         self.headers: dict[str, dict[str, str]] = {}
         self.workers: dict[int, str] = {}
@@ -306,7 +306,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     def _run(self, step: Step) -> None:
         # Signals stamp the real time; the driven clock never runs behind it.
-        self.now = max(self.now, utcnow())
+        self.now = max(self.now, clock.now())
         ctx = StepContext(settings=self.settings, gateway=self.gateway, now=self.now)
         with self.sessions() as s:
             run_step(s, step, self.job_id, ctx)

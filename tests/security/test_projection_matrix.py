@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import utcnow
 from gigco.lifecycle import actions
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
+from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.projection import EVENT_FIELDS, JOB_FIELDS, Audience
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
@@ -68,7 +68,7 @@ class Driver:
             settings, match_max_rounds=2, payment_max_attempts=2, review_window_seconds=3600
         )
         self.gateway = SimulatedGateway(sessions)
-        self.now = utcnow()
+        self.now = clock.now()
         self.place = HERE
 
     def ctx(self, later: float = 0) -> StepContext:
@@ -360,7 +360,7 @@ def test_unknown_event_types_fail_closed(
             type="something_new",
             actor=holder.who.actor,
             data={"secret": 1, "worker_id": holder.who.id},
-            created_at=utcnow(),
+            created_at=clock.now(),
         )
     )
     session.flush()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.models import Job, JobStatus, OpportunityStatus, Role, WebhookDelivery, WebhookEndpoint
 from tests import factories as f
 from tests.harness.database import row_counts
@@ -62,7 +62,7 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
     later states it has lapsed, as it would have when another worker took the job. A job
     before ``worker_assigned`` has no assigned worker, so that party does not exist.
     """
-    now = utcnow()
+    now = clock.now()
     owner, owner_token = f.signed_up_consumer(session, payment_method=payment_method)
     other, other_token = f.signed_up_consumer(session)
     assigned, assigned_token = f.signed_up_worker(session)

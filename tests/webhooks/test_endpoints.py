@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco import webhooks
 from gigco.config import Settings
-from gigco.lifecycle import webhooks
-from gigco.lifecycle.access import Principal
+from gigco.lifecycle.principals import Principal
 from gigco.models import DeliveryStatus, Role, WebhookDelivery, WebhookEndpoint
 from gigco.tasks.dispatch import arming_horizon
 from tests import factories
@@ -184,7 +184,7 @@ def test_a_later_message_of_a_job_waits_for_the_earlier_one(
         now=now,
     )
     other = factories.job(session)
-    from gigco.lifecycle.transitions import record_event
+    from gigco.lifecycle.history import record_event
 
     first = record_event(session, job.id, "review_received", actor="system", now=now)
     second = record_event(session, job.id, "review_received", actor="system", now=now)

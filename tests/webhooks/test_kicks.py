@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from celery.signals import before_task_publish
 from sqlalchemy.orm import Session, sessionmaker
 
+from gigco import webhooks
 from gigco.config import Settings
-from gigco.lifecycle import webhooks
-from gigco.lifecycle.access import Principal
-from gigco.lifecycle.transitions import record_event
+from gigco.lifecycle.history import record_event
+from gigco.lifecycle.principals import Principal
 from gigco.models import Role, WebhookDelivery
 from gigco.tasks.names import DELIVER_TASK, FAN_OUT_TASK
 from tests import factories

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from gigco import webhooks
 from gigco.config import Settings
-from gigco.lifecycle import webhooks
-from gigco.lifecycle.webhooks.delivery import pinned_post
+from gigco.webhooks.transport import pinned_post
 from tests.harness.webhooks import Receiver, verified
 
 SECRET = webhooks.new_secret()

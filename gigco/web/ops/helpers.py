@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.models import Job, JobStatus
 
 # The deadline column each status waits on, besides timer_at/step_due_at themselves.
@@ -34,7 +34,7 @@ def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
     """``3.0 min ago`` or ``in 1.5 h``, relative to ``now``."""
     if value is None:
         return ""
-    seconds = ((now or utcnow()) - value).total_seconds()
+    seconds = ((now or clock.now()) - value).total_seconds()
     amount = abs(seconds)
     if amount < 60:
         text = f"{amount:.1f} s"

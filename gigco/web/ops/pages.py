@@ -15,7 +15,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.lifecycle import operator
 from gigco.lifecycle.counts import jobs_per_status
 from gigco.lifecycle.errors import DomainError
@@ -86,7 +86,7 @@ def dashboard() -> str:
     s = db_session()
     counts = jobs_per_status(s)
     overdue, overdue_total = queries.attention(
-        s, now=utcnow(), grace_seconds=settings().stuck_step_grace_seconds, limit=20
+        s, now=clock.now(), grace_seconds=settings().stuck_step_grace_seconds, limit=20
     )
     return render_template(
         "ops/dashboard.html",
@@ -161,7 +161,7 @@ def jobs() -> str:
     filters = _filters()
     after = _id_arg("after")
     s = db_session()
-    now, grace = utcnow(), settings().stuck_step_grace_seconds
+    now, grace = clock.now(), settings().stuck_step_grace_seconds
     overdue, overdue_total = queries.attention(
         s, now=now, grace_seconds=grace, status=filters.status
     )
@@ -203,7 +203,7 @@ def job(job_id: int) -> str:
         "ops/job.html",
         d=detail,
         job=detail.job,
-        now=utcnow(),
+        now=clock.now(),
         can_retry=detail.job.status == JobStatus.PAYMENT_FAILED,
         can_cancel=detail.job.status in CANCELLABLE,
         can_rekick=step is not None and pending,

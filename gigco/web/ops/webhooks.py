@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from gigco.db import utcnow
-from gigco.lifecycle import webhooks
+from gigco import clock, webhooks
 from gigco.models import WebhookDelivery, WebhookEndpoint
 from gigco.web.db import commit
 from gigco.web.db import session as db_session
@@ -48,7 +47,7 @@ def webhook_endpoint(endpoint_id: int) -> str:
 @blp.post("/webhooks/<id:endpoint_id>/deliveries/<id:delivery_id>/retry")
 def retry_webhook(endpoint_id: int, delivery_id: int) -> ResponseReturnValue:
     """Send a delivery again now, as ``POST …/deliveries/<id>/retry`` does."""
-    webhooks.retry_delivery(db_session(), endpoint_id, delivery_id, now=utcnow())
+    webhooks.retry_delivery(db_session(), endpoint_id, delivery_id, now=clock.now())
     commit()
     log.info("ops webhook retry", extra={"delivery_id": delivery_id})
     flash(f"Delivery {delivery_id} will be sent again now.")

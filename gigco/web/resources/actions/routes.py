@@ -8,8 +8,8 @@ from flask.views import MethodView
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle import actions
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.principals import Principal
 from gigco.models import Job
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint

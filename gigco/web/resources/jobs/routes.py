@@ -9,7 +9,7 @@ from flask import Response, jsonify, make_response, request
 from flask.views import MethodView
 from sqlalchemy.exc import IntegrityError
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.lifecycle import jobs
 from gigco.lifecycle.access import visible_job, visible_job_lists
 from gigco.lifecycle.projection import project_event, project_job
@@ -70,7 +70,7 @@ class JobViews(MethodView):
             return _replayed(stored)
         location = data.pop("location")
         job, dues = jobs.create_job(
-            session(), who, lat=location["lat"], lng=location["lng"], now=utcnow(), **data
+            session(), who, lat=location["lat"], lng=location["lng"], now=clock.now(), **data
         )
         body = project_job(job, who)
         if key:

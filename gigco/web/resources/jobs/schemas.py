@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from gigco import clock
 from gigco.lifecycle.projection import project_job
 from gigco.models import Job, JobStatus
 from gigco.web.auth import current_principal
@@ -25,7 +26,7 @@ def _quarter_hours(value: float) -> None:
 
 
 def _in_future(value: dt.datetime) -> None:
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     if value <= now:
         raise ma.ValidationError("Must be in the future.")
     if value > now + dt.timedelta(days=MAX_DAYS_AHEAD):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask.views import MethodView
 from sqlalchemy.orm import joinedload
 
-from gigco.db import utcnow
+from gigco import clock
 from gigco.models import Opportunity, OpportunityStatus, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
@@ -35,7 +35,7 @@ class OpportunityViews(MethodView):
                 .where(
                     Opportunity.worker_id == current_principal().id,
                     Opportunity.status == OpportunityStatus.PENDING,
-                    Opportunity.expires_at > utcnow(),
+                    Opportunity.expires_at > clock.now(),
                 )
                 .order_by(Opportunity.expires_at)
             )

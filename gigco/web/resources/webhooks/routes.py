@@ -7,9 +7,8 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 
+from gigco import clock, webhooks
 from gigco.config import Settings
-from gigco.db import utcnow
-from gigco.lifecycle import webhooks
 from gigco.models import WebhookEndpoint
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
@@ -55,7 +54,7 @@ class EndpointViews(MethodView):
     def post(self, data: dict[str, Any]) -> WebhookEndpoint:
         """Register an endpoint; every visible job event is sent to it, signed with ``secret``."""
         endpoint = webhooks.create_endpoint(
-            session(), current_principal(), settings=_settings(), now=utcnow(), **data
+            session(), current_principal(), settings=_settings(), now=clock.now(), **data
         )
         commit()
         return endpoint
@@ -79,7 +78,7 @@ class EndpointByIdViews(MethodView):
     def patch(self, data: dict[str, Any], endpoint_id: int) -> WebhookEndpoint:
         """Change an endpoint's url, event types, description, or enable it again."""
         endpoint = webhooks.update_endpoint(
-            session(), current_principal(), endpoint_id, data, settings=_settings(), now=utcnow()
+            session(), current_principal(), endpoint_id, data, settings=_settings(), now=clock.now()
         )
         commit()
         return endpoint
@@ -103,7 +102,7 @@ class RotateSecretViews(MethodView):
     def post(self, endpoint_id: int) -> WebhookEndpoint:
         """A new secret; the old one keeps signing beside it for the overlap period."""
         endpoint = webhooks.rotate_secret(
-            session(), current_principal(), endpoint_id, settings=_settings(), now=utcnow()
+            session(), current_principal(), endpoint_id, settings=_settings(), now=clock.now()
         )
         commit()
         return endpoint
@@ -117,7 +116,7 @@ class PingViews(MethodView):
     @errors(blp, 401, 404)
     def post(self, endpoint_id: int) -> dict[str, int]:
         """Send a ``ping`` message to the endpoint."""
-        delivery_id = webhooks.ping(session(), current_principal(), endpoint_id, now=utcnow())
+        delivery_id = webhooks.ping(session(), current_principal(), endpoint_id, now=clock.now())
         commit()
         return {"delivery_id": delivery_id}
 
@@ -161,6 +160,6 @@ class RetryViews(MethodView):
     def post(self, endpoint_id: int, delivery_id: int) -> dict[str, int]:
         """Send a delivery again now, with a fresh retry schedule."""
         endpoint = webhooks.endpoint_of(session(), current_principal(), endpoint_id)
-        webhooks.retry_delivery(session(), endpoint.id, delivery_id, now=utcnow())
+        webhooks.retry_delivery(session(), endpoint.id, delivery_id, now=clock.now())
         commit()
         return {"delivery_id": delivery_id}

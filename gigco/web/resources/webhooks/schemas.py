@@ -7,9 +7,9 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from gigco.lifecycle.webhooks import EVENT_TYPES, MAX_URL_LENGTH
 from gigco.models import DeliveryStatus
 from gigco.web.schemas import StrictSchema
+from gigco.webhooks import EVENT_TYPES, MAX_URL_LENGTH
 
 _TYPES: dict[str, Any] = dict(
     cls_or_instance=fields.String(validate=validate.Length(1, 80)),

@@ -1,6 +1,7 @@
 """The outbox: one delivery row per listening endpoint, written in the event's transaction.
 
-Also the ``ping`` message, kicking new rows after commit, and reading an endpoint's deliveries.
+A sink of the lifecycle's history (``install``); also the ``ping`` message, kicking new rows
+after commit, and reading an endpoint's deliveries.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, SessionTransaction
 
 from gigco.db import built_once, enqueue_after_commit
-from gigco.lifecycle.access import Principal
+from gigco.lifecycle.history import EventSink, register_sink
+from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.projection import project_event, project_job
-from gigco.lifecycle.webhooks.endpoints import endpoint_of
 from gigco.models import (
     DeliveryStatus,
     Job,
@@ -28,6 +29,7 @@ from gigco.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from gigco.webhooks.endpoints import endpoint_of
 
 PING = "ping"
 
@@ -38,6 +40,14 @@ def use_sender(sender: Callable[[list[int]], object]) -> None:
     """Register how new deliveries are kicked after commit (the task layer does, on import)."""
     global _sender
     _sender = sender
+
+
+def install(sender: Callable[[list[int]], object]) -> None:
+    """Write each history event's deliveries in its transaction (a sink of the lifecycle's
+    history, asked in the event's own statement whether any endpoint is enabled) and kick
+    them with ``sender`` after commit. Called where the app and the worker start."""
+    use_sender(sender)
+    register_sink(SINK)
 
 
 # The deliveries a session's open transaction wrote, kicked together when it commits.
@@ -214,3 +224,8 @@ def attempts_of(session: Session, delivery_ids: list[int]) -> dict[int, list[Web
         for attempt in session.scalars(stmt):
             found[attempt.delivery_id].append(attempt)
     return found
+
+
+# Whether any endpoint is enabled is folded into each event's statement, so that nobody
+# listening costs no round trip; when someone does, ``write_outbox`` looks up who.
+SINK = EventSink("webhooks", write_outbox, listening=sa.exists().where(WebhookEndpoint.enabled))

@@ -1,9 +1,9 @@
-"""Delivering the outbox: claim with a lease, per-job order, send, record, retry, disable.
+"""A delivery's lease and attempt state machine: claim, record, retry, and the sweep's query.
 
 A task claims a row (compare-and-set to ``sending`` with a lease in ``next_attempt_at``),
-commits, sends, and records the attempt in a new transaction. ``next_attempt_at`` is the only
-deadline: the sweep arms rows due soon and re-kicks rows overdue by the grace (a lost task, an
-expired lease).
+commits, sends (``transport``), and records the attempt in a new transaction. ``next_attempt_at``
+is the only deadline: the sweep arms rows due soon and re-kicks rows overdue by the grace (a
+lost task, an expired lease).
 """
 
 from __future__ import annotations
@@ -11,24 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
 
-import requests
 import sqlalchemy as sa
-from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session, aliased
-from standardwebhooks.webhooks import Webhook
 
 from gigco.config import Settings
 from gigco.db import built_once
 from gigco.lifecycle.errors import Conflict, NotFound
 from gigco.lifecycle.notify import notify_consumer, notify_worker
-from gigco.lifecycle.webhooks.endpoints import signing_secrets
-from gigco.lifecycle.webhooks.outbox import kick_after_commit
-from gigco.lifecycle.webhooks.urls import UnsafeUrl, resolve_url
 from gigco.models import (
     DeliveryStatus,
     Role,
@@ -36,16 +27,12 @@ from gigco.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from gigco.webhooks.endpoints import signing_secrets
+from gigco.webhooks.outbox import kick_after_commit
+from gigco.webhooks.retries import GONE, lease_seconds, retry_at
+from gigco.webhooks.transport import Answer, Outgoing
 
-log = logging.getLogger("gigco.lifecycle.webhooks")
-
-MAX_BODY_STORED = 1024
-USER_AGENT = "GigCo-Webhooks/1"
-
-
-def lease_seconds(settings: Settings) -> float:
-    """How long a claimed delivery stays ours: the connect and read timeouts, and a margin."""
-    return 2 * settings.webhook_timeout_seconds + 5
+log = logging.getLogger("gigco.webhooks")
 
 
 def _earlier_open() -> sa.ColumnElement[bool]:
@@ -110,15 +97,11 @@ def claimable(session: Session, delivery_ids: list[int], *, now: dt.datetime) ->
 
 
 @dataclass(frozen=True)
-class Claimed:
-    """A delivery this task owns until ``lease_until``: what it takes to send it."""
+class Claimed(Outgoing):
+    """A delivery this task owns until ``lease_until``, with what it takes to send it."""
 
     delivery_id: int
     endpoint_id: int
-    url: str
-    msg_id: str
-    body: str
-    secrets: tuple[str, ...]
     created_at: dt.datetime
     lease_until: dt.datetime
 
@@ -153,123 +136,6 @@ def claim(
         created_at=row.created_at,
         lease_until=until,
     )
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What one attempt came to: the receiver's status (None if none) or an error."""
-
-    attempted_at: dt.datetime
-    duration_ms: int
-    status: int | None = None
-    body: str | None = None
-    error: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        """A 2xx answer."""
-        return self.status is not None and 200 <= self.status < 300
-
-
-def signature_headers(claimed: Claimed, at: dt.datetime) -> dict[str, str]:
-    """The Standard Webhooks headers for ``claimed`` sent at ``at``: one signature per secret."""
-    signatures = [
-        Webhook(secret).sign(msg_id=claimed.msg_id, timestamp=at, data=claimed.body)
-        for secret in claimed.secrets
-    ]
-    return {
-        "webhook-id": claimed.msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": " ".join(signatures),
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-    }
-
-
-class PinnedAdapter(HTTPAdapter):
-    """Connects to one checked ``address``, not to what the URL's host resolves to later.
-
-    The URL's host still names the ``Host`` header (set by the caller), the TLS server name
-    (SNI) and the certificate the server must present: only the address is pinned, so a name
-    whose DNS answer changes after the check (DNS rebinding) cannot move the connection.
-    """
-
-    def __init__(self, address: str):
-        super().__init__(max_retries=0)
-        self.address = address
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """urllib3's pool for the pinned address, verifying TLS for the URL's host name."""
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
-        )
-        hostname = host_params["host"]
-        host_params["host"] = self.address
-        if host_params["scheme"] == "https":
-            pool_kwargs["server_hostname"] = hostname
-            pool_kwargs["assert_hostname"] = hostname
-        return host_params, pool_kwargs
-
-
-def pinned_post(
-    url: str,
-    address: str,
-    *,
-    body: bytes,
-    headers: dict[str, str],
-    timeout: float,
-    verify: bool | str = True,
-) -> requests.Response:
-    """POST ``body`` to ``url`` over a connection to ``address`` (already checked).
-
-    No redirects, no proxies or other settings from the environment (a proxy would resolve the
-    name again); the response is streamed, for the caller to read what it keeps and close.
-    """
-    host_header = urlsplit(url).netloc.encode("idna").decode("ascii")
-    with requests.Session() as http:
-        http.trust_env = False
-        http.mount(url, PinnedAdapter(address))
-        return http.post(
-            url,
-            data=body,
-            headers={**headers, "host": host_header},
-            timeout=(timeout, timeout),
-            allow_redirects=False,
-            stream=True,
-            verify=verify,
-        )
-
-
-def send(claimed: Claimed, *, settings: Settings, now: dt.datetime) -> Answer:
-    """POST the message once to an address checked just before: no redirects, 1 KiB read."""
-    started = time.perf_counter()
-
-    def took() -> int:
-        return int((time.perf_counter() - started) * 1000)
-
-    try:
-        addresses = resolve_url(claimed.url, allow_private=settings.webhook_allow_private_networks)
-    except UnsafeUrl as refused:
-        return Answer(now, took(), error=f"refused: {refused.reason}"[:500])
-    try:
-        with pinned_post(
-            claimed.url,
-            addresses[0],
-            body=claimed.body.encode(),
-            headers=signature_headers(claimed, now),
-            timeout=settings.webhook_timeout_seconds,
-        ) as response:
-            body = response.raw.read(MAX_BODY_STORED, decode_content=True)
-            return Answer(
-                now,
-                took(),
-                status=response.status_code,
-                body=body.decode("utf-8", "replace")[:MAX_BODY_STORED],
-            )
-    except (requests.RequestException, UnicodeError) as error:
-        return Answer(now, took(), error=f"{type(error).__name__}: {error}"[:500])
 
 
 def _finish(session: Session, delivery_id: int, status: DeliveryStatus, now: dt.datetime) -> None:
@@ -419,18 +285,17 @@ def record_attempt(
             _next_of(session, delivery.endpoint_id, delivery.job_id, delivery.seq),
             delivery.created_at,
         )
-    schedule = settings.webhook_retry_schedule
-    if answer.status != 410 and tries <= len(schedule):
-        retry_at = now + dt.timedelta(seconds=schedule[tries - 1])
-        moved(DeliveryStatus.PENDING, retry_at)
-        return Recorded("retry", [], retry_at=retry_at)
+    again = retry_at(settings, tries, answer.status, now)
+    if again is not None:
+        moved(DeliveryStatus.PENDING, again)
+        return Recorded("retry", [], retry_at=again)
     moved(DeliveryStatus.FAILED)
     # FOR NO KEY UPDATE, not FOR UPDATE, for the same reason as ``reset``'s.
     endpoint = session.get(
         WebhookEndpoint, delivery.endpoint_id, with_for_update={"key_share": True}
     )
     assert endpoint is not None
-    if answer.status == 410:
+    if answer.status == GONE:
         _disable(session, endpoint, "the receiver answered 410 Gone")
         outcome = "disabled"
     else:

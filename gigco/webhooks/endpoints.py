@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.config import Settings
-from gigco.lifecycle.access import Principal
 from gigco.lifecycle.errors import Invalid, NotFound
-from gigco.lifecycle.webhooks.urls import resolve_url
+from gigco.lifecycle.principals import Principal
 from gigco.models import JobStatus, Role, WebhookEndpoint
+from gigco.webhooks.urls import resolve_url
 
 # Every history event type a job can write, as a webhook type (``job.<event type>``).
 EVENT_TYPES: frozenset[str] = frozenset(
