@@ -43,6 +43,8 @@ class Settings:
     webhook_timeout_seconds: float = 10
     webhook_secret_overlap_seconds: float = 86400
     webhook_allow_private_networks: bool = False
+    webhook_endpoint_concurrency: int = 2
+    webhook_max_endpoints: int = 10
     ops_secure_cookie: bool = True
     # Bounds on waiting (docs/deploy.md): a request never waits on the database or the
     # broker for more than a few seconds; a worker's statements may run longer.
@@ -97,6 +99,8 @@ _SIZES = {
     "GIGCO_DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", 3_600_000),
     "GIGCO_DB_LOCK_TIMEOUT_MS": ("db_lock_timeout_ms", 3_600_000),
     "GIGCO_WORKER_STATEMENT_TIMEOUT_MS": ("worker_statement_timeout_ms", 3_600_000),
+    "GIGCO_WEBHOOK_ENDPOINT_CONCURRENCY": ("webhook_endpoint_concurrency", 1_000),
+    "GIGCO_WEBHOOK_MAX_ENDPOINTS": ("webhook_max_endpoints", 10_000),
 }
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 

@@ -45,6 +45,16 @@ def commit(dues: Iterable[Due] = ()) -> None:
     s.commit()
 
 
+def release() -> None:
+    """End the request's transaction so far (it must have written nothing), so that slow
+    work that follows (a DNS lookup) holds no connection; the next statement begins anew."""
+    s = g.get("db_session")
+    if s is not None:
+        if s.new or s.dirty or s.deleted:
+            raise RuntimeError("release() would commit unsaved changes")
+        s.commit()
+
+
 def close_session(_exc: BaseException | None = None) -> None:
     """Roll back anything uncommitted and return the connection to the pool."""
     s = g.pop("db_session", None)

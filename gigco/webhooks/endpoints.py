@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.config import Settings
-from gigco.lifecycle.errors import Invalid, NotFound
+from gigco.lifecycle.errors import Conflict, Invalid, NotFound
 from gigco.lifecycle.principals import Principal
 from gigco.models import JobStatus, Role, WebhookEndpoint
 from gigco.webhooks.urls import resolve_url
@@ -67,13 +67,26 @@ def create_endpoint(
     settings: Settings,
     now: dt.datetime,
 ) -> WebhookEndpoint:
-    """Register an endpoint for ``who`` after checking its URL and event types."""
+    """Register an endpoint for ``who`` after checking its URL and event types; at most
+    ``webhook_max_endpoints`` per owner (Conflict beyond).
+
+    The URL's DNS lookup comes before the first statement, so a caller holding no
+    transaction (the API releases its own first) holds none while DNS answers.
+    """
     resolve_url(url, allow_private=settings.webhook_allow_private_networks)
+    event_types = _check_event_types(event_types)
+    _take_owner_lock(session, who)
+    owned = session.scalar(sa.select(sa.func.count()).where(_owner_filter(who))) or 0
+    if owned >= settings.webhook_max_endpoints:
+        raise Conflict(
+            f"You have {owned} webhook endpoints, the most allowed "
+            f"({settings.webhook_max_endpoints}); delete one first."
+        )
     endpoint = WebhookEndpoint(
         owner_role=who.role,
         owner_id=None if who.role == Role.OPERATOR else who.id,
         url=url,
-        event_types=_check_event_types(event_types),
+        event_types=event_types,
         description=description,
         secret=new_secret(),
         created_at=now,
@@ -82,6 +95,15 @@ def create_endpoint(
     session.add(endpoint)
     session.flush()
     return endpoint
+
+
+def _take_owner_lock(session: Session, who: Principal) -> None:
+    """Order one owner's registrations (PostgreSQL: a transaction-scoped advisory lock), so
+    that two at once cannot both pass the cap."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite runs one writer at a time
+    owner = f"webhook-endpoints:{who.role.value}:{who.id or 0}"
+    session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(owner, 0))))
 
 
 def endpoints_of(session: Session, who: Principal) -> list[WebhookEndpoint]:
@@ -109,10 +131,12 @@ def update_endpoint(
     settings: Settings,
     now: dt.datetime,
 ) -> WebhookEndpoint:
-    """Change an endpoint's url, event_types, description or enabled flag."""
-    endpoint = endpoint_of(session, who, endpoint_id)
+    """Change an endpoint's url, event_types, description or enabled flag (a new URL is
+    looked up before the first statement, as in ``create_endpoint``)."""
     if "url" in changes:
         resolve_url(changes["url"], allow_private=settings.webhook_allow_private_networks)
+    endpoint = endpoint_of(session, who, endpoint_id)
+    if "url" in changes:
         endpoint.url = changes["url"]
     if "event_types" in changes:
         endpoint.event_types = _check_event_types(changes["event_types"])

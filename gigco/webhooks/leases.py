@@ -59,27 +59,55 @@ def _claimable() -> tuple[sa.ColumnElement[bool], ...]:
     )
 
 
+def _slot_free() -> sa.ColumnElement[bool]:
+    """Fewer than ``:cap`` other messages to the same endpoint are being sent under a live
+    lease: one slow endpoint holds at most ``webhook_endpoint_concurrency`` sending threads."""
+    other = aliased(WebhookDelivery)
+    sending = (
+        sa.select(sa.func.count())
+        .where(
+            other.endpoint_id == WebhookDelivery.endpoint_id,
+            other.status == DeliveryStatus.SENDING,
+            other.next_attempt_at > _NOW,
+            other.id != WebhookDelivery.id,
+        )
+        .scalar_subquery()
+    )
+    return sending < sa.bindparam("cap", type_=sa.Integer())
+
+
 @built_once
-def _claim_statements() -> tuple[sa.Select[int], sa.Update]:
-    """``claimable``'s and ``claim``'s statements (each delivery runs one), built once."""
+def _claim_statements() -> tuple[sa.Select[int], sa.Select[WebhookEndpoint], sa.Update]:
+    """``claimable``'s and ``claim``'s statements (each delivery runs them), built once."""
     claimable = sa.select(WebhookDelivery.id).where(
         WebhookDelivery.id.in_(sa.bindparam("ids", expanding=True)), *_claimable()
     )
+    # The endpoint's row lock orders claims to one endpoint, so that the count of its
+    # sending messages that the take reads next (a new snapshot) is exact.
+    endpoint = (
+        sa.select(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.id
+            == sa.select(WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.id == sa.bindparam("delivery_id"))
+            .scalar_subquery()
+        )
+        .with_for_update(key_share=True)
+    )
     take: sa.Update = (
         sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id == sa.bindparam("delivery_id"), *_claimable())
+        .where(WebhookDelivery.id == sa.bindparam("delivery_id"), *_claimable(), _slot_free())
         .values(
             status=DeliveryStatus.SENDING, next_attempt_at=sa.bindparam("until", type_=_NOW.type)
         )
         .returning(
-            WebhookDelivery.endpoint_id,
             WebhookDelivery.msg_id,
             WebhookDelivery.payload,
             WebhookDelivery.created_at,
         )
         .execution_options(synchronize_session=False)
     )
-    return claimable, take
+    return claimable, endpoint, take
 
 
 def claimable(session: Session, delivery_ids: list[int], *, now: dt.datetime) -> list[int]:
@@ -91,7 +119,7 @@ def claimable(session: Session, delivery_ids: list[int], *, now: dt.datetime) ->
     """
     if not delivery_ids:
         return []
-    stmt, _ = _claim_statements()
+    stmt, _, _ = _claim_statements()
     found = set(session.scalars(stmt, {"ids": delivery_ids, "now": now}))
     return [i for i in delivery_ids if i in found]
 
@@ -111,18 +139,24 @@ def claim(
 ) -> Claimed | None:
     """Take a due delivery for sending (compare-and-set to ``sending`` with a lease).
 
-    None when it is not due, already taken or finished, or waits for an earlier message of
-    its job. A delivery to a disabled endpoint fails here instead.
+    None when it is not due, already taken or finished, waits for an earlier message of its
+    job, or its endpoint already has ``webhook_endpoint_concurrency`` messages being sent
+    (one of those, when recorded, kicks it). A delivery to a disabled endpoint fails here.
     """
     until = now + dt.timedelta(seconds=lease_seconds(settings))
-    _, take = _claim_statements()
-    row = session.execute(
-        take, {"delivery_id": delivery_id, "now": now, "until": until}
-    ).one_or_none()
+    _, lock_endpoint, take = _claim_statements()
+    endpoint = session.scalars(lock_endpoint, {"delivery_id": delivery_id}).first()
+    if endpoint is None:
+        return None  # the delivery is gone, with its endpoint
+    params = {
+        "delivery_id": delivery_id,
+        "now": now,
+        "until": until,
+        "cap": settings.webhook_endpoint_concurrency,
+    }
+    row = session.execute(take, params).one_or_none()
     if row is None:
         return None
-    endpoint = session.get(WebhookEndpoint, row.endpoint_id)
-    assert endpoint is not None  # the delivery's foreign key cascades
     if not endpoint.enabled:
         _finish(session, delivery_id, DeliveryStatus.FAILED, now)
         return None
@@ -147,14 +181,35 @@ def _finish(session: Session, delivery_id: int, status: DeliveryStatus, now: dt.
     )
 
 
-def _next_of(session: Session, endpoint_id: int, job_id: int | None, seq: int | None) -> list[int]:
-    """The job's next pending message to the same endpoint, now free to go."""
-    if job_id is None:
-        return []
-    following = session.scalar(
-        _next_statement(), {"endpoint_id": endpoint_id, "job_id": job_id, "seq": seq}
+def _next_of(
+    session: Session, endpoint_id: int, job_id: int | None, seq: int | None, now: dt.datetime
+) -> list[int]:
+    """What this attempt's end frees to go: the job's next pending message to the same
+    endpoint, and the endpoint's oldest due message (one that waited for a sending slot)."""
+    free: list[int] = []
+    if job_id is not None:
+        following = session.scalar(
+            _next_statement(), {"endpoint_id": endpoint_id, "job_id": job_id, "seq": seq}
+        )
+        free += [following] if following is not None else []
+    waiting = session.scalar(_waiting_statement(), {"endpoint_id": endpoint_id, "now": now})
+    return [*free, waiting] if waiting is not None and waiting not in free else free
+
+
+@built_once
+def _waiting_statement() -> sa.Select[int]:
+    """The endpoint's oldest message that is due and not held back by its job's order."""
+    return (
+        sa.select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.endpoint_id == sa.bindparam("endpoint_id"),
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.next_attempt_at <= _NOW,
+            ~_earlier_open(),
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(1)
     )
-    return [following] if following is not None else []
 
 
 @built_once
@@ -282,7 +337,7 @@ def record_attempt(
         session.execute(reset, {"endpoint_id": delivery.endpoint_id})
         return Recorded(
             "delivered",
-            _next_of(session, delivery.endpoint_id, delivery.job_id, delivery.seq),
+            _next_of(session, delivery.endpoint_id, delivery.job_id, delivery.seq, now),
             delivery.created_at,
         )
     again = retry_at(settings, tries, answer.status, now)
@@ -306,7 +361,9 @@ def record_attempt(
             _disable(session, endpoint, reason)
             outcome = "disabled"
     session.flush()
-    return Recorded(outcome, _next_of(session, delivery.endpoint_id, delivery.job_id, delivery.seq))
+    return Recorded(
+        outcome, _next_of(session, delivery.endpoint_id, delivery.job_id, delivery.seq, now)
+    )
 
 
 def retry_delivery(

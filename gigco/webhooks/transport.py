@@ -6,18 +6,24 @@ The address is resolved and checked just before the POST and the connection is p
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from standardwebhooks.webhooks import Webhook
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from gigco.config import Settings
-from gigco.webhooks.urls import UnsafeUrl, resolve_url
+from gigco.webhooks.urls import LookupTimedOut, UnsafeUrl, resolve_url
 
 MAX_BODY_STORED = 1024
 USER_AGENT = "GigCo-Webhooks/1"
@@ -64,6 +70,75 @@ def signature_headers(claimed: Outgoing, at: dt.datetime) -> dict[str, str]:
     }
 
 
+class Deadline:
+    """One attempt's whole time, DNS included: when it runs out a watchdog shuts down every
+    socket the attempt opened, so a receiver that trickles bytes (each within a socket
+    timeout) cannot hold the attempt, or the thread sending it, past it."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._ends = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        """Seconds left, never below zero."""
+        return max(self._ends - time.monotonic(), 0.0)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down when the time runs out (at once if it has)."""
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.expired:
+                return
+        _shut(sock)
+
+    def cancel(self) -> None:
+        """The attempt is over: stop the watchdog."""
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_pools(deadline: Deadline) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose new sockets ``deadline`` watches (TCP connect, TLS
+    handshake, request and response alike)."""
+
+    class Watched(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            deadline.watch(sock)
+            return sock
+
+    class WatchedTLS(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            deadline.watch(sock)
+            return sock
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Watched
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedTLS
+
+    return {"http": Pool, "https": TLSPool}
+
+
 class PinnedAdapter(HTTPAdapter):
     """Connects to one checked ``address``, not to what the URL's host resolves to later.
 
@@ -72,9 +147,16 @@ class PinnedAdapter(HTTPAdapter):
     whose DNS answer changes after the check (DNS rebinding) cannot move the connection.
     """
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, deadline: Deadline | None = None):
+        self.deadline = deadline
         super().__init__(max_retries=0)
         self.address = address
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The pool manager, with pools whose sockets the attempt's deadline watches."""
+        super().init_poolmanager(*args, **kwargs)
+        if self.deadline is not None:
+            self.poolmanager.pool_classes_by_scheme = _watched_pools(self.deadline)
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
@@ -99,6 +181,7 @@ def pinned_post(
     headers: dict[str, str],
     timeout: float,
     verify: bool | str = True,
+    deadline: Deadline | None = None,
 ) -> requests.Response:
     """POST ``body`` to ``url`` over a connection to ``address`` (already checked).
 
@@ -108,7 +191,7 @@ def pinned_post(
     host_header = urlsplit(url).netloc.encode("idna").decode("ascii")
     with requests.Session() as http:
         http.trust_env = False
-        http.mount(url, PinnedAdapter(address))
+        http.mount(url, PinnedAdapter(address, deadline))
         return http.post(
             url,
             data=body,
@@ -121,23 +204,30 @@ def pinned_post(
 
 
 def send(claimed: Outgoing, *, settings: Settings, now: dt.datetime) -> Answer:
-    """POST the message once to an address checked just before: no redirects, 1 KiB read."""
+    """POST the message once to an address checked just before: no redirects, 1 KiB read.
+
+    The whole attempt, DNS included, ends within ``webhook_timeout_seconds`` (``Deadline``),
+    well inside the claim's lease (``retries.lease_seconds``).
+    """
     started = time.perf_counter()
 
     def took() -> int:
         return int((time.perf_counter() - started) * 1000)
 
+    deadline = Deadline(settings.webhook_timeout_seconds)
     try:
-        addresses = resolve_url(claimed.url, allow_private=settings.webhook_allow_private_networks)
-    except UnsafeUrl as refused:
-        return Answer(now, took(), error=f"refused: {refused.reason}"[:500])
-    try:
+        addresses = resolve_url(
+            claimed.url,
+            allow_private=settings.webhook_allow_private_networks,
+            timeout=deadline.remaining(),
+        )
         with pinned_post(
             claimed.url,
             addresses[0],
             body=claimed.body.encode(),
             headers=signature_headers(claimed, now),
-            timeout=settings.webhook_timeout_seconds,
+            timeout=deadline.remaining(),
+            deadline=deadline,
         ) as response:
             body = response.raw.read(MAX_BODY_STORED, decode_content=True)
             return Answer(
@@ -146,5 +236,13 @@ def send(claimed: Outgoing, *, settings: Settings, now: dt.datetime) -> Answer:
                 status=response.status_code,
                 body=body.decode("utf-8", "replace")[:MAX_BODY_STORED],
             )
-    except (requests.RequestException, UnicodeError) as error:
-        return Answer(now, took(), error=f"{type(error).__name__}: {error}"[:500])
+    except LookupTimedOut as slow:
+        return Answer(now, took(), error=f"timeout: {slow.reason}"[:500])
+    except UnsafeUrl as refused:
+        return Answer(now, took(), error=f"refused: {refused.reason}"[:500])
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, UnicodeError) as e:
+        if deadline.expired:
+            return Answer(now, took(), error=f"timeout: no answer within {deadline.seconds:g} s")
+        return Answer(now, took(), error=f"{type(e).__name__}: {e}"[:500])
+    finally:
+        deadline.cancel()

@@ -12,7 +12,7 @@ from gigco.config import Settings
 from gigco.models import WebhookEndpoint
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
-from gigco.web.db import commit, session
+from gigco.web.db import commit, release, session
 from gigco.web.resources.webhooks.schemas import (
     CALLBACKS,
     EndpointCreateSchema,
@@ -50,11 +50,13 @@ class EndpointViews(MethodView):
     @blp.doc(security=BEARER, callbacks=CALLBACKS)
     @blp.arguments(EndpointCreateSchema)
     @blp.response(201, WebhookEndpointWithSecretSchema)
-    @errors(blp, 401, 422)
+    @errors(blp, 401, 409, 422)
     def post(self, data: dict[str, Any]) -> WebhookEndpoint:
         """Register an endpoint; every visible job event is sent to it, signed with ``secret``."""
+        who = current_principal()
+        release()  # no transaction held while the URL's host is looked up
         endpoint = webhooks.create_endpoint(
-            session(), current_principal(), settings=_settings(), now=clock.now(), **data
+            session(), who, settings=_settings(), now=clock.now(), **data
         )
         commit()
         return endpoint
@@ -77,8 +79,10 @@ class EndpointByIdViews(MethodView):
     @errors(blp, 401, 404, 422)
     def patch(self, data: dict[str, Any], endpoint_id: int) -> WebhookEndpoint:
         """Change an endpoint's url, event types, description, or enable it again."""
+        who = current_principal()
+        release()  # no transaction held while a new URL's host is looked up
         endpoint = webhooks.update_endpoint(
-            session(), current_principal(), endpoint_id, data, settings=_settings(), now=clock.now()
+            session(), who, endpoint_id, data, settings=_settings(), now=clock.now()
         )
         commit()
         return endpoint
