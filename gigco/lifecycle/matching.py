@@ -314,6 +314,8 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
             Opportunity.job_id == job_id, Opportunity.status == OpportunityStatus.PENDING
         )
     )
+    # A deadline with no opportunity pending is the next round's (``_offer_next``).
+    between_rounds = pending is None and job.timer_at is not None
     if pending is not None:
         if pending.expires_at > ctx.now:  # nothing to do until the opportunity expires
             return set_next(job, Next.at(pending.expires_at), ctx.now)
@@ -325,12 +327,11 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
             f"Your opportunity on '{job.title}' expired.",
             job_id=job_id,
         )
-    if job.next_match_at is not None and job.next_match_at > ctx.now:
-        return set_next(job, Next.at(job.next_match_at), ctx.now)
-    started = job.match_round == 0 or job.next_match_at is not None
+    if between_rounds and job.timer_at is not None and job.timer_at > ctx.now:
+        return set_next(job, Next.at(job.timer_at), ctx.now)  # the round is not due yet
+    started = job.match_round == 0 or between_rounds
     if started:
         job.match_round += 1
-        job.next_match_at = None
     return _offer_next(session, job, ctx, started=started)
 
 
@@ -414,7 +415,6 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
             )
         return []
     next_at = ctx.after(job.match_round * ctx.settings.match_retry_base_seconds)
-    job.next_match_at = next_at
     dues = set_next(job, Next.at(next_at), ctx.now)
     record_event(
         session,

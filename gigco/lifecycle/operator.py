@@ -16,8 +16,8 @@ from gigco.lifecycle.access import Principal
 from gigco.lifecycle.actions import Outcome, cancel_job, retry_payment
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Invalid, NotFound
-from gigco.lifecycle.schedule import STEP_FOR_STATUS
-from gigco.lifecycle.transitions import OPERATOR, Due, lock_job, record_event
+from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next
+from gigco.lifecycle.transitions import OPERATOR, Due, lock_job, record_event, set_next
 from gigco.models import Role
 
 OPERATOR_PRINCIPAL = Principal(Role.OPERATOR)
@@ -68,8 +68,8 @@ def rekick(session: Session, job_id: int, ctx: StepContext, reason: str) -> Outc
             current_status=job.status.value,
         )
     if job.step_due_at is not None:
-        job.step_due_at = ctx.now  # restart the grace, as the sweep does for a stuck step
-        due = Due(step, job_id)
+        # Due now from now: the grace restarts, as the sweep does for a stuck step.
+        (due,) = set_next(job, Next.now(), ctx.now)
     elif job.timer_at is not None and job.timer_at <= ctx.now:
         due = Due(step, job_id)
     else:
