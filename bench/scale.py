@@ -225,7 +225,7 @@ def _job_lines(world: World, plumbing: int, *, now: dt.datetime, per_job: int) -
         offer = timer if status == "offered" else "\\N"
         yield (
             f"{i}\t{consumer}\t{worker}\t{plumbing}\tjob {i}\t{CITY[0]}\t{CITY[1]}\t{when}"
-            f"\t2\t{status}\t18000\t1800\t19800\tUSD\t{offer}\t\\N\t0\t\\N\t0\t\\N"
+            f"\t2\t{status}\t18000\t1800\t19800\tUSD\t{offer}\t\\N\t0\t0"
             f"\t{timer}\t\\N\t{per_job}\t{past}\t{past}\n"
         )
 
@@ -243,8 +243,8 @@ def _seed_jobs(cur: Any, world: World, plumbing: int, *, now: dt.datetime) -> No
         "jobs",
         "id, consumer_id, worker_id, category_id, title, lat, lng, scheduled_start, "
         "scheduled_end, estimated_hours, status, subtotal_cents, fee_cents, price_cents, "
-        "currency, offer_expires_at, review_deadline, match_round, next_match_at, "
-        "payment_attempts, next_payment_at, timer_at, step_due_at, event_seq, created_at, "
+        "currency, offer_expires_at, review_deadline, match_round, payment_attempts, "
+        "timer_at, step_due_at, event_seq, created_at, "
         "updated_at",
         _job_lines(world, plumbing, now=now, per_job=per_job),
     )

@@ -63,11 +63,11 @@ def seed(url: str, n: int, spread: float, lead: float) -> dict[int, tuple[str, d
         if kind == "offer_expiry":
             fields["offer_expires_at"] = due
         elif kind == "next_round":
-            fields.update(next_match_at=due, match_round=1)
+            fields["match_round"] = 1  # between rounds: no pending opportunity
         elif kind == "opportunity_expiry":
             fields["match_round"] = 1
         elif kind == "payment_retry":
-            fields.update(next_payment_at=due, worker_id=worker)
+            fields["worker_id"] = worker
         else:
             fields.update(review_deadline=due, worker_id=worker)
         plan.append((kind, due, job_row(consumer_id=consumer, status=status, now=now, **fields)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import math
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -56,6 +57,51 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
+def _null_safe(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as SQL calls it: NULL in, NULL out."""
+    return lambda *args: None if any(a is None for a in args) else fn(*args)
+
+
+def _least(*args: Any) -> Any:
+    """PostgreSQL's ``least``: the smallest argument, NULLs ignored."""
+    present = [a for a in args if a is not None]
+    return min(present) if present else None
+
+
+# The math functions statements shared with PostgreSQL use (matching's haversine); SQLite
+# has them only when built with SQLITE_ENABLE_MATH_FUNCTIONS.
+_SQLITE_MATH: dict[str, tuple[int, Callable[..., float]]] = {
+    "radians": (1, math.radians),
+    "sin": (1, math.sin),
+    "cos": (1, math.cos),
+    "asin": (1, math.asin),
+    "sqrt": (1, math.sqrt),
+    "power": (2, math.pow),
+}
+
+
+@cache
+def _sqlite_has_math() -> bool:
+    import sqlite3
+
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("SELECT radians(1), sin(1), cos(1), asin(1), sqrt(1), power(1, 1)")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+def _sqlite_functions(dbapi_connection: Any) -> None:
+    # What PostgreSQL has and SQLite lacks, so that one statement serves both dialects.
+    dbapi_connection.create_function("least", -1, _least, deterministic=True)
+    if not _sqlite_has_math():
+        for name, (arity, fn) in _SQLITE_MATH.items():
+            dbapi_connection.create_function(name, arity, _null_safe(fn), deterministic=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling begins only before a write, so a step's reads
     # (its "row lock" included) ran outside its transaction; SQLAlchemy's "begin" event
@@ -68,6 +114,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    _sqlite_functions(dbapi_connection)
 
 
 def normalize_url(url: str) -> str:

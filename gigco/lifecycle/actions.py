@@ -123,7 +123,6 @@ def cancel_job(
         then=Next.nothing(),
         now=ctx.now,
         data=data,
-        values={"next_match_at": None},
     )
     withdrawn = answer_all_pending(session, job_id, OpportunityStatus.WITHDRAWN, ctx.now)
     message = f"'{job.title}' was cancelled by {by}."
@@ -180,7 +179,7 @@ def accept_opportunity(session: Session, job_id: int, who: Principal, ctx: StepC
         then=Next.now(),
         now=ctx.now,
         data={"worker_id": who.id, "opportunity_id": opp.id},
-        values={"worker_id": who.id, "next_match_at": None},
+        values={"worker_id": who.id},
     )
     taken = answer_opportunity(session, opp.id, OpportunityStatus.ACCEPTED, ctx.now, unexpired=True)
     if not taken:
@@ -250,7 +249,7 @@ def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
         actor=who.actor,
         then=Next.now(),
         now=ctx.now,
-        values={"payment_attempts": 0, "next_payment_at": ctx.now},
+        values={"payment_attempts": 0},
     )
     # The parties' rows are shared by all their jobs: locked last (after autoflush writes the
     # event), so each lock is held only until the commit.
@@ -276,7 +275,7 @@ def retry_payment(
         then=Next.now(),
         now=ctx.now,
         data={"reason": reason} if reason else None,
-        values={"payment_attempts": 0, "next_payment_at": ctx.now},
+        values={"payment_attempts": 0},
     )
     session.execute(
         sa.update(Payment).where(Payment.job_id == job_id).values(status=PaymentStatus.PENDING)

@@ -4,7 +4,6 @@ that asks them one at a time through opportunities."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -25,12 +24,22 @@ EARTH_RADIUS_KM = 6371.0088
 BUSY = (JobStatus.WORKER_ASSIGNED, JobStatus.SCHEDULED, JobStatus.IN_PROGRESS)
 
 
-def great_circle_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Haversine distance between two points in kilometres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+# A latitude or longitude in degrees: a column, a bind parameter or a number.
+Degrees = sa.ColumnElement[float] | sa.orm.InstrumentedAttribute[float] | float
+
+
+def great_circle_km(
+    lat1: Degrees, lng1: Degrees, lat2: Degrees, lng2: Degrees
+) -> sa.ColumnElement[float]:
+    """Haversine distance between two points in kilometres, in SQL: the one formula, on
+    PostgreSQL and on SQLite (whose math functions ``gigco.db`` makes sure of)."""
+    f = sa.func
+    p1, p2 = f.radians(lat1), f.radians(lat2)
+    h = f.power(f.sin((p2 - p1) / 2), 2) + f.cos(p1) * f.cos(p2) * f.power(
+        f.sin(f.radians(sa.type_coerce(lng2, sa.Double()) - lng1) / 2), 2
+    )
+    # Rounding may push the haversine term past 1 at the antipode: clamped.
+    return 2 * EARTH_RADIUS_KM * f.asin(f.least(1.0, f.sqrt(h)))
 
 
 @dataclass(frozen=True)
@@ -40,11 +49,6 @@ class Candidate:
     worker_id: int
     rating: float | None
     distance_km: float
-
-    def rank_key(self) -> tuple[int, float, float, int]:
-        """Rating (best first, unrated last), then distance, then id."""
-        unrated = self.rating is None
-        return (int(unrated), -(self.rating or 0.0), self.distance_km, self.worker_id)
 
 
 # The statements below are built once (``db.built_once``: building them cost more than
@@ -119,13 +123,8 @@ BEST_RATING = 5.0
 
 
 def _haversine_km() -> sa.ColumnElement[float]:
-    """``great_circle_km`` from the job to the worker, in SQL (same sphere, same formula)."""
-    f = sa.func
-    p1, p2 = f.radians(_JOB_LAT), f.radians(Worker.lat)
-    h = f.power(f.sin((p2 - p1) / 2), 2) + f.cos(p1) * f.cos(p2) * f.power(
-        f.sin(f.radians(Worker.lng - _JOB_LNG) / 2), 2
-    )
-    return 2 * EARTH_RADIUS_KM * f.asin(f.least(1.0, f.sqrt(h)))
+    """``great_circle_km`` from the job to the worker."""
+    return great_circle_km(_JOB_LAT, _JOB_LNG, Worker.lat, Worker.lng)
 
 
 @built_once
@@ -141,44 +140,50 @@ def _max_radius_km(session: Session) -> float:
 def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[Candidate]:
     """The workers who may be offered ``job`` now, best first (at most ``limit``).
 
-    PostgreSQL filters, ranks and limits in SQL: the GiST index ``ix_workers_earth_rating``
-    on ``ll_to_earth(lat, lng)`` and the rating finds the workers inside a box as wide as
-    the widest service radius, and the exact haversine (our sphere, not earthdistance's)
-    checks each worker's own radius and ranks. The next candidate (``limit=1``, matching)
-    reads only the best-rated eligible workers (``_next_candidate``). SQLite (the embedded
-    development default) filters in Python.
+    Both dialects filter, rank and limit in SQL, with one ranking statement
+    (``_ranked_statement``): the exact haversine (``great_circle_km``) checks each worker's
+    own radius, and rating (unrated last), distance and id rank. On PostgreSQL the GiST
+    index ``ix_workers_earth_rating`` on ``ll_to_earth(lat, lng)`` and the rating first
+    narrows the workers to a box as wide as the widest service radius, and the next
+    candidate (``limit=1``, matching) reads only the best-rated eligible workers
+    (``_next_candidate_statement``). SQLite (the embedded development default) has no
+    earthdistance: it ranks every eligible worker, and ``LIMIT -1`` is its "no limit".
     """
+    params = job_params(job)
     if session.get_bind().dialect.name != "postgresql":
-        return _candidates_in_python(session, job)[:limit]
-    # earthdistance's sphere (earth() = 6378168 m) is a little larger than ours: widen the
-    # box by 1 % so it always contains every point within the radius on our sphere.
-    params = {**job_params(job), "box_m": _max_radius_km(session) * 1000 * 1.01}
-    stmt: sa.Executable
-    if limit == 1:
-        stmt = _next_candidate_statement()
+        params["limit"] = -1 if limit is None else limit
+        stmt: sa.Executable = _ranked_statement(False)  # positional: built_once keys on them
     else:
-        stmt, params["limit"] = _ranked_statement(), limit
+        # earthdistance's sphere (earth() = 6378168 m) is a little larger than ours: widen
+        # the box by 1 % so it always contains every point within the radius on our sphere.
+        params["box_m"] = _max_radius_km(session) * 1000 * 1.01
+        if limit == 1:
+            stmt = _next_candidate_statement()
+        else:
+            stmt, params["limit"] = _ranked_statement(True), limit
     return [Candidate(w, r, d) for w, r, d in session.execute(stmt, params).all()]
 
 
-def _nearby(distance: sa.ColumnElement[float]) -> list[sa.ColumnElement[bool]]:
-    """Inside the index's box (``box_m`` around the job), within the worker's own radius,
-    and eligible."""
+def _nearby(distance: sa.ColumnElement[float], *, in_box: bool) -> list[sa.ColumnElement[bool]]:
+    """Within the worker's own radius and eligible; with ``in_box`` (PostgreSQL), first
+    inside the index's box (``box_m`` around the job)."""
+    near = [distance <= Worker.service_radius_km, *_eligible()]
+    if not in_box:
+        return near
     box = sa.func.earth_box(
         sa.func.ll_to_earth(_JOB_LAT, _JOB_LNG), sa.bindparam("box_m", type_=sa.Double())
     )
-    inside_box = box.op("@>")(sa.func.ll_to_earth(Worker.lat, Worker.lng))
-    return [inside_box, distance <= Worker.service_radius_km, *_eligible()]
+    return [box.op("@>")(sa.func.ll_to_earth(Worker.lat, Worker.lng)), *near]
 
 
 @built_once
-def _ranked_statement() -> sa.Select[int, float, float]:
-    """Every candidate, ranked (rating, distance, id); ``limit`` a parameter (None: all)."""
+def _ranked_statement(in_box: bool) -> sa.Select[int, float, float]:
+    """Every candidate, ranked (rating, unrated last, distance, id); ``limit`` a parameter."""
     distance = _haversine_km().label("distance_km")
     rating = _rating().label("rating")
     return (
         sa.select(Worker.id, rating, distance)
-        .where(*_nearby(distance))
+        .where(*_nearby(distance, in_box=in_box))
         .order_by(rating.desc().nulls_last(), distance, Worker.id)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
@@ -191,11 +196,11 @@ def _next_candidate_statement() -> sa.CompoundSelect[int, float, float]:
     One statement: ``best`` walks ``ix_workers_earth_rating`` best rating first (KNN) and
     stops at the first eligible worker; then only the workers of exactly that rating (an
     index condition) are ranked by distance and id — or, when the best is unrated, the
-    unrated ones. Ranking the whole box instead cost as many rows as workers nearby (10k
-    plumbers around one city: 21 ms against 0.6 ms for 100).
+    unrated ones. Ranking the whole box instead costs as many rows as there are workers
+    nearby (docs/benchmarks.md, "Marketplace scale").
     """
     distance = _haversine_km().label("distance_km")
-    where = _nearby(distance)
+    where = _nearby(distance, in_box=True)
     rating = _rating()
     nearest_best = rating.op("<->")(sa.literal(BEST_RATING, sa.Double))
     best = sa.select(rating.label("rating")).where(*where).order_by(nearest_best).limit(1)
@@ -204,27 +209,6 @@ def _next_candidate_statement() -> sa.CompoundSelect[int, float, float]:
     rated = sa.select(*columns).where(*where, rating == best_rating)
     unrated = sa.select(*columns).where(*where, rating.is_(None), best_rating.is_(None))
     return sa.union_all(rated, unrated).order_by(sa.text("distance_km, id")).limit(1)
-
-
-def _candidates_in_python(session: Session, job: Job) -> list[Candidate]:
-    rows = session.execute(
-        sa.select(
-            Worker.id,
-            Worker.lat,
-            Worker.lng,
-            Worker.service_radius_km,
-            Worker.rating_sum,
-            Worker.rating_count,
-        ).where(*_eligible()),
-        job_params(job),
-    ).all()
-    found = []
-    for worker_id, lat, lng, radius, rating_sum, rating_count in rows:
-        distance = great_circle_km(job.lat, job.lng, lat, lng)
-        if distance <= radius:
-            rating = rating_sum / rating_count if rating_count else None
-            found.append(Candidate(worker_id, rating, distance))
-    return sorted(found, key=Candidate.rank_key)
 
 
 # --- opportunities: each a compare-and-set from pending -----------------------------------
@@ -309,6 +293,8 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
             Opportunity.job_id == job_id, Opportunity.status == OpportunityStatus.PENDING
         )
     )
+    # A deadline with no opportunity pending is the next round's (``_offer_next``).
+    between_rounds = pending is None and job.timer_at is not None
     if pending is not None:
         if pending.expires_at > ctx.now:  # nothing to do until the opportunity expires
             return set_next(job, Next.at(pending.expires_at), ctx.now)
@@ -320,12 +306,11 @@ def match_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
             f"Your opportunity on '{job.title}' expired.",
             job_id=job_id,
         )
-    if job.next_match_at is not None and job.next_match_at > ctx.now:
-        return set_next(job, Next.at(job.next_match_at), ctx.now)
-    started = job.match_round == 0 or job.next_match_at is not None
+    if between_rounds and job.timer_at is not None and job.timer_at > ctx.now:
+        return set_next(job, Next.at(job.timer_at), ctx.now)  # the round is not due yet
+    started = job.match_round == 0 or between_rounds
     if started:
         job.match_round += 1
-        job.next_match_at = None
     return _offer_next(session, job, ctx, started=started)
 
 
@@ -409,7 +394,6 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
             )
         return []
     next_at = ctx.after(job.match_round * ctx.settings.match_retry_base_seconds)
-    job.next_match_at = next_at
     dues = set_next(job, Next.at(next_at), ctx.now)
     record_event(
         session,

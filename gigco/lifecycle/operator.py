@@ -18,8 +18,8 @@ from gigco.lifecycle.errors import Conflict, Invalid, NotFound
 from gigco.lifecycle.history import record_event
 from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.principals import OPERATOR, Principal
-from gigco.lifecycle.schedule import STEP_FOR_STATUS
-from gigco.lifecycle.transitions import Due
+from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next
+from gigco.lifecycle.transitions import Due, set_next
 from gigco.models import Role
 
 OPERATOR_PRINCIPAL = Principal(Role.OPERATOR)
@@ -70,8 +70,8 @@ def rekick(session: Session, job_id: int, ctx: StepContext, reason: str) -> Outc
             current_status=job.status.value,
         )
     if job.step_due_at is not None:
-        job.step_due_at = ctx.now  # restart the grace, as the sweep does for a stuck step
-        due = Due(step, job_id)
+        # Due now from now: the grace restarts, as the sweep does for a stuck step.
+        (due,) = set_next(job, Next.now(), ctx.now)
     elif job.timer_at is not None and job.timer_at <= ctx.now:
         due = Due(step, job_id)
     else:

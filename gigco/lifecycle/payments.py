@@ -1,6 +1,13 @@
 """Payment: the step that charges a completed job through the gateway, with backoff.
 
 The gateway itself (the interface and the simulated processor) is ``gigco.lifecycle.gateway``.
+
+An attempt's number counts every attempt on the job, 1, 2, 3 …, never reset: the attempt
+row's ``number`` (the payment resource, ``/ops``), the ``attempt`` of ``paid`` and
+``payment_attempt_refused``, and ``attempts`` (made so far) of ``payment_failed``. The
+budget is apart: ``jobs.payment_attempts`` counts the attempts since the job last entered
+``completed`` (an operator's retry starts it again); it ends the run at
+``payment_max_attempts`` and sets the backoff.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ class Claim:
     """One charge attempt claimed on a job; ``lease_until`` is written to the job to mark it."""
 
     job_id: int
-    attempt: int
     lease_until: dt.datetime
     amount_cents: int
     payment_method: str
@@ -61,19 +67,17 @@ def claim_payment(session: Session, job_id: int, ctx: StepContext) -> Claim | li
         return dues_of(job)  # a repeat: reviews are still to be asked
     if job is None or job.status != S.COMPLETED:
         return []
-    if job.next_payment_at is not None and job.next_payment_at > ctx.now:
+    if job.timer_at is not None and job.timer_at > ctx.now:
         return dues_of(job)  # not yet: the retry's deadline (or another run's lease) stands
     assert job.price_cents is not None
     method = session.scalar(
         sa.select(Consumer.payment_method).where(Consumer.id == job.consumer_id)
     )
     lease_until = ctx.after(ctx.settings.payment_lease_seconds)
-    job.next_payment_at = lease_until
     set_next(job, Next.at(lease_until), ctx.now)
     session.flush()
     return Claim(
         job_id=job_id,
-        attempt=job.payment_attempts + 1,
         lease_until=lease_until,
         amount_cents=job.price_cents,
         payment_method=method or "pm_card_visa",
@@ -119,7 +123,7 @@ def record_payment(
     """
     job_id = claim.job_id
     job = lock_job(session, job_id)
-    if job is None or job.status != S.COMPLETED or job.next_payment_at != claim.lease_until:
+    if job is None or job.status != S.COMPLETED or job.timer_at != claim.lease_until:
         return dues_of(job) if job is not None and job.status == S.PAID else []
     assert job.price_cents is not None and job.subtotal_cents is not None
     assert job.fee_cents is not None
@@ -172,7 +176,7 @@ def record_payment(
                 "amount_cents": payment.amount_cents,
                 "attempt": attempt_no,
             },
-            values={"next_payment_at": None, "payment_attempts": job.payment_attempts + 1},
+            values={"payment_attempts": job.payment_attempts + 1},
         )
         receipts = [
             to_consumer(
@@ -196,7 +200,7 @@ def record_payment(
             )
         notify(session, *receipts)
         return dues_of(paid)
-    job.payment_attempts += 1
+    job.payment_attempts += 1  # the budget; ``attempt_no`` is the attempt's number
     record_event(
         session,
         job_id,
@@ -204,7 +208,7 @@ def record_payment(
         actor=SYSTEM,
         now=ctx.now,
         data={
-            "attempt": job.payment_attempts,
+            "attempt": attempt_no,
             "outcome": result.outcome.value,
             "detail": result.detail,
         },
@@ -220,8 +224,7 @@ def record_payment(
             actor=SYSTEM,
             then=Next.nothing(),
             now=ctx.now,
-            data={"attempts": job.payment_attempts},
-            values={"next_payment_at": None},
+            data={"attempts": attempt_no},
         )
         notify_consumer(
             session,
@@ -231,6 +234,6 @@ def record_payment(
             job_id=job_id,
         )
         return []
+    # The backoff, like the budget, counts the attempts since the job entered completed.
     delay = ctx.settings.payment_retry_base_seconds * 2 ** (job.payment_attempts - 1)
-    job.next_payment_at = ctx.after(delay)
-    return set_next(job, Next.at(job.next_payment_at), ctx.now)
+    return set_next(job, Next.at(ctx.after(delay)), ctx.now)

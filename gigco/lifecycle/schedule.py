@@ -1,8 +1,12 @@
 """What is due next on a job: the step each status waits on, and when it runs.
 
 A job's step follows from its status (``STEP_FOR_STATUS``); its deadline columns say only
-when: ``step_due_at`` marks a step due now, ``timer_at`` a step due at a deadline. A
-``Next`` value is the one way to write them (``gigco.lifecycle.transitions``).
+when: ``step_due_at`` marks a step due now, ``timer_at`` a step due at a deadline (an
+offer's or an opportunity's expiry, the next matching round, a charge's lease or a payment
+retry's backoff, the review deadline). A ``Next`` value is the one way to write them:
+through ``transition`` and ``set_next`` (``gigco.lifecycle.transitions``), and the re-kick of
+a stalled step (the stuck-step sweep, the operator's re-kick) is ``Next.now()`` again.
+``offer_expires_at`` and ``review_deadline`` are facts the API shows, not swept.
 """
 
 from __future__ import annotations

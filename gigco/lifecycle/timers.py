@@ -13,7 +13,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.schedule import STEP_FOR_STATUS
+from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next
 from gigco.lifecycle.transitions import Due
 from gigco.models import Job, JobStatus
 
@@ -99,8 +99,9 @@ def due_timers(
 def stuck_steps(
     session: Session, *, now: dt.datetime, grace_seconds: float, batch: int
 ) -> list[Due]:
-    """Up to ``batch`` steps overdue by the grace; their ``step_due_at`` restarts so each is
-    re-kicked once per grace. Reads ``ix_jobs_step_due_at``."""
+    """Up to ``batch`` steps overdue by the grace; each is due now again (``Next.now()``), so
+    its ``step_due_at`` restarts and it is re-kicked once per grace. Reads
+    ``ix_jobs_step_due_at``."""
     if batch <= 0:
         return []
     overdue = (
@@ -117,7 +118,7 @@ def stuck_steps(
     rows = session.execute(
         sa.update(Job)
         .where(Job.id.in_(overdue))
-        .values(step_due_at=now)
+        .values(Next.now().columns(now))
         .returning(Job.id, Job.status)
         .execution_options(synchronize_session=False)
     ).all()

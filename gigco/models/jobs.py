@@ -43,14 +43,8 @@ class Job(Base):
     offer_expires_at: Mapped[dt.datetime | None]
     review_deadline: Mapped[dt.datetime | None]
     match_round: Mapped[int] = mapped_column(default=0, comment="matching rounds started")
-    next_match_at: Mapped[dt.datetime | None] = mapped_column(
-        comment="when the next matching round starts"
-    )
     payment_attempts: Mapped[int] = mapped_column(
         default=0, comment="charge attempts since the job last entered completed"
-    )
-    next_payment_at: Mapped[dt.datetime | None] = mapped_column(
-        comment="when the next charge attempt is due"
     )
     timer_at: Mapped[dt.datetime | None] = mapped_column(
         comment="the job's earliest pending deadline; swept through a partial index"

@@ -1,15 +1,36 @@
-"""Who may be offered a job, and in what order (lifecycle.md, "Matching")."""
+"""Who may be offered a job, and in what order (lifecycle.md, "Matching"): each test runs on
+PostgreSQL and on the embedded SQLite default, which share the ranking statement."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
+from gigco import migrate
+from gigco.db import make_engine, session_factory
 from gigco.lifecycle.matching import candidates
 from gigco.models import JobStatus, OpportunityStatus
 from tests import factories as f
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    """The suite's rolled-back PostgreSQL session, or one on a fresh migrated SQLite file."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("session")
+        return
+    url = f"sqlite:///{tmp_path / 'gigco.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as s, s.begin():
+            yield s
+    finally:
+        engine.dispose()
 
 
 def ids(session: Session, job) -> list[int]:  # type: ignore[no-untyped-def]
@@ -21,17 +42,34 @@ def test_ranks_by_rating_then_distance_then_id(session: Session) -> None:
     far_top = f.worker(session, at=(52.60, 13.405), rating_sum=10, rating_count=2)  # 5.0
     near_top = f.worker(session, at=(52.53, 13.405), rating_sum=5, rating_count=1)  # 5.0
     middling = f.worker(session, at=(52.52, 13.405), rating_sum=7, rating_count=2)  # 3.5
-    twin_a = f.worker(session, at=(52.50, 13.405))
+    low = f.worker(session, at=(52.5201, 13.405), rating_sum=1, rating_count=1)  # 1.0
     twin_b = f.worker(session, at=(52.50, 13.405))
+    twin_a = f.worker(session, at=(52.50, 13.405))
     job = f.job(session, status=JobStatus.ACCEPTED, at=(52.52, 13.405))
-    assert ids(session, job) == [
+    ranked = candidates(session, job)
+    assert [c.worker_id for c in ranked] == [
         near_top.id,
         far_top.id,
         middling.id,
+        low.id,
         near_unrated.id,
-        twin_a.id,
-        twin_b.id,
+        min(twin_a.id, twin_b.id),
+        max(twin_a.id, twin_b.id),
     ]
+    assert [c.rating for c in ranked] == [5.0, 5.0, 3.5, 1.0, None, None, None]
+    assert [round(c.distance_km, 3) for c in ranked] == [1.112, 8.896, 0.0, 0.011, 0.111] + [
+        2.224
+    ] * 2
+    # Matching's own question (PostgreSQL answers it from the best-rated group alone).
+    assert candidates(session, job, limit=1) == ranked[:1]
+    assert candidates(session, job, limit=3) == ranked[:3]
+
+
+def test_a_rating_of_zero_is_still_rated(session: Session) -> None:
+    unrated = f.worker(session, at=(52.521, 13.405))
+    rated_zero = f.worker(session, at=(52.60, 13.405), rating_sum=0, rating_count=1)
+    job = f.job(session, status=JobStatus.ACCEPTED, at=(52.52, 13.405))
+    assert ids(session, job) == [rated_zero.id, unrated.id]
 
 
 def test_filters_skill_availability_and_radius(session: Session) -> None:

@@ -66,9 +66,7 @@ def test_a_gateway_exception_is_an_error_attempt_backed_off_and_counted(
     session: Session, settings: Settings
 ) -> None:
     owner = f.consumer(session)
-    job = f.job(
-        session, owner, status=S.COMPLETED, worker_id=f.worker(session).id, next_payment_at=T0
-    )
+    job = f.job(session, owner, status=S.COMPLETED, worker_id=f.worker(session).id, step_due_at=T0)
     gateway = DownGateway()
     tight = settings.replace(payment_retry_base_seconds=60, payment_max_attempts=3)
     now, waits = T0, []
@@ -110,7 +108,7 @@ def _completed_job(sessions: sessionmaker[Session]) -> tuple[int, dict[str, str]
     with sessions() as s, s.begin():
         owner, token = f.signed_up_consumer(s)
         job = f.job(s, owner, status=S.COMPLETED, worker_id=f.worker(s).id)
-        job.next_payment_at = job.step_due_at = dt.datetime.now(dt.UTC)
+        job.step_due_at = dt.datetime.now(dt.UTC)
         s.flush()
         return job.id, {"Authorization": f"Bearer {token}"}
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
+from gigco.lifecycle import operator
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.locks import lock_job
@@ -16,14 +17,17 @@ from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
 from gigco.lifecycle.transitions import Due
 from gigco.models import (
+    Consumer,
     Job,
     JobEvent,
     JobStatus,
     Opportunity,
     OpportunityStatus,
+    Payment,
     PaymentAttempt,
     SimulatedCharge,
 )
+from gigco.web.resources.payments.schemas import PaymentSchema
 from tests import factories as f
 
 S = JobStatus
@@ -160,7 +164,6 @@ def _completed(session: Session, method: str) -> Job:
         owner,
         status=S.COMPLETED,
         worker_id=assigned.id,
-        next_payment_at=T0,
         step_due_at=T0,
     )
 
@@ -217,6 +220,50 @@ def test_flaky_card_is_charged_once_on_the_third_attempt(session: Session, at) -
     assert run_step(session, Step.PAY, job.id, at(now)) == []  # nothing is pending any more
 
 
+def test_attempts_are_numbered_once_across_an_operator_retry(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    """Refused 1, 2, failed after 2; the operator retries; refused 3, paid at 4 — in the
+    history, the attempt rows and the payment resource alike, while the budget starts again."""
+    job = _completed(session, "pm_card_chargeDeclined")
+    tight = {"payment_retry_base_seconds": 60, "payment_max_attempts": 2}
+    now = T0
+    (due,) = run_step(session, Step.PAY, job.id, at(now, **tight))
+    assert run_step(session, Step.PAY, job.id, at(due.at, **tight)) == []
+    assert reread(session, job).status == S.PAYMENT_FAILED
+    now = due.at + dt.timedelta(hours=1)
+    operator.retry(session, job.id, at(now, **tight), "card replaced")
+    session.flush()
+    (due,) = run_step(session, Step.PAY, job.id, at(now, **tight))
+    assert (due.at - now).total_seconds() == 60  # the backoff starts again with the budget
+    consumer = session.get(Consumer, job.consumer_id)
+    assert consumer is not None
+    consumer.payment_method = "pm_card_visa"
+    session.flush()
+    assert run_step(session, Step.PAY, job.id, at(due.at, **tight)) == [
+        Due(Step.REQUEST_REVIEWS, job.id)
+    ]
+    events = session.execute(
+        sa.select(JobEvent.type, JobEvent.data)
+        .where(JobEvent.job_id == job.id, JobEvent.type.like("pay%") | (JobEvent.type == "paid"))
+        .order_by(JobEvent.seq)
+    ).all()
+    assert [(type_, data.get("attempt", data.get("attempts"))) for type_, data in events] == [
+        ("payment_attempt_refused", 1),
+        ("payment_attempt_refused", 2),
+        ("payment_failed", 2),
+        ("payment_retry", None),
+        ("payment_attempt_refused", 3),
+        ("paid", 4),
+    ]
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job.id))
+    shown = PaymentSchema().dump(payment)  # GET /v1/jobs/<id>/payment and /ops show these
+    assert [(a["number"], a["outcome"]) for a in shown["attempts"]] == [
+        (1, "declined"),
+        (2, "declined"),
+        (3, "declined"),
+        (4, "succeeded"),
+    ]
+
+
 def test_gateway_replays_a_succeeded_key_without_moving_money(
     session: Session, isolated_sessions: sessionmaker[Session]
 ) -> None:
@@ -257,7 +304,7 @@ def test_a_step_finds_the_job_moved_on_and_does_nothing(
     step: Step,
     status: JobStatus,  # type: ignore[no-untyped-def]
 ) -> None:
-    job = f.job(session, status=status, offer_expires_at=T0, review_deadline=T0, next_payment_at=T0)
+    job = f.job(session, status=status, offer_expires_at=T0, review_deadline=T0)
     before = (job.status, job.event_seq)
     assert run_step(session, step, job.id, at(T0 + dt.timedelta(days=30))) == []
     job = reread(session, job)

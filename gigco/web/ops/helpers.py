@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from gigco import clock
-from gigco.models import Job, JobStatus
+from gigco.models import Job, JobStatus, Opportunity, OpportunityStatus
 
-# The deadline column each status waits on, besides timer_at/step_due_at themselves.
+# What the deadline each status waits on means, besides timer_at/step_due_at themselves.
 DEADLINE_OF_STATUS = {
-    JobStatus.OFFERED: ("offer expires", "offer_expires_at"),
-    JobStatus.ACCEPTED: ("next matching round", "next_match_at"),
-    JobStatus.COMPLETED: ("next payment attempt", "next_payment_at"),
-    JobStatus.REVIEW_PENDING: ("review deadline", "review_deadline"),
+    JobStatus.OFFERED: "offer expires",
+    JobStatus.ACCEPTED: "next matching round",
+    JobStatus.COMPLETED: "next payment attempt",
+    JobStatus.REVIEW_PENDING: "review deadline",
 }
 
 
@@ -58,11 +59,23 @@ def as_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, default=str) if data else ""
 
 
-def pending_deadlines(job: Job) -> list[tuple[str, dt.datetime | None]]:
+def pending_deadlines(
+    job: Job, opportunities: Iterable[Opportunity]
+) -> list[tuple[str, dt.datetime | None]]:
     """The one deadline the job's status waits on, if any (a past offer's expiry is not
-    shown on a job that has moved on)."""
-    found = DEADLINE_OF_STATUS.get(job.status)
-    return [(found[0], getattr(job, found[1]))] if found else []
+    shown on a job that has moved on). An accepted job's deadline is the next round's only
+    between rounds (no opportunity pending); a payment due now is due since step_due_at."""
+    label = DEADLINE_OF_STATUS.get(job.status)
+    if label is None:
+        return []
+    pending = any(o.status == OpportunityStatus.PENDING for o in opportunities)
+    when = {
+        JobStatus.OFFERED: job.offer_expires_at,
+        JobStatus.ACCEPTED: None if pending else job.timer_at,
+        JobStatus.COMPLETED: job.timer_at or job.step_due_at,
+        JobStatus.REVIEW_PENDING: job.review_deadline,
+    }[job.status]
+    return [(label, when)]
 
 
 def coords(lat: float, lng: float) -> str:

@@ -50,7 +50,6 @@ def _template_names() -> dict[str, Any]:
         "ago": helpers.ago,
         "money": helpers.money,
         "as_json": helpers.as_json,
-        "pending_deadlines": helpers.pending_deadlines,
         "coords": helpers.coords,
         "logged_in": logged_in,
         "statuses": list(JobStatus),
@@ -208,6 +207,7 @@ def job(job_id: int) -> str:
         can_cancel=detail.job.status in CANCELLABLE,
         can_rekick=step is not None and pending,
         pending_step=step.value if step else None,
+        deadlines=helpers.pending_deadlines(detail.job, [o for o, _name in detail.opportunities]),
         max_attempts=settings().payment_max_attempts,
     )
 
