@@ -33,6 +33,7 @@ from typing import Any
 
 import psycopg2
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy.orm import Session
 
@@ -42,9 +43,10 @@ from gigco.config import Settings, load_settings
 from gigco.db import make_engine
 from gigco.lifecycle.accounts import hash_token
 from gigco.lifecycle.context import StepContext
-from gigco.lifecycle.counts import recount
 from gigco.lifecycle.matching import match_job
 from gigco.lifecycle.timers import due_timers, stuck_steps
+from gigco.migrate import alembic_config
+from gigco.models import JobEventCount, JobStatusCount
 from tests.harness import database
 from tests.harness.console import Ops
 from tests.harness.env import ADMIN_TOKEN, live_env, redis_url, server_url
@@ -129,6 +131,16 @@ def _copy(cur: Any, table: str, columns: str, lines: Iterable[str]) -> None:
 
 def _ts(value: dt.datetime) -> str:
     return value.isoformat()
+
+
+def recount(connection: sa.Connection) -> None:
+    """Count the counters afresh from ``jobs`` and ``job_events`` with migration 0008's own
+    backfill (full scans: for a bulk load made with the triggers disabled)."""
+    connection.execute(sa.delete(JobStatusCount))
+    connection.execute(sa.delete(JobEventCount))
+    counters = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    for statement in counters.get_revision("0008").module.BACKFILL:
+        connection.execute(sa.text(statement))
 
 
 def seed(url: str, world: World, *, now: dt.datetime, rng: random.Random) -> None:

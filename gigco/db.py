@@ -104,7 +104,7 @@ def _sqlite_functions(dbapi_connection: Any) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling begins only before a write, so a step's reads
-    # (its "row lock" included) ran outside its transaction; SQLAlchemy's "begin" event
+    # (its "row lock" included) would run outside its transaction; SQLAlchemy's "begin" event
     # starts every transaction instead (SQLAlchemy's pysqlite "Serializable isolation"
     # recipe). An AUTOCOMMIT engine sets this itself and never begins.
     dbapi_connection.isolation_level = None
@@ -232,8 +232,8 @@ def built_once(build: Callable[..., T]) -> Callable[..., T]:
     """Cache what a statement builder returns per arguments, built and compiled once under a
     lock. Threads share the cached statements, and SQLAlchemy memoizes parts of an ORM
     statement's first compile on the statement itself: two threads compiling one shared
-    statement for the first time at once once produced a cartesian product (a 500). The
-    compile here warms it before any thread runs it."""
+    statement for the first time at once can leave it a cartesian product (docs/benchmarks.md,
+    "A slow webhook receiver"). The compile here warms it before any thread runs it."""
     built: dict[tuple[Any, ...], T] = {}
     lock = threading.Lock()
 

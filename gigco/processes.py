@@ -1,4 +1,4 @@
-"""Child processes in their own process group: start one, stop the whole group, wait for a port.
+"""Child processes in their own process group: start one, stop the whole group, find a free port.
 
 ``gigco dev`` runs its worker this way, and so do the test harness and the benchmarks: a
 signal to the group reaches the children a leader forks (prefork pool processes, gunicorn
@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -107,33 +106,3 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for_port(
-    host: str,
-    port: int,
-    *,
-    timeout: float = 30.0,
-    process: subprocess.Popen[bytes] | None = None,
-) -> None:
-    """Poll until ``host:port`` accepts connections; TimeoutError after ``timeout`` seconds.
-
-    With ``process``, RuntimeError as soon as it exits instead of waiting out the deadline.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(host, port):
-            return
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the process exited with {process.returncode} before {port} opened")
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing answered on {host}:{port} within {timeout}s")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.models import SHARDS, JobEventCount, JobStatus, JobStatusCount
+from gigco.models import JobEventCount, JobStatus, JobStatusCount
 
 EventKind = tuple[str, JobStatus | None, JobStatus | None]
 
@@ -34,24 +34,3 @@ def events_per_kind(session: Session) -> dict[EventKind, int]:
         (type_, JobStatus(from_) if from_ else None, JobStatus(to) if to else None): int(n)
         for type_, from_, to, n in rows
     }
-
-
-def recount(connection: sa.Connection) -> None:
-    """Count the counters afresh from ``jobs`` and ``job_events`` (full scans: for a bulk
-    load made with the triggers disabled, as ``bench/scale.py`` seeds, not for a request)."""
-    connection.execute(sa.delete(JobStatusCount))
-    connection.execute(sa.delete(JobEventCount))
-    connection.execute(
-        sa.text(
-            "INSERT INTO job_status_counts (status, shard, n)"
-            f" SELECT status, id % {SHARDS}, count(*) FROM jobs GROUP BY status, id % {SHARDS}"
-        )
-    )
-    connection.execute(
-        sa.text(
-            "INSERT INTO job_event_counts (type, from_status, to_status, shard, n)"
-            " SELECT type, coalesce(from_status, ''), coalesce(to_status, ''),"
-            f" job_id % {SHARDS}, count(*) FROM job_events GROUP BY type,"
-            f" coalesce(from_status, ''), coalesce(to_status, ''), job_id % {SHARDS}"
-        )
-    )

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from gigco.models import Notification
 
 # A Core INSERT, written at once: the notification needs no ORM object, and a unit-of-work
-# flush per step cost more than the statement (bench/profile.py). Column defaults (the time,
+# flush per step costs more than the statement (bench/profile.py). Column defaults (the time,
 # the writing transaction) apply as for the model.
 _INSERT = sa.insert(cast(sa.Table, Notification.__table__))
 

@@ -38,51 +38,65 @@ def audience(job: Job, viewer: Principal) -> Audience:
     return Audience.ASSIGNED if viewer.id == job.worker_id else Audience.CANDIDATE
 
 
-def _cell(C: str = "", A: str = "", K: str = "") -> dict[Audience, frozenset[str]]:
-    """A row of the table: space-separated data keys per audience."""
+def _cell(
+    consumer: str = "", assigned: str = "", candidate: str = ""
+) -> dict[Audience, frozenset[str]]:
+    """A row of the table: the data keys (space-separated) the job's consumer, its assigned
+    worker and a candidate worker each see; an audience left out sees none."""
     return {
-        Audience.CONSUMER: frozenset(C.split()),
-        Audience.ASSIGNED: frozenset(A.split()),
-        Audience.CANDIDATE: frozenset(K.split()),
+        Audience.CONSUMER: frozenset(consumer.split()),
+        Audience.ASSIGNED: frozenset(assigned.split()),
+        Audience.CANDIDATE: frozenset(candidate.split()),
     }
 
 
-# The data keys each audience sees of each event type (the operator sees all of them):
-# C the job's consumer, A its assigned worker, K a candidate worker. Never shown to any of
-# them: distance_km, a charge_id, a refusal's detail.
+# The data keys each audience sees of each event type (the operator sees all of them).
+# Never shown to any of the others: distance_km, a charge_id, a refusal's detail.
 EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     "created": _cell(
-        C="category estimated_hours", A="category estimated_hours", K="category estimated_hours"
+        consumer="category estimated_hours",
+        assigned="category estimated_hours",
+        candidate="category estimated_hours",
     ),
     "priced": _cell(
-        C="subtotal_cents fee_cents price_cents", A="subtotal_cents", K="subtotal_cents"
+        consumer="subtotal_cents fee_cents price_cents",
+        assigned="subtotal_cents",
+        candidate="subtotal_cents",
     ),
-    "offered": _cell(C="offer_expires_at"),
-    "expired": _cell(C="late_by_seconds"),
+    "offered": _cell(consumer="offer_expires_at"),
+    "expired": _cell(consumer="late_by_seconds"),
     "rejected": _cell(),
     "accepted": _cell(),
     "cancelled": _cell(),
-    "matching_round_started": _cell(C="round", A="round", K="round"),
+    "matching_round_started": _cell(consumer="round", assigned="round", candidate="round"),
     "matching_round_ended": _cell(
-        C="round next_round_at", A="round next_round_at", K="round next_round_at"
+        consumer="round next_round_at",
+        assigned="round next_round_at",
+        candidate="round next_round_at",
     ),
     "opportunity_offered": _cell(
-        C="round expires_at", A="worker_id round expires_at", K="worker_id round expires_at"
+        consumer="round expires_at",
+        assigned="worker_id round expires_at",
+        candidate="worker_id round expires_at",
     ),
-    "opportunity_declined": _cell(C="round", A="worker_id round", K="worker_id round"),
-    "opportunity_expired": _cell(C="round", A="worker_id round", K="worker_id round"),
-    "no_worker": _cell(C="rounds", A="rounds", K="rounds"),
-    "worker_assigned": _cell(C="worker_id", A="worker_id opportunity_id"),
+    "opportunity_declined": _cell(
+        consumer="round", assigned="worker_id round", candidate="worker_id round"
+    ),
+    "opportunity_expired": _cell(
+        consumer="round", assigned="worker_id round", candidate="worker_id round"
+    ),
+    "no_worker": _cell(consumer="rounds", assigned="rounds", candidate="rounds"),
+    "worker_assigned": _cell(consumer="worker_id", assigned="worker_id opportunity_id"),
     "scheduled": _cell(),
     "in_progress": _cell(),
     "completed": _cell(),
-    "payment_attempt_refused": _cell(C="attempt outcome", A="attempt"),
-    "payment_failed": _cell(C="attempts", A="attempts"),
+    "payment_attempt_refused": _cell(consumer="attempt outcome", assigned="attempt"),
+    "payment_failed": _cell(consumer="attempts", assigned="attempts"),
     "payment_retry": _cell(),
-    "paid": _cell(C="amount_cents attempt", A="attempt"),
-    "review_pending": _cell(C="review_deadline", A="review_deadline"),
-    "review_received": _cell(C="rating author_role", A="rating author_role"),
-    "closed": _cell(C="reviews", A="reviews"),
+    "paid": _cell(consumer="amount_cents attempt", assigned="attempt"),
+    "review_pending": _cell(consumer="review_deadline", assigned="review_deadline"),
+    "review_received": _cell(consumer="rating author_role", assigned="rating author_role"),
+    "closed": _cell(consumer="reviews", assigned="reviews"),
 }
 
 # The job resource's fields each audience sees. Workers see what the opportunity listing

@@ -29,8 +29,8 @@ def broker_timing(at: dt.datetime) -> dict[str, object]:
 
     An exact ETA on Redis. On RabbitMQ a countdown of at least ``NATIVE_DELAY_FLOOR``: Celery
     turns an ETA into whole seconds with its own clock, so an ETA a hair over a second away
-    became a countdown of 0 (an error) whenever the thread stalled 20 ms before Celery read
-    it; a countdown is kept as given.
+    becomes a countdown of 0 (an error) if the thread stalls before Celery reads its clock
+    (docs/deploy.md); a countdown is kept as given.
     """
     if is_rabbitmq(runtime().settings.broker_url):
         seconds = (at - clock.now()).total_seconds()

@@ -18,10 +18,15 @@ from gigco.tasks.runtime import runtime
 log = logging.getLogger("gigco.webhooks")
 
 
-Kick = int | tuple[int, dt.datetime | None]
+DueNow = int
+"""A delivery to send now, by its id: what the outbox kicks when its transaction commits."""
+DueAt = tuple[int, dt.datetime | None]
+"""A delivery id and when it falls due (None: now): what a sweep or a retry arms."""
+Kick = DueNow | DueAt
+"""One delivery handed to the broker: the senders take either form."""
 
 
-def _items(kicks: Iterable[Kick]) -> list[tuple[int, dt.datetime | None]]:
+def _due_at(kicks: Iterable[Kick]) -> list[DueAt]:
     return [k if isinstance(k, tuple) else (k, None) for k in kicks]
 
 
@@ -29,7 +34,7 @@ def deliver_each(kicks: Iterable[Kick], *, now: dt.datetime | None = None) -> in
     """Send a deliver task per delivery (with an ETA when given one in the future)."""
     now = now or clock.now()
     sent = 0
-    for delivery_id, at in _items(kicks):
+    for delivery_id, at in _due_at(kicks):
         options = broker_timing(at) if at is not None and at > now else {}
         app.send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE, **options)
         sent += 1
@@ -43,7 +48,7 @@ def send_deliveries(kicks: Iterable[Kick], *, now: dt.datetime | None = None) ->
     deliveries it wrote; the webhooks worker sends a deliver task per delivery, so one
     slow endpoint never holds up another's. Returns how many deliveries were kicked.
     """
-    items = _items(kicks)
+    items = _due_at(kicks)
     if len(items) == 1:
         return deliver_each(items, now=now)
     if items:
@@ -88,10 +93,10 @@ def deliver(delivery_id: int) -> str:
     metrics.WEBHOOK_DELIVERIES.labels(outcome=recorded.outcome).inc()
     if recorded.outcome == "delivered" and recorded.created_at is not None:
         metrics.WEBHOOK_LAG.observe((now - recorded.created_at).total_seconds())
-    follow = list(recorded.kick)
+    follow: list[Kick] = list(recorded.kick)
     horizon = now + arming_horizon(settings)
     if recorded.retry_at is not None and recorded.retry_at <= horizon:
-        follow.append((delivery_id, recorded.retry_at))  # type: ignore[arg-type]
+        follow.append((delivery_id, recorded.retry_at))
     deliver_each(follow, now=now)
     log.info(
         "webhook attempt",

@@ -3,8 +3,9 @@
 ``parse_body`` runs in ``before_request`` (see ``gigco.web._check_body``); what it returns is
 kept on ``flask.g`` and handed to webargs by ``BodyParser``, so no view parses again. A single
 pass over the bytes (``check_shape``) bounds depth and the number of arrays and objects
-before the stdlib's C decoder, linear in the body's size, reads it. The old string regex
-was retried at every quote and backtracked: quadratic on ``"\\"\\"…`` (12 s at 64 KiB).
+before the stdlib's C decoder, linear in the body's size, reads it. A regular expression
+over the text would backtrack at every escaped quote: quadratic in a hostile body's size
+(docs/benchmarks.md, "Hostile bodies").
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from gigco.lifecycle.schedule import STEP_FOR_STATUS
 from gigco.lifecycle.transitions import CANCELLABLE, TERMINAL, TRANSITIONS
 from gigco.models import JobStatus as S
@@ -26,10 +29,21 @@ def test_every_status_has_an_entry_and_moves_only_to_statuses() -> None:
     assert all(status not in moves for status, moves in TRANSITIONS.items())  # no self-loops
 
 
-def test_terminal_statuses_have_no_moves_and_are_exactly_those() -> None:
-    assert {S.CLOSED, S.REJECTED, S.EXPIRED, S.CANCELLED, S.NO_WORKER} == TERMINAL
-    assert all(not TRANSITIONS[status] for status in TERMINAL)
-    assert all(TRANSITIONS[status] for status in set(S) - TERMINAL)
+def _readme_diagram() -> tuple[set[tuple[S, S]], set[S]]:
+    """The README's lifecycle diagram: its moves between statuses, and the statuses it ends."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    diagram = readme.split("stateDiagram-v2", 1)[1].split("```", 1)[0]
+    arrows = re.findall(r"^\s*(\S+) --> (\S+?)(?::|$)", diagram, flags=re.MULTILINE)
+    moves = {(S(a), S(b)) for a, b in arrows if "[*]" not in (a, b)}
+    ends = {S(a) for a, b in arrows if b == "[*]"}
+    return moves, ends
+
+
+def test_the_table_allows_exactly_the_moves_the_readme_draws() -> None:
+    drawn, ends = _readme_diagram()
+    allowed = {(status, to) for status, moves in TRANSITIONS.items() for to in moves}
+    assert allowed == drawn, {"not drawn": allowed - drawn, "not allowed": drawn - allowed}
+    assert {S.CLOSED, S.REJECTED, S.EXPIRED, S.CANCELLED, S.NO_WORKER} == TERMINAL == ends
 
 
 def _reachable_from(start: S) -> set[S]:
