@@ -1,9 +1,11 @@
 """Sweeps: queries over the deadline indexes that claim what is due. Cost follows the batch.
 
-Each due thing is sent once per horizon: a deadline is claimed (``timer_armed_at``) when a
-sweep sends it and is not sent again until it could have been lost (its ETA plus the grace
-has passed and the job still has that deadline); a stuck step is claimed the same way
-through ``step_due_at``. A sweep claims at most ``batch`` in all; the rest wait for the next.
+Each due thing is sent once, then again at most once per grace: a deadline is claimed
+(``timer_armed_at``) when a sweep sends it and is not sent again until it could have been
+lost (its ETA and its sending both at least the grace ago, and the job still has that
+deadline), so a deadline whose message died with a worker fires within one sweep interval
+plus the grace of when it was due; a stuck step is claimed the same way through
+``step_due_at``. A sweep claims at most ``batch`` in all; the rest wait for the next.
 """
 
 from __future__ import annotations
@@ -81,12 +83,16 @@ def due_timers(
             limit=batch - len(rows),
         )
     if len(rows) < batch:
-        # Sent at least a horizon plus the grace ago: its ETA passed by the grace, and the
-        # step (which rewrites timer_at and clears the claim) has not run.
-        lost_before = now - dt.timedelta(seconds=horizon_seconds + grace_seconds)
+        # Sent at least the grace ago and due at least the grace ago: its ETA passed by the
+        # grace and the step (which rewrites timer_at and clears the claim) has not run, so
+        # the message may have died with a worker. Re-sent once per grace, never sooner.
         rows += _claim(
             session,
-            [Job.timer_armed_at.is_not(None), Job.timer_armed_at <= lost_before],
+            [
+                Job.timer_armed_at.is_not(None),
+                Job.timer_armed_at <= overdue,
+                Job.timer_at <= overdue,
+            ],
             Job.timer_armed_at,
             now=now,
             limit=batch - len(rows),

@@ -69,6 +69,26 @@ def test_each_sweep_sends_at_most_a_batch_and_never_resends_until_it_could_be_lo
     assert fresh.id not in {d.job_id for d in first[1:]}
 
 
+def test_a_deadline_whose_message_died_is_sent_again_one_grace_after_it_was_due(
+    session: Session,
+) -> None:
+    """The spec's bound after a crash: a worker that dies holding a deadline's ETA message
+    delays it by at most one sweep interval plus the grace, not a horizon more."""
+    now = clock.now()
+    job = f.job(session, status=f.JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
+
+    def swept(at: dt.datetime) -> list[int]:
+        dues = due_timers(session, now=at, horizon_seconds=HORIZON, grace_seconds=GRACE, batch=10)
+        return [d.job_id for d in dues]
+
+    assert swept(now) == [job.id]  # armed, and its message dies with the worker
+    assert swept(now + dt.timedelta(seconds=GRACE - 0.5)) == []  # it may still be on its way
+    again = now + dt.timedelta(seconds=GRACE + 0.5)
+    assert swept(again) == [job.id]
+    assert swept(again + dt.timedelta(seconds=1)) == []  # once per grace, not every sweep
+    assert swept(again + dt.timedelta(seconds=GRACE + 0.5)) == [job.id]
+
+
 def test_sweeps_run_on_their_own_queue_and_a_plain_worker_consumes_every_queue(
     settings,  # type: ignore[no-untyped-def]
 ) -> None:
