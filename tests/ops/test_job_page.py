@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from gigco.models import JobStatus
+from gigco.web.ops.helpers import when
+from tests import factories as f
 from tests.harness.console import Ops, table
 from tests.harness.http import Api
 from tests.harness.journeys import closed_job, failed_payment_job
@@ -114,3 +123,28 @@ def test_html_in_user_input_is_shown_as_text(api: Api, ops: Ops) -> None:
     offer = next(row for row in table(page, "timeline") if row[2] == "offered")
     assert offer[3] == "priced → offered"
     assert "Your job &#39;&lt;script&gt;" in page
+
+
+def test_the_timers_name_the_deadline_the_status_waits_on(
+    isolated_app: Flask, ops: Ops, session: Session
+) -> None:
+    """An accepted job's timer_at is the next round's only between rounds; a payment is due
+    at its backoff's end, or since its step became due."""
+    later = dt.datetime(2031, 1, 1, 12, tzinfo=dt.UTC)
+    between_rounds = f.job(session, status=JobStatus.ACCEPTED, match_round=1, timer_at=later)
+    offering = f.job(session, status=JobStatus.ACCEPTED, match_round=1, timer_at=later)
+    f.opportunity(session, offering, f.worker(session), expires_at=later)
+    backing_off = f.job(session, status=JobStatus.COMPLETED, timer_at=later)
+    due_now = f.job(session, status=JobStatus.COMPLETED, step_due_at=later)
+    session.flush()
+
+    def row(job_id: int, label: str) -> str:
+        page = ops.page(f"/ops/jobs/{job_id}").text
+        found = re.search(rf"<tr><th>{label}</th><td>([^<]*)</td>", page)
+        assert found, page
+        return found[1]
+
+    assert row(between_rounds.id, "next matching round") == when(later)
+    assert row(offering.id, "next matching round") == "—"
+    assert row(backing_off.id, "next payment attempt") == when(later)
+    assert row(due_now.id, "next payment attempt") == when(later)
