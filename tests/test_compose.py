@@ -1,31 +1,45 @@
 """docker-compose.yml, the Dockerfile and .dockerignore agree with the code they run.
 
 Docker cannot run here, so this reads the files (PyYAML) and interpolates variables as
-Compose does.
+Compose does; each command is parsed by the program it runs (celery, gigco, gunicorn), the
+queues come from GigCo's Celery app, and the worker probes run under a real shell.
 """
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import importlib
-import importlib.metadata
 import re
 import runpy
+import signal
+import socket
+import subprocess
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 import pytest
 import yaml
-from celery import Celery
+from celery.app.utils import find_app
+from celery.bin.base import CLIContext
+from celery.bin.celery import celery as celery_cli
+from flask import Flask
+from gunicorn.config import Config as GunicornConfig
 
-from gigco.broker import QUEUES, WEBHOOK_QUEUE
-from gigco.config import Settings, load_settings
+from gigco.cli import main as gigco_cli
+from gigco.config import ConfigError, Settings, load_settings
+from gigco.tasks import app
+from gigco.tasks.names import DELIVER_TASK
+from gigco.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("migrate", "api", "worker", "webhooks", "beat", "flower")
+WORKERS = ("worker", "webhooks")
 # Only the embedded default (gigco dev) uses it; containers run on PostgreSQL and Redis.
 # Ours, and the OpenTelemetry ones that gigco.config reads (tracing).
 VARIABLE = r"\b(?:GIGCO|OTEL)_[A-Z0-9_]+"
@@ -83,6 +97,37 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
     return interpolate(compose["services"], SECRETS)
 
 
+def _parse(argv: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``argv`` parsed by the real command line of ``celery`` or ``gigco``, which refuses an
+    unknown command or option: each command on the way down, with its parameters."""
+    group = {"celery": celery_cli, "gigco": gigco_cli}[argv[0]]
+    ctx = group.make_context(argv[0], list(argv[1:]))
+    found = [(argv[0], ctx.params)]
+    while isinstance(ctx.command, click.Group):
+        if ctx.command is celery_cli:  # what celery's own group callback sets up
+            ctx.obj = CLIContext(app=find_app(ctx.params["app"]), no_color=True, workdir=None)
+        with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+            rest = [*ctx.protected_args, *ctx.args]  # click 9 keeps them all in ctx.args
+        name, command, args = ctx.command.resolve_command(ctx, rest)
+        assert name is not None and command is not None, argv
+        ctx = command.make_context(name, args, parent=ctx)
+        found.append((name, ctx.params))
+    return found
+
+
+def _celery_worker(services: dict[str, Any], name: str) -> dict[str, Any]:
+    """The parameters of service ``name``'s ``celery worker`` command."""
+    command, params = _parse(services[name]["command"])[-1]
+    assert command == "worker", name
+    return params
+
+
+def _gunicorn(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by gunicorn's own argument parser."""
+    assert argv[0] == "gunicorn"
+    return GunicornConfig().parser().parse_args(argv[1:])
+
+
 def _known_variables(path: Path) -> set[str]:
     return set(re.findall(VARIABLE, path.read_text()))
 
@@ -102,22 +147,23 @@ def test_the_topology_has_every_service(compose: dict[str, Any]) -> None:
     }
 
 
-def test_webhook_deliveries_have_their_own_workers_and_every_queue_is_consumed(
+def test_every_queue_the_app_sends_to_is_consumed_and_webhooks_have_their_own_workers(
     services: dict[str, Any],
 ) -> None:
-    def queues(name: str) -> set[str]:
-        command = services[name]["command"]
-        return set(command[command.index("-Q") + 1].split(","))
-
+    """Read from GigCo's Celery app: the queues it declares and the ones its tasks route to."""
+    sent_to = {queue.name for queue in app.conf.task_queues} | {
+        app.amqp.router.route({}, name)["queue"].name
+        for name in app.tasks
+        if not name.startswith("celery.")
+    }
+    consumed = {name: set(_celery_worker(services, name)["queues"]) for name in WORKERS}
+    assert set().union(*consumed.values()) == sent_to
     # A slow receiver holds a webhooks thread for up to the delivery timeout: never a step's.
-    assert queues("webhooks") == {WEBHOOK_QUEUE}
-    assert queues("worker") == set(QUEUES) - {WEBHOOK_QUEUE}
-    webhooks = services["webhooks"]
-    node = webhooks["command"][webhooks["command"].index("-n") + 1]
-    assert node == "webhooks@%h"
-    assert 'gigco health --worker "webhooks@$HOSTNAME"' in webhooks["healthcheck"]["test"][1]
+    deliveries = app.amqp.router.route({}, DELIVER_TASK)["queue"].name
+    assert consumed["webhooks"] == {deliveries}
+    assert deliveries not in consumed["worker"]
     for pinned in ("container_name", "ports", "hostname"):
-        assert pinned not in webhooks, f"webhooks has {pinned}: it could not be scaled"
+        assert pinned not in services["webhooks"], f"webhooks has {pinned}: it could not be scaled"
 
 
 def test_the_data_services_are_healthchecked_and_keep_their_data(
@@ -174,10 +220,19 @@ def test_the_shared_environment_is_a_valid_production_configuration(
     assert tuned.match_max_rounds == 3
 
 
-def test_every_gigco_variable_is_one_the_code_reads(compose: dict[str, Any]) -> None:
-    used = set(re.findall(VARIABLE, (ROOT / "docker-compose.yml").read_text()))
+def test_every_variable_compose_sets_is_one_the_code_reads(compose: dict[str, Any]) -> None:
+    """Set to nonsense, each one either is refused or changes the settings."""
+    shared = interpolate(compose["x-gigco-env"], SECRETS)
+    flower = interpolate(compose["services"]["flower"]["environment"], SECRETS)
+    baseline = load_settings(flower)
+    assert set(shared) <= set(flower)
+    for name in flower:
+        try:
+            changed = load_settings({**flower, name: "nonsense!"})
+        except ConfigError:
+            continue
+        assert changed != baseline, f"{name}: gigco.config does not read it"
     config = _known_variables(ROOT / "gigco" / "config.py")
-    assert used <= config
     # …and every setting gigco.config reads can be set through the shared environment.
     assert config - EMBEDDED_ONLY - FLOWER_ONLY == set(compose["x-gigco-env"])
     assert set(compose["services"]["flower"]["environment"]) >= FLOWER_ONLY
@@ -201,36 +256,24 @@ def test_flower_gets_the_basic_auth_that_flowerconfig_reads(
     assert flower["basic_auth"] == [SECRETS["GIGCO_FLOWER_BASIC_AUTH"]]
 
 
-def _resolve_celery_app(module_name: str) -> Celery:
-    module = importlib.import_module(module_name)
-    found = getattr(module, "app", None) or getattr(module, "celery", None)
-    assert isinstance(found, Celery), module_name
-    return found
-
-
-def test_every_command_runs_something_that_exists(services: dict[str, Any]) -> None:
+def test_every_command_is_one_its_program_accepts(services: dict[str, Any]) -> None:
+    """Each app service's command parses with the real command line of what it runs."""
     bin_dir = Path(sys.executable).parent
     for name in APP_SERVICES:
         command = services[name]["command"]
         assert (bin_dir / command[0]).exists(), f"{name}: {command[0]} is not installed"
         if command[0] == "gunicorn":
-            module_name, _, call = command[-1].partition(":")
-            assert call.endswith("()")
-            factory = getattr(importlib.import_module(module_name), call[:-2])
-            assert callable(factory)
-        elif command[0] == "celery":
-            assert command[1] == "-A"
-            _resolve_celery_app(command[2])
-            assert command[3] in {"worker", "beat", "flower"}
-            if command[3] == "flower":
+            module_name, _, call = _gunicorn(command).args[0].partition(":")
+            assert call.endswith("()"), name
+            assert isinstance(getattr(importlib.import_module(module_name), call[:-2])(), Flask)
+            continue
+        found = _parse(command)
+        if command[0] == "celery":
+            assert found[0][1]["app"] == "gigco.tasks", name
+            assert find_app("gigco.tasks") is app
+            if found[-1][0] == "flower":
                 importlib.import_module("flower")
-        else:
-            assert command[0] == "gigco"
-            (script,) = importlib.metadata.entry_points(group="console_scripts", name="gigco")
-            group = script.load()
-            for word in command[1:]:
-                group = group.commands[word]
-            assert group.name == "upgrade"
+    assert [n for n, _ in _parse(services["migrate"]["command"])] == ["gigco", "db", "upgrade"]
 
 
 def test_dependencies_wait_for_health_and_for_the_migration(services: dict[str, Any]) -> None:
@@ -259,46 +302,83 @@ def test_dependencies_wait_for_health_and_for_the_migration(services: dict[str, 
 
 def test_workers_scale_and_there_is_exactly_one_beat(services: dict[str, Any]) -> None:
     worker, beat = services["worker"], services["beat"]
-    assert worker["command"][:4] == ["celery", "-A", "gigco.tasks", "worker"]
     for pinned in ("container_name", "ports", "hostname"):
         assert pinned not in worker, f"worker has {pinned}: it could not be scaled"
-    assert beat["command"][:4] == ["celery", "-A", "gigco.tasks", "beat"]
     assert beat.get("deploy", {}).get("replicas", 1) == 1
     assert beat.get("scale", 1) == 1
-    beats = [
-        name
-        for name, s in services.items()
-        if "beat" in s.get("command", []) or {"-B", "--beat"} & set(s.get("command", []))
-    ]
-    assert beats == ["beat"]
+    runs_beat = []
+    for name in APP_SERVICES:
+        if services[name]["command"][0] != "celery":
+            continue
+        command, params = _parse(services[name]["command"])[-1]
+        if command == "beat" or (command == "worker" and params.get("beat")):
+            runs_beat.append(name)
+    assert runs_beat == ["beat"]
 
 
-def test_the_api_serves_on_8000_and_is_healthchecked_on_healthz(services: dict[str, Any]) -> None:
+def test_the_api_serves_on_8000_and_its_probe_asks_a_health_endpoint(
+    services: dict[str, Any], settings: Settings
+) -> None:
     api = services["api"]
-    command = api["command"]
-    assert command[0] == "gunicorn" and command[-1] == "gigco.web:create_app()"
-    assert command[command.index("--bind") + 1] == "0.0.0.0:8000"
+    (bind,) = _gunicorn(api["command"]).bind
+    assert bind == "0.0.0.0:8000"
     assert api["ports"] == ["8000:8000"]
-    probe = " ".join(api["healthcheck"]["test"])
-    assert "http://127.0.0.1:8000/healthz" in probe
+    kind, *probe = api["healthcheck"]["test"]
+    assert kind == "CMD" and probe[:2] == ["python", "-c"]
+    (url,) = re.findall(r"https?://[^'\"]+", probe[2])
+    where = urlsplit(url)
+    assert (where.hostname, where.port) == ("127.0.0.1", 8000)
+    endpoint, _ = create_app(settings).url_map.bind("localhost").match(where.path)
+    assert endpoint.startswith("health."), endpoint
 
 
-def test_a_stalled_worker_fails_its_probe_and_is_replaced(services: dict[str, Any]) -> None:
-    worker = services["worker"]
-    probe = worker["healthcheck"]["test"]
-    assert probe[0] == "CMD-SHELL"
-    assert 'gigco health --worker "celery@$HOSTNAME"' in probe[1]
-    # The probe kills the worker it judged stalled (by the pid file its command writes)…
-    pidfile = worker["command"][worker["command"].index("--pidfile") + 1]
-    assert f"kill -KILL $(cat {pidfile})" in probe[1]
+@pytest.mark.parametrize("name", WORKERS)
+def test_a_worker_probe_asks_gigco_health_about_that_worker_and_kills_it_when_stalled(
+    services: dict[str, Any], name: str, tmp_path: Path
+) -> None:
+    """The probe runs under a shell with a stand-in ``gigco`` that records its arguments and
+    answers as told; the pid file the probe reads is the worker's own (moved into tmp_path)."""
+    service = services[name]
+    worker = _celery_worker(services, name)
+    kind, probe = service["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    assert worker["pidfile"] in probe
+    pidfile = tmp_path / "worker.pid"
+    stand_in = tmp_path / "bin" / "gigco"
+    stand_in.parent.mkdir()
+    stand_in.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\nexit "$ANSWER"\n')
+    stand_in.chmod(0o755)
+    env = {
+        "PATH": f"{stand_in.parent}:/usr/bin:/bin",
+        "HOSTNAME": socket.gethostname(),  # what Compose sets, and what celery's %h expands to
+        "ARGS_FILE": str(tmp_path / "args"),
+    }
+    stalled = subprocess.Popen(["sleep", "60"])
+    try:
+        pidfile.write_text(f"{stalled.pid}\n")
+        script = probe.replace(worker["pidfile"], str(pidfile))
+        healthy = subprocess.run(["sh", "-c", script], env={**env, "ANSWER": "0"}, timeout=10)
+        assert healthy.returncode == 0
+        assert stalled.poll() is None
+        args = (tmp_path / "args").read_text().splitlines()
+        ((_, health),) = [(n, p) for n, p in _parse(["gigco", *args]) if n == "health"]
+        assert health["worker"] == worker["hostname"]  # this very worker's node name
+        failing = subprocess.run(["sh", "-c", script], env={**env, "ANSWER": "1"}, timeout=10)
+        assert failing.returncode != 0
+        assert stalled.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if stalled.poll() is None:
+            stalled.kill()
+            stalled.wait()
     # …and the restart policy brings a new one.
-    assert worker["restart"] == "unless-stopped"
-    health = importlib.import_module("gigco.cli").main.commands["health"]
-    assert "worker" in {p.name for p in health.params}
+    assert service["restart"] == "unless-stopped"
 
 
 def test_the_operator_tools_listen_on_localhost_only(services: dict[str, Any]) -> None:
-    assert "--port=5555" in services["flower"]["command"]
+    command, params = _parse(services["flower"]["command"])[-1]
+    assert command == "flower"
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in params["tornado_argv"])
+    assert options["port"] == "5555"
     assert services["flower"]["ports"] == ["127.0.0.1:5555:5555"]
     assert services["adminer"]["ports"] == ["127.0.0.1:8080:8080"]
     assert services["adminer"]["environment"]["ADMINER_DEFAULT_SERVER"] == "postgres"

@@ -37,11 +37,6 @@ def _visible_lists(role: Role, viewer: int | sa.BindParameter[int] | None) -> li
     ]
 
 
-def visible_jobs_filter(principal: Principal) -> sa.ColumnElement[bool]:
-    """A WHERE clause selecting the jobs ``principal`` may see (a union of indexed lookups)."""
-    return _visible_filter(principal.role, principal.id)
-
-
 def _visible_filter(
     role: Role, viewer: int | sa.BindParameter[int] | None
 ) -> sa.ColumnElement[bool]:

@@ -85,7 +85,7 @@ def _msg_id() -> str:
 
 
 def _audience(job_id: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
-    """Endpoints whose owner may see job ``job_id`` now (access.visible_jobs_filter, inverted)."""
+    """Endpoints whose owner may see job ``job_id`` now (access's visibility rule, inverted)."""
     holds_opportunity = sa.exists().where(
         Opportunity.job_id == job_id,
         Opportunity.worker_id == WebhookEndpoint.owner_id,
