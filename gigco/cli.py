@@ -1,5 +1,5 @@
 """The ``gigco`` command: ``gigco dev``, ``gigco db upgrade``, ``gigco demo``, ``gigco health``,
-``gigco token issue``, ``gigco seed``."""
+``gigco token issue``, ``gigco seed``, ``gigco settings``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gigco import dev_instance, processes
-from gigco.config import ConfigError, Settings, load_settings
+from gigco.config import ConfigError, Settings, documented, load_settings
 from gigco.seed import CITIES
 
 if TYPE_CHECKING:
@@ -212,6 +212,26 @@ def _run_dev(
         server.serve_forever()  # returns on Ctrl-C
     finally:
         processes.stop(worker, timeout=15)
+
+
+SETTINGS_HEADER = "| variable | default | meaning |\n|---|---|---|"
+
+
+def settings_markdown() -> str:
+    """The README's settings table, from ``gigco.config`` (where every setting is defined)."""
+    rows = (f"| `{name}` | {default} | {meaning} |" for name, default, meaning in documented())
+    return "\n".join([SETTINGS_HEADER, *rows])
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="As the README's table (Markdown).")
+def settings_command(markdown: bool) -> None:
+    """Every environment variable GigCo reads, with its default and meaning."""
+    if markdown:
+        click.echo(settings_markdown())
+        return
+    for name, default, meaning in documented():
+        click.echo(f"{name}\t{default.replace('`', '')}\t{meaning.replace('`', '')}")
 
 
 @main.command()
