@@ -9,7 +9,6 @@ would let two instances lock two different files of one name).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -27,6 +26,8 @@ class AlreadyRunning(Exception):
 def claim(data_dir: Path, *, url: str) -> IO[str]:
     """Lock ``data_dir`` for this process and record its PID and ``url``; AlreadyRunning when
     a live instance holds it. Keep the returned file open for as long as the instance runs."""
+    import fcntl  # POSIX only: imported here so that the rest of ``gigco`` loads anywhere
+
     handle = os.fdopen(os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644), "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
