@@ -294,8 +294,8 @@ MEANINGS: dict[str, str] = {
     "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "connect and read timeout of one delivery",
     "GIGCO_WEBHOOK_SECRET_OVERLAP_SECONDS": "how long a rotated-out secret keeps signing "
     "beside the new one",
-    "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true allows `http` and loopback/private/CGNAT "
-    "receivers (local development, tests, on-premises)",
+    "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "`1` (or `true`) allows `http` and "
+    "loopback/private/CGNAT receivers (local development, tests, on-premises)",
     "GIGCO_FLOWER_BASIC_AUTH": "`user:password`, password ≥ 12 chars; commas for several",
     "GIGCO_OPS_SECURE_COOKIE": "the console's session cookie is `Secure`; `false` only for "
     "plain HTTP off localhost",
