@@ -1,12 +1,12 @@
 """The ``gigco`` command: ``gigco dev``, ``gigco db upgrade``, ``gigco demo``, ``gigco health``,
-``gigco token issue``, ``gigco seed``."""
+``gigco token issue``, ``gigco seed``, ``gigco settings``."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gigco import clock, processes
-from gigco.config import ConfigError, Settings, load_settings
+from gigco import clock, dev_instance, processes
+from gigco.config import ConfigError, Settings, documented, load_settings
 from gigco.seed import CITIES
 
 if TYPE_CHECKING:
@@ -85,11 +85,12 @@ def db_current() -> None:
     migrate.current(_settings().database_url)
 
 
-EMBEDDED_FILES = ("gigco.db", "broker.db", "celerybeat-schedule")
+EMBEDDED_FILES = ("gigco.db", "broker.db", "celerybeat-schedule", dev_instance.TOKEN_FILE)
 
 
 def _reset(settings: Settings) -> None:
-    """Delete the embedded default's files; refuse for a database GigCo does not own."""
+    """Delete the embedded default's files and the kept operator token; refuse for a
+    database GigCo does not own."""
     if not settings.embedded:
         raise click.ClickException(
             "--reset only deletes the embedded SQLite files; with GIGCO_DATABASE_URL set, "
@@ -108,6 +109,24 @@ def _ensure_data_dir(settings: Settings) -> None:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, or one line saying why there is none."""
+    from werkzeug.serving import LISTEN_QUEUE, get_sockaddr, select_address_family
+
+    family = select_address_family(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(get_sockaddr(host, port, family))
+        sock.listen(LISTEN_QUEUE)
+    except OSError as error:
+        sock.close()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {error.strerror}; pick another port with --port"
+        ) from None
+    return sock
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -117,26 +136,51 @@ def _ensure_data_dir(settings: Settings) -> None:
 @click.option(
     "--reset",
     is_flag=True,
-    help="Start clean: delete the embedded database, broker and beat schedule first.",
+    help="Start clean: delete the embedded database, broker, beat schedule and operator token.",
 )
 def dev(host: str, port: int, concurrency: int, reset: bool) -> None:
     """Run the API, a Celery worker and beat together; Ctrl-C stops all three.
 
     With no GIGCO_DATABASE_URL/GIGCO_BROKER_URL, data and broker live in SQLite files
-    under GIGCO_DATA_DIR (default ./.gigco).
+    under GIGCO_DATA_DIR (default ./.gigco). One gigco dev per data directory; without
+    GIGCO_ADMIN_TOKEN the operator token is made up once and kept there.
     """
     settings = _settings()
-    if reset:
-        _reset(settings)
-    _ensure_data_dir(settings)
-    env = dict(os.environ)
-    if not settings.admin_token:
-        env["GIGCO_ADMIN_TOKEN"] = os.environ["GIGCO_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-        settings = _settings()
-    _migrate(settings)
-    where = "embedded SQLite" if settings.embedded else "PostgreSQL"
-    click.echo(f"gigco dev: API on http://{host}:{port} ({where}, broker {settings.broker_url})")
-    click.echo(f"gigco dev: operator token {settings.admin_token}")
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://{host}:{port}"
+    try:
+        lock = dev_instance.claim(data_dir, url=url)
+    except dev_instance.AlreadyRunning as error:
+        raise click.ClickException(str(error)) from None
+    with lock, _listen(host, port) as listener:
+        if reset:
+            _reset(settings)
+        env = dict(os.environ)
+        kept = ""
+        if not settings.admin_token:
+            token = dev_instance.operator_token(data_dir)
+            env["GIGCO_ADMIN_TOKEN"] = os.environ["GIGCO_ADMIN_TOKEN"] = token
+            settings = _settings()
+            kept = f" (kept in {data_dir / dev_instance.TOKEN_FILE})"
+        _migrate(settings)
+        where = "embedded SQLite" if settings.embedded else "PostgreSQL"
+        click.echo(f"gigco dev: API on {url} ({where}, broker {settings.broker_url})")
+        click.echo(f"gigco dev: operator token {settings.admin_token}{kept}")
+        _run_dev(settings, listener, (host, port), env=env, concurrency=concurrency)
+
+
+def _run_dev(
+    settings: Settings,
+    listener: socket.socket,
+    address: tuple[str, int],
+    *,
+    env: dict[str, str],
+    concurrency: int,
+) -> None:
+    """The worker (with beat) as a child process, the API on ``listener`` until Ctrl-C."""
+    from werkzeug.serving import make_server
+
     worker = processes.start(
         [
             sys.executable,
@@ -151,7 +195,7 @@ def dev(host: str, port: int, concurrency: int, reset: bool) -> None:
             "--concurrency",
             str(concurrency),
             "--loglevel",
-            "INFO",
+            settings.log_level,
             "--schedule",
             str(Path(settings.data_dir) / "celerybeat-schedule"),
         ],
@@ -162,9 +206,32 @@ def dev(host: str, port: int, concurrency: int, reset: bool) -> None:
     try:
         from gigco.web import create_app
 
-        create_app(settings).run(host=host, port=port, threaded=True, use_reloader=False)
+        app = create_app(settings)
+        server = make_server(*address, app, threaded=True, fd=listener.fileno())
+        server.log_startup()
+        server.serve_forever()  # returns on Ctrl-C
     finally:
         processes.stop(worker, timeout=15)
+
+
+SETTINGS_HEADER = "| variable | default | meaning |\n|---|---|---|"
+
+
+def settings_markdown() -> str:
+    """The README's settings table, from ``gigco.config`` (where every setting is defined)."""
+    rows = (f"| `{name}` | {default} | {meaning} |" for name, default, meaning in documented())
+    return "\n".join([SETTINGS_HEADER, *rows])
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="As the README's table (Markdown).")
+def settings_command(markdown: bool) -> None:
+    """Every environment variable GigCo reads, with its default and meaning."""
+    if markdown:
+        click.echo(settings_markdown())
+        return
+    for name, default, meaning in documented():
+        click.echo(f"{name}\t{default.replace('`', '')}\t{meaning.replace('`', '')}")
 
 
 @main.command()

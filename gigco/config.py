@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -254,3 +254,132 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["log_level"] = level
     values.update(_tracing(env))
     return Settings(**values)  # type: ignore[arg-type]
+
+
+# --- what the README's settings table says (`gigco settings --markdown` renders it) -----
+
+# Each variable's meaning, in the table's order. A variable that load_settings reads and this
+# leaves out still gets a row, marked undocumented (tests/unit/test_settings_docs.py fails).
+MEANINGS: dict[str, str] = {
+    "GIGCO_DATABASE_URL": "PostgreSQL in production",
+    "GIGCO_BROKER_URL": "Redis in production",
+    "GIGCO_ADMIN_TOKEN": "the operator's bearer token, ≥ 16 chars",
+    "GIGCO_BROKER_SENTINEL_MASTER": "the Redis master's name, required with (and only with) a "
+    "`sentinel://` broker URL ([docs/deploy.md](docs/deploy.md))",
+    "GIGCO_DATA_DIR": "where the embedded default keeps its files",
+    "GIGCO_OFFER_TTL_SECONDS": "how long a price offer stands",
+    "GIGCO_OPPORTUNITY_TTL_SECONDS": "how long one worker has to answer",
+    "GIGCO_MATCH_RETRY_BASE_SECONDS": "round *k* is followed by round *k+1* after *k* × this",
+    "GIGCO_MATCH_MAX_ROUNDS": "matching rounds before `no_worker`",
+    "GIGCO_REVIEW_WINDOW_SECONDS": "how long reviews are collected",
+    "GIGCO_PAYMENT_MAX_ATTEMPTS": "charge attempts before `payment_failed`",
+    "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "backoff: base × 2^(attempt−1)",
+    "GIGCO_PAYMENT_LEASE_SECONDS": "a claimed charge attempt keeps other runs away this long "
+    "(longer than any gateway call); a worker that dies mid-attempt leaves the payment due "
+    "again when it ends",
+    "GIGCO_SWEEP_INTERVAL_SECONDS": "how often beat sweeps",
+    "GIGCO_STUCK_STEP_GRACE_SECONDS": "a step overdue this long is re-kicked",
+    "GIGCO_SWEEP_BATCH": "at most this many deadlines and stuck steps sent per sweep",
+    "GIGCO_FEED_HOLD_SECONDS": "longest an open transaction of ours holds the notification "
+    "feed back",
+    "GIGCO_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
+    "GIGCO_DB_STATEMENT_TIMEOUT_MS": "any statement of an API request is cancelled after this "
+    "long (PostgreSQL `statement_timeout`; [docs/deploy.md](docs/deploy.md))",
+    "GIGCO_DB_LOCK_TIMEOUT_MS": "an API request waits this long at most for a row or table "
+    "lock, then answers 503 with `Retry-After`",
+    "GIGCO_WORKER_STATEMENT_TIMEOUT_MS": "a worker's statements and lock waits (the task retries)",
+    "GIGCO_BROKER_TIMEOUT_SECONDS": "connect, handshake, socket reads and publisher confirms "
+    "of the broker; a request that cannot publish leaves the step to the sweeper",
+    "GIGCO_HEALTH_STALL_SECONDS": "`/healthz` and the worker probe: work waiting longer than "
+    "this while no task finished in it means the workers are down",
+    "GIGCO_WEBHOOK_RETRY_SCHEDULE": "seconds before each webhook retry; then `failed`",
+    "GIGCO_WEBHOOK_DISABLE_AFTER": "failed deliveries in a row that disable an endpoint (its "
+    "owner is notified)",
+    "GIGCO_WEBHOOK_TIMEOUT_SECONDS": "the whole of one delivery attempt: DNS lookup, connect, "
+    "TLS, request and answer",
+    "GIGCO_WEBHOOK_ENDPOINT_CONCURRENCY": "messages one endpoint may have in flight at once (a "
+    "slow receiver holds at most this many webhook-worker threads)",
+    "GIGCO_WEBHOOK_MAX_ENDPOINTS": "webhook endpoints per owner (409 beyond)",
+    "GIGCO_WEBHOOK_SECRET_OVERLAP_SECONDS": "how long a rotated-out secret keeps signing "
+    "beside the new one",
+    "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "`1` (or `true`) allows `http` and "
+    "loopback/private/CGNAT receivers (local development, tests, on-premises)",
+    "GIGCO_FLOWER_BASIC_AUTH": "`user:password`, password ≥ 12 chars; commas for several",
+    "GIGCO_OPS_SECURE_COOKIE": "the console's session cookie is `Secure`; `false` only for "
+    "plain HTTP off localhost",
+    "GIGCO_TRACING": "`1` turns OpenTelemetry tracing on, `0` off "
+    "([docs/ops.md](docs/ops.md#tracing))",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "the collector's OTLP/HTTP URL (spans go to `/v1/traces` "
+    "under it); set, tracing is on",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "the full traces URL, used as it is",
+    "OTEL_SERVICE_NAME": "the service name in traces",
+}
+# Defaults said in words, where the Settings field's value would not say it.
+SHOWN_DEFAULTS: dict[str, str] = {
+    "GIGCO_DATABASE_URL": "SQLite under `GIGCO_DATA_DIR`",
+    "GIGCO_BROKER_URL": "`sqla+sqlite:///` under `GIGCO_DATA_DIR`",
+    "GIGCO_ADMIN_TOKEN": "none (operator endpoints refuse all)",
+    "GIGCO_BROKER_SENTINEL_MASTER": "none",
+    "GIGCO_DATA_DIR": "`./.gigco`",
+    "GIGCO_LOG_LEVEL": "INFO",
+    "GIGCO_FLOWER_BASIC_AUTH": "none (Flower refuses to start)",
+    "GIGCO_TRACING": "on when an OTLP endpoint is set",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "none",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "none",
+    "OTEL_SERVICE_NAME": "`gigco-api`, `gigco-worker`, `gigco-beat`",
+}
+UNDOCUMENTED = "(undocumented)"
+
+
+class _Reads(Mapping[str, str]):
+    """An empty environment that remembers every variable looked up in it."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __getitem__(self, key: str) -> str:
+        self.names.append(key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def variables_read() -> list[str]:
+    """Every environment variable ``load_settings`` reads, in the order it reads them."""
+    env = _Reads()
+    load_settings(env)
+    return list(dict.fromkeys(env.names))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, tuple):
+        return f"`{','.join(_shown(v) for v in value)}`" if value else "none"
+    return "none" if value is None else f"`{value}`"
+
+
+def documented() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every variable ``load_settings`` reads: MEANINGS'
+    order first, then any it leaves out, marked UNDOCUMENTED."""
+    read = variables_read()
+    fields = {name: field for name, (field, _) in _parsers().items()}
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    rows = []
+    for name in [*[n for n in MEANINGS if n in read], *[n for n in read if n not in MEANINGS]]:
+        if name in SHOWN_DEFAULTS:
+            default = SHOWN_DEFAULTS[name]
+        elif name in fields:
+            default = _shown(defaults[fields[name]])
+        else:
+            default = UNDOCUMENTED
+        rows.append((name, default, MEANINGS.get(name, UNDOCUMENTED)))
+    return rows

@@ -32,10 +32,12 @@ def test_db_upgrade_against_a_missing_database_says_so_in_one_line(database_url:
 
 
 def test_dev_reset_deletes_only_the_embedded_files(tmp_path: Path) -> None:
-    for name in ("gigco.db", "gigco.db-wal", "broker.db", "celerybeat-schedule", "notes.txt"):
+    names = ("gigco.db", "gigco.db-wal", "broker.db", "celerybeat-schedule", "operator-token")
+    for name in (*names, "dev.lock", "notes.txt"):
         (tmp_path / name).write_text("x")
     _reset(load_settings({"GIGCO_DATA_DIR": str(tmp_path)}))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    # The lock stays: the instance resetting holds it.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.lock", "notes.txt"]
 
 
 def test_dev_reset_refuses_a_database_it_does_not_own(tmp_path: Path) -> None:

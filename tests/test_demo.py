@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -68,6 +69,22 @@ def test_demo_drives_a_job_to_closed_and_prints_its_timeline(
     ]
     assert rows[-1][2:] == ("closed", "review_pending → closed", "system")
     assert [kind for _, _, kind, _, _ in rows].count("review_received") == 2
+
+
+def test_demo_needs_no_admin_token(base_url: str, committed: None) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GIGCO_ADMIN_TOKEN"}
+    result = subprocess.run(
+        [GIGCO, "demo", "--url", base_url, "--timeout", "20"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = timeline(result.stdout)
+    assert rows[0][2] == "created" and rows[-1][2:4] == ("closed", "review_pending → closed")
 
 
 def test_demo_against_a_closed_port_fails_with_one_clear_line() -> None:

@@ -93,13 +93,15 @@ def _categories_statement() -> sa.Select[Category]:
 def categories_named(
     session: Session, names: Sequence[str], field: str = "skills"
 ) -> list[Category]:
-    """The categories for ``names``; Invalid naming each unknown one."""
+    """The categories for ``names``; Invalid naming each unknown one and the valid ones."""
     wanted = list(dict.fromkeys(names))
     found = {c.name: c for c in session.scalars(_categories_statement(), {"names": wanted})}
     unknown = [n for n in wanted if n not in found]
     if unknown:
+        known = ", ".join(session.scalars(sa.select(Category.name).order_by(Category.name)))
         raise Invalid(
-            "Unknown category.", errors={field: [f"Unknown category: {n}." for n in unknown]}
+            f"Unknown category; the categories are: {known}.",
+            errors={field: [f"Unknown category: {n}; choose one of: {known}." for n in unknown]},
         )
     return [found[n] for n in wanted]
 

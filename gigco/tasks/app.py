@@ -22,6 +22,7 @@ from gigco.tasks import flower
 from gigco.tasks import runtime as rt
 from gigco.tasks.celery_settings import celery_settings
 from gigco.tasks.names import is_step_task
+from gigco.tasks.routine_logs import quiet_the_sweep
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def _key_value_logs(logger: logging.Logger, **_: object) -> None:
         context=task_log_context, secrets=[rt.runtime().settings.admin_token]
     )
     logs.use_formatter(logger.handlers, formatter)
+    quiet_the_sweep()
 
 
 app.user_options["worker"].add(

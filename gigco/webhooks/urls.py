@@ -32,7 +32,13 @@ def check_url_syntax(url: str, *, allow_private: bool) -> tuple[str, int]:
     except ValueError:
         raise UnsafeUrl("The URL is not a valid absolute URL.") from None
     if parts.scheme not in schemes:
-        raise UnsafeUrl(f"The URL must start with {' or '.join(s + '://' for s in schemes)}.")
+        hint = ""
+        if parts.scheme == "http":
+            hint = (
+                " For local development, GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows http:// "
+                "and private addresses."
+            )
+        raise UnsafeUrl(f"The URL must start with {' or '.join(s + '://' for s in schemes)}.{hint}")
     if not parts.hostname or parts.username is not None or parts.password is not None:
         raise UnsafeUrl("The URL must name a host and carry no credentials.")
     if any(c.isspace() for c in url) or not url.isprintable():

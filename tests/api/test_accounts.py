@@ -178,7 +178,10 @@ def test_worker_sign_up_refuses_bad_fields(
         send_json(api.client, "POST", "/v1/workers", {**WORKER, **change}), 422, field
     )
     if change.get("skills"):
-        assert body["errors"]["skills"] == ["Unknown category: astrology."]
+        assert body["errors"]["skills"] == [
+            "Unknown category: astrology; choose one of: "
+            "cleaning, electrical, gardening, handyman, moving, plumbing."
+        ]
     assert row_counts() == before
 
 

@@ -69,6 +69,18 @@ def test_a_bad_job_field_is_refused_by_name_and_nothing_is_written(
     assert row_counts() == before
 
 
+def test_an_unknown_category_is_refused_naming_the_valid_ones(api: Api) -> None:
+    consumer = api.consumer()
+    r = send_json(
+        api.client, "POST", "/v1/jobs", job_body(category="astrology"), consumer["headers"]
+    )
+    valid = ", ".join(sorted(c["name"] for c in api.client.get("/v1/categories").json))
+    assert "plumbing" in valid
+    body = assert_error(r, 422, "category")
+    assert body["errors"]["category"] == [f"Unknown category: astrology; choose one of: {valid}."]
+    assert body["message"] == f"Unknown category; the categories are: {valid}."
+
+
 def test_the_field_limits_are_inclusive(api: Api) -> None:
     consumer = api.consumer()
     for change in (

@@ -88,6 +88,25 @@ def test_registration_refuses_private_addresses_and_http_on_the_public_setting(
         assert_error(r, 422, "url")
 
 
+def test_an_http_url_on_the_public_setting_names_the_setting_for_local_development(
+    settings: Settings, committed: None
+) -> None:
+    from gigco.web import create_app
+
+    client = create_app(settings.replace(webhook_allow_private_networks=False)).test_client()
+    signup = client.post("/v1/consumers", json={"name": "C", "email": "http@example.com"}).json
+    headers = {"Authorization": f"Bearer {signup['token']}"}
+    r = client.post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:5001/gigco"}, headers=headers
+    )
+    assert assert_error(r, 422, "url")["errors"]["url"] == [
+        "The URL must start with https://. For local development, "
+        "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS=1 allows http:// and private addresses."
+    ]
+    r = client.post("/v1/webhook-endpoints", json={"url": "ftp://example.com/x"}, headers=headers)
+    assert "GIGCO_" not in str(assert_error(r, 422, "url"))
+
+
 @pytest.mark.parametrize("url", [*PRIVATE, *ALWAYS_REFUSED])
 def test_address_policy_is_checked_before_connecting(url: str) -> None:
     with pytest.raises(webhooks.UnsafeUrl):
