@@ -28,9 +28,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco import clock
 from gigco.broker import QUEUES, transport_options
+from gigco.broker import (
+    QUEUES,
+    RECOVERY_QUEUE,
+    STEPS_QUEUE,
+    SWEEPS_QUEUE,
+    WEBHOOK_QUEUE,
+    transport_options,
+)
 from gigco.config import Settings
 from gigco.migrate import alembic_config
-from gigco.models import Heartbeat, Job
+from gigco.models import DeliveryStatus, Heartbeat, Job, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +237,42 @@ def _depth(conn: Connection, queue: str) -> int | None:
     return None
 
 
-def oldest_waiting(session: Session, *, now: dt.datetime) -> dt.datetime | None:
-    """Since when the oldest due work has waited: a step due now or a deadline passed."""
-    due = [
-        session.scalar(sa.select(sa.func.min(Job.step_due_at)).where(Job.step_due_at <= now)),
-        session.scalar(sa.select(sa.func.min(Job.timer_at)).where(Job.timer_at <= now)),
-    ]
-    found = [d for d in due if d is not None]
-    return min(found) if found else None
+# The kinds of work a worker may consume, by queue: a worker is judged by its own only.
+LIFECYCLE_QUEUES = frozenset({STEPS_QUEUE, SWEEPS_QUEUE, RECOVERY_QUEUE})
+WEBHOOK_QUEUES = frozenset({WEBHOOK_QUEUE})
+
+
+def oldest_waiting(
+    session: Session, *, now: dt.datetime, queues: Iterable[str] = QUEUES
+) -> dt.datetime | None:
+    """Since when the oldest work *sent* to ``queues`` has waited: on the lifecycle's queues a
+    step due now or a deadline a sweep armed that has passed; on the webhooks queue a pending
+    message due now. A deadline no sweep has armed waits on beat, not on a worker: not counted.
+    """
+    wanted = set(queues)
+    due: list[dt.datetime | None] = []
+    if wanted & LIFECYCLE_QUEUES:
+        due.append(
+            session.scalar(sa.select(sa.func.min(Job.step_due_at)).where(Job.step_due_at <= now))
+        )
+        due.append(
+            session.scalar(
+                sa.select(sa.func.min(Job.timer_at)).where(
+                    Job.timer_at <= now, Job.timer_armed_at.is_not(None)
+                )
+            )
+        )
+    if wanted & WEBHOOK_QUEUES:
+        at = WebhookDelivery.next_attempt_at
+        due.append(
+            session.scalar(
+                sa.select(sa.func.min(at)).where(
+                    at <= now, WebhookDelivery.status == DeliveryStatus.PENDING
+                )
+            )
+        )
+    found = [_aware(d) for d in due if d is not None]
+    return min(d for d in found if d is not None) if found else None
 
 
 def oldest_waiting_job(session: Session, *, since: dt.datetime) -> int | None:
@@ -305,6 +341,44 @@ def _unconsumed(depths: dict[str, int | None], listed: list[dict[str, Any]]) -> 
     ]
 
 
+def _consumed(queues: str | None) -> frozenset[str]:
+    """The queues a heartbeat row says its worker consumes (all, when it has not said)."""
+    return frozenset(queues.split(",")) if queues else frozenset(QUEUES)
+
+
+def _stall(
+    session: Session,
+    rows: list[Heartbeat],
+    queues: list[str],
+    *,
+    now: dt.datetime,
+    bound: float,
+    depths: dict[str, int | None],
+    name: str | None,
+) -> tuple[dt.datetime | None, str | None]:
+    """Since when work sent to ``queues`` has waited, and why it stalls (None when it does
+    not: nothing waited past ``bound``, no message waits, or a worker of ``rows`` consuming
+    ``queues`` finished a task or started within the bound)."""
+    oldest = oldest_waiting(session, now=now, queues=queues)
+    waited = (now - oldest).total_seconds() if oldest else 0.0
+    waiting = {q: depths[q] for q in queues if depths.get(q)}
+    if waited <= bound or not waiting:
+        return oldest, None
+    consumers = [row for row in rows if set(queues) & _consumed(row.queues)]
+    finished = [_aware(row.beat_at) for row in consumers]
+    started = [_aware(row.started_at) for row in consumers]
+    if any(at is not None and (now - at).total_seconds() <= bound for at in finished + started):
+        return oldest, None
+    last = max((at for at in finished if at is not None), default=None)
+    who = name or f"no worker consuming {', '.join(queues)}"
+    since = f"since {last.isoformat()}" if last else "ever"
+    held = ", ".join(f"{q} ({n})" for q, n in waiting.items())
+    return oldest, (
+        f"work has waited {waited:.0f}s (bound {bound:g}s) with messages in {held} "
+        f"and {who} finished a task {since}"
+    )
+
+
 def workers(
     session: Session,
     settings: Settings,
@@ -313,39 +387,57 @@ def workers(
     name: str | None = None,
     depths: dict[str, int | None] | None = None,
 ) -> Part:
-    """Down when work has waited past the bound and no worker (or ``name``) finished a task
-    within it (a worker that started within the bound gets the bound to catch up), or when
-    a queue holds messages (``depths``, from the broker) and no live worker consumes it."""
+    """Down when a kind of work stalls: work sent to its queues has waited past the bound,
+    messages wait in those queues (``depths``, from the broker), and no worker consuming
+    them (or ``name`` alone) finished a task within the bound nor started within it; or
+    when a queue holds messages and no live worker consumes it.
+
+    Each worker is judged only by the queues it consumes (its heartbeat row says which), so
+    a stalled lifecycle never fails a webhooks-only worker nor the reverse; a deadline that
+    waits because beat is silent is beat's failure, never a worker's. Where the broker
+    cannot tell a depth (None), no worker is called down on that queue.
+    """
     bound = settings.health_stall_seconds
-    last, started = _heartbeats(session, "worker", _worker_row(name) if name else None)
-    oldest = oldest_waiting(session, now=now)
-    waited = (now - oldest).total_seconds() if oldest else 0.0
+    stmt = sa.select(Heartbeat).where(Heartbeat.kind == "worker")
+    if name is not None:
+        stmt = stmt.where(Heartbeat.name == _worker_row(name))
+    rows = list(session.scalars(stmt))
+    if name is not None and not rows:  # never heard of: judged on every queue
+        rows = [Heartbeat(name=_worker_row(name), kind="worker")]
+    consumed = frozenset(QUEUES)
+    if rows:
+        consumed = frozenset(q for row in rows for q in _consumed(row.queues))
+    depths = depths or {}
+    stalls: list[str] = []
+    since: list[dt.datetime] = []
+    for lane in (LIFECYCLE_QUEUES, WEBHOOK_QUEUES):
+        if queues := sorted(lane & consumed):
+            oldest, stall = _stall(
+                session, rows, queues, now=now, bound=bound, depths=depths, name=name
+            )
+            since += [oldest] if oldest else []
+            stalls += [stall] if stall else []
+    oldest = min(since, default=None)
+    finished = [at for at in (_aware(row.beat_at) for row in rows) if at is not None]
+    last = max(finished, default=None)
     facts: dict[str, Any] = {
         "last_task_finished_at": last,
         "oldest_waiting_since": oldest,
         "oldest_waiting_job": oldest_waiting_job(session, since=oldest) if oldest else None,
-        "waiting_seconds": round(waited, 1),
+        "waiting_seconds": round((now - oldest).total_seconds(), 1) if oldest else 0.0,
         "bound_seconds": bound,
     }
     if name is not None:
-        facts = {"worker": name} | facts
+        facts = {"worker": name, "queues": sorted(consumed)} | facts
     else:
         facts["nodes"] = nodes(session, now=now)
-
-    def recent(at: dt.datetime | None) -> bool:
-        return at is not None and (now - at).total_seconds() <= bound
-
-    if waited > bound and not recent(last) and not recent(started):
-        who = name or "no worker"
-        since = f"since {last.isoformat()}" if last else "ever"
-        return Part(
-            DOWN,
-            f"work has waited {waited:.0f}s (bound {bound:g}s) and {who} finished a task {since}",
-            facts,
-        )
-    unconsumed = _unconsumed(depths or {}, facts.get("nodes", []))
+    if stalls:
+        return Part(DOWN, "; ".join(stalls), facts)
+    if name is not None:  # a queue no one consumes is not this worker's to fix
+        return Part(OK, facts=facts)
+    unconsumed = _unconsumed(depths, facts["nodes"])
     if unconsumed:
-        waiting = ", ".join(f"{q} ({(depths or {})[q]})" for q in unconsumed)
+        waiting = ", ".join(f"{q} ({depths[q]})" for q in unconsumed)
         return Part(DOWN, f"messages wait in {waiting} and no live worker consumes it", facts)
     return Part(OK, facts=facts)
 
@@ -460,15 +552,21 @@ def worker_probe(
 ) -> Health:
     """The liveness of worker ``nodename`` (an orchestrator restarts it when down).
 
-    Only this worker's own stall fails it: an unreachable database is reported as unknown,
-    since restarting the worker would not bring the database back.
+    Only a stall on the queues this worker consumes fails it (``workers``); an unreachable
+    database or broker is reported as unknown, and a silent beat is not looked at: restarting
+    the worker would bring none of them back.
     """
     with sessions() as session:
         database = _database(session)
         if database.status != OK:
             return Health({"workers": Part(UNKNOWN, database.reason)}, now)
+        queues = broker(settings)
+        if queues.status != OK:
+            return Health({"workers": Part(UNKNOWN, queues.reason)}, now)
         try:
-            part = workers(session, settings, now=now, name=nodename)
+            part = workers(
+                session, settings, now=now, name=nodename, depths=queues.facts.get("queues")
+            )
         except sa.exc.SQLAlchemyError as error:
             part = Part(UNKNOWN, _first_line(error))
     return Health({"workers": part}, now)

@@ -27,6 +27,12 @@ SWEEP_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+PUBLISH_FAILURES = Counter(
+    "gigco_publish_failures",
+    "Task messages the broker refused or never confirmed; each was skipped, the rest of its "
+    "batch sent (a sweep sends it again next time).",
+    ["queue"],
+)
 WEBHOOK_DELIVERIES = Counter(
     "gigco_webhook_attempts",
     "Webhook delivery attempts by what they came to: delivered, retry, failed, disabled, lost.",

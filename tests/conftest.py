@@ -25,7 +25,8 @@ from tests.harness.servers import live_server, start_worker, stop_worker
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this run, dropped afterwards."""
+    """A fresh PostgreSQL database for this run, owned and migrated by a role of its own
+    (no superuser), whose URL the live processes and the tests use; dropped afterwards."""
     try:
         database.check_server(server_url())
     except sa.exc.OperationalError as error:
@@ -35,8 +36,14 @@ def database_url() -> Iterator[str]:
             returncode=3,
         )
     name = f"gigco_test_{uuid.uuid4().hex[:10]}"
-    yield database.create_database(server_url(), name)
-    database.drop_database(server_url(), name)
+    # The app's processes log in as the database's owner, no superuser: what they may read of
+    # the server (pg_stat_activity) is what production's role may (tests/scale/test_feed.py).
+    database.create_role(server_url(), name)
+    try:
+        yield database.create_database(server_url(), name, owner=name)
+    finally:
+        database.drop_database(server_url(), name)
+        database.drop_role(server_url(), name)
 
 
 @pytest.fixture(scope="session")

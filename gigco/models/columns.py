@@ -49,19 +49,35 @@ class settled_tx(sa.sql.expression.FunctionElement[int]):
     longer than ``hold_seconds``: rows written below it are final (or given up on).
 
     PostgreSQL: the lowest id among the current snapshot's running transactions, leaving
-    out those pg_stat_activity shows running in another database (they never write here)
-    or open past the hold; with none left, the snapshot's xmax. A transaction that ended
-    after our snapshot is not in pg_stat_activity and is kept: that errs on holding back.
-    SQLite: no limit.
+    out those known to be open past the hold or not to write here; with none left, the
+    snapshot's xmax. A running transaction is left out when
+
+    - pg_stat_activity shows it running in another database (every role reads each
+      backend's database and transaction id), or open past the hold (``xact_start``: only
+      for our own role's backends, or with ``pg_read_all_stats``; another role's reads as
+      NULL), or
+    - its id is below ``given_up_below``: the id of a transaction that committed a row more
+      than the hold ago (ids are handed out in time order, so a lower one has been open at
+      least that long). This needs no privilege: another role's transaction holds a row back
+      for at most the hold after that row was written.
+
+    A transaction that ended after our snapshot is not in pg_stat_activity and is kept:
+    that errs on holding back. SQLite: no limit.
     """
 
     type = sa.BigInteger()
     inherit_cache = True
 
-    def __init__(self, hold_seconds: float | sa.ColumnElement[float]):
+    def __init__(
+        self,
+        hold_seconds: float | sa.ColumnElement[float],
+        given_up_below: int | sa.ColumnElement[int] = 0,
+    ):
         if not isinstance(hold_seconds, sa.ColumnElement):
             hold_seconds = sa.literal(float(hold_seconds), sa.Double)
-        super().__init__(hold_seconds)
+        if not isinstance(given_up_below, sa.ColumnElement):
+            given_up_below = sa.literal(int(given_up_below), sa.BigInteger)
+        super().__init__(hold_seconds, given_up_below)
 
 
 @compiles(current_tx)
@@ -81,11 +97,12 @@ def _settled_tx(element: settled_tx, compiler: Any, **kw: Any) -> str:
 
 @compiles(settled_tx, "postgresql")
 def _settled_tx_pg(element: settled_tx, compiler: Any, **kw: Any) -> str:
-    hold = compiler.process(element.clauses, **kw)
+    hold, given_up_below = (compiler.process(c, **kw) for c in element.clauses)
     return (
         "COALESCE((SELECT min(x::text::bigint)"
         " FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
-        " WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a"
+        f" WHERE x::text::bigint > COALESCE({given_up_below}, 0)"
+        " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a"
         " WHERE a.backend_xid::text::bigint = mod(x::text::bigint, 4294967296)"
         " AND (a.datname <> current_database()"
         f" OR a.xact_start < clock_timestamp() - make_interval(secs => {hold})))),"

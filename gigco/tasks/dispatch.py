@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from gigco import clock
 from gigco.broker import is_rabbitmq
+from gigco.broker import STEPS_QUEUE, is_rabbitmq
 from gigco.config import Settings
 from gigco.db import enqueue_after_commit
 from gigco.lifecycle.transitions import Due
+from gigco.metrics import PUBLISH_FAILURES
 from gigco.tasks.app import app
 from gigco.tasks.names import step_task_name
 from gigco.tasks.runtime import runtime
@@ -48,8 +51,38 @@ def arming_horizon(settings: Settings) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
-def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | None = None) -> int:
+class PublishFailed(Exception):
+    """Some messages could not be published (the rest were); ``failed`` lists them."""
+
+    def __init__(self, failed: list[Due]):
+        super().__init__(f"{len(failed)} message(s) not published: {failed}")
+        self.failed = failed
+
+
+def publish(name: str, args: list[Any], **options: Any) -> None:
+    """Publish one task message: the one place GigCo's dispatch hands a message to Celery."""
+    app.send_task(name, args=args, **options)
+
+
+def published(name: str, args: list[Any], *, queue: str | None, **options: Any) -> bool:
+    """``publish``, with a failure kept to this one message: logged, counted in
+    ``gigco_publish_failures_total`` and answered False, never raised."""
+    try:
+        publish(name, args, **({"queue": queue} if queue else {}), **options)
+    except Exception:  # any broker failure: refused, unreachable, unconfirmed
+        where = queue or app.conf.task_routes.get(name, {}).get("queue") or STEPS_QUEUE
+        PUBLISH_FAILURES.labels(queue=where).inc()
+        log.warning("could not publish %s%s; skipped", name, args, exc_info=True)
+        return False
+    return True
+
+
+def send_each(
+    dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | None = None
+) -> tuple[int, list[Due]]:
     """Send each due step: now, as an ETA task inside the sweep horizon, or not at all.
+    Returns how many were sent and those whose publish failed (each failure stays local:
+    the others are still sent).
 
     A deadline further away than one sweep interval is left to the database; the sweeper
     arms it when it comes within the horizon, so no long timer waits in the broker.
@@ -60,15 +93,24 @@ def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | No
     horizon = now + arming_horizon(settings)
     # RabbitMQ's publisher confirm is awaited at most this long (a blackholed broker).
     bounded: dict[str, object] = {"confirm_timeout": settings.broker_timeout_seconds}
-    if queue is not None:
-        bounded["queue"] = queue
-    sent = 0
+    sent, failed = 0, []
     for due in dues:
         if due.at is not None and due.at > horizon:
             continue
         options = broker_timing(due.at) if due.at is not None and due.at > now else {}
-        app.send_task(step_task_name(due.step), args=[due.job_id], **bounded, **options)
-        sent += 1
+        if published(step_task_name(due.step), [due.job_id], queue=queue, **bounded, **options):
+            sent += 1
+        else:
+            failed.append(due)
+    return sent, failed
+
+
+def send(dues: Iterable[Due], *, now: dt.datetime | None = None, queue: str | None = None) -> int:
+    """``send_each``, raising ``PublishFailed`` once every other due was sent when some
+    could not be (a task's follow-ups: the task fails, the sweeper re-kicks what it left)."""
+    sent, failed = send_each(dues, now=now, queue=queue)
+    if failed:
+        raise PublishFailed(failed)
     return sent
 
 

@@ -7,13 +7,14 @@ import logging
 import time
 
 from gigco import clock
+from gigco.lifecycle import unsent
 from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.lifecycle.transitions import Due
 from gigco.metrics import SWEEP_DURATION
 from gigco.tasks.app import app
 from gigco.tasks.base import LifecycleTask
 from gigco.tasks.celery_settings import RECOVERY_QUEUE
-from gigco.tasks.dispatch import arming_horizon, send
+from gigco.tasks.dispatch import arming_horizon, send_each
 from gigco.tasks.names import SWEEP_TASK
 from gigco.tasks.runtime import runtime
 from gigco.tasks.webhooks import send_deliveries
@@ -58,17 +59,31 @@ def sweep() -> dict[str, int]:
     fresh: list[Due] = []
     for due in timers:
         (late if due.at is not None and due.at <= overdue else fresh).append(due)
-    sent = (
-        send(fresh, now=now)
-        + send(late, now=now, queue=RECOVERY_QUEUE)
-        + send_deliveries(deliveries, now=now)
-    )
+    # One publish that fails skips that one send (counted in gigco_publish_failures_total);
+    # the rest of the batch still goes, and its claim is released for the next sweep.
+    sent_fresh, failed = send_each(fresh, now=now)
+    sent_late, failed_late = send_each(late, now=now, queue=RECOVERY_QUEUE)
+    failed += failed_late
+    kicked = send_deliveries(deliveries, now=now)
+    unsent_kicks = [i for i, at in deliveries if at is None] if kicked < len(deliveries) else []
+    if failed or unsent_kicks:
+        with rt.sessions() as session, session.begin():
+            unsent.release(
+                session,
+                timers=[d.job_id for d in failed if d.at is not None],
+                steps=[d.job_id for d in failed if d.at is None],
+                deliveries=unsent_kicks,
+                claimed_at=now,
+                grace_seconds=settings.stuck_step_grace_seconds,
+            )
+    sent = sent_fresh + sent_late + kicked
     SWEEP_DURATION.observe(time.perf_counter() - started)
     counts = {
         "timers": len(timers),
         "stuck": len(stuck),
         "deliveries": len(deliveries),
         "sent": sent,
+        "unsent": len(failed) + len(unsent_kicks),
     }
     log_sweep(counts)
     return counts

@@ -11,7 +11,7 @@ from gigco import clock, metrics, webhooks
 from gigco.tasks.app import app
 from gigco.tasks.base import DurableTask
 from gigco.tasks.celery_settings import WEBHOOK_QUEUE
-from gigco.tasks.dispatch import arming_horizon, broker_timing
+from gigco.tasks.dispatch import arming_horizon, broker_timing, published
 from gigco.tasks.names import DELIVER_TASK, FAN_OUT_TASK
 from gigco.tasks.runtime import runtime
 
@@ -33,11 +33,13 @@ def _due_at(kicks: Iterable[Kick]) -> list[DueAt]:
 def deliver_each(kicks: Iterable[Kick], *, now: dt.datetime | None = None) -> int:
     """Send a deliver task per delivery (with an ETA when given one in the future)."""
     now = now or clock.now()
+    """Send a deliver task per delivery (with an ETA when given one in the future); returns
+    how many were published (one the broker refuses is skipped, the rest still go)."""
+    now = now or clock.now()
     sent = 0
     for delivery_id, at in _due_at(kicks):
         options = broker_timing(at) if at is not None and at > now else {}
-        app.send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE, **options)
-        sent += 1
+        sent += published(DELIVER_TASK, [delivery_id], queue=WEBHOOK_QUEUE, **options)
     return sent
 
 
@@ -46,14 +48,16 @@ def send_deliveries(kicks: Iterable[Kick], *, now: dt.datetime | None = None) ->
 
     What a transaction or a sweep kicks costs its process one publish, however many
     deliveries it wrote; the webhooks worker sends a deliver task per delivery, so one
-    slow endpoint never holds up another's. Returns how many deliveries were kicked.
+    slow endpoint never holds up another's. Returns how many deliveries were kicked (none
+    when the broker refused the message: the sweep kicks them again).
     """
     items = _due_at(kicks)
     if len(items) == 1:
         return deliver_each(items, now=now)
     if items:
         args = [[i, at.isoformat() if at is not None else None] for i, at in items]
-        app.send_task(FAN_OUT_TASK, args=[args], queue=WEBHOOK_QUEUE)
+        if not published(FAN_OUT_TASK, [args], queue=WEBHOOK_QUEUE):
+            return 0
     return len(items)
 
 

@@ -27,7 +27,9 @@ from gigco.models import Heartbeat
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
 from tests.api.helpers import assert_error
+from tests.harness import database
 from tests.harness.console import Ops
+from tests.harness.env import server_url
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
 
@@ -37,22 +39,14 @@ HEAD = health._script().get_current_head()
 
 @pytest.fixture
 def empty_database(settings: Settings) -> Iterator[str]:
-    """A PostgreSQL database nothing has migrated, dropped afterwards."""
-    server = make_engine(settings.database_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    """A PostgreSQL database nothing has migrated, the run's role's as its own is; dropped
+    afterwards."""
     name = f"gigco_unmigrated_{uuid.uuid4().hex[:8]}"
-    with server.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = str(
-        sa.make_url(normalize_url(settings.database_url))
-        .set(database=name)
-        .render_as_string(hide_password=False)
-    )
+    owner = sa.make_url(normalize_url(settings.database_url)).username
     try:
-        yield url
+        yield database.create_database(server_url(), name, migrated=False, owner=owner)
     finally:
-        with server.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+        database.drop_database(server_url(), name)
 
 
 @pytest.fixture

@@ -28,23 +28,67 @@ def check_server(server_url: str) -> None:
         server.dispose()
 
 
+# Extensions the migrations create that PostgreSQL does not let a database owner create
+# (earthdistance is not "trusted"): made by the server's superuser first, as a DBA would.
+UNTRUSTED_EXTENSIONS = ("cube", "earthdistance")
+
+
 def create_database(
-    server_url: str, name: str, *, replace: bool = False, migrated: bool = True
+    server_url: str,
+    name: str,
+    *,
+    replace: bool = False,
+    migrated: bool = True,
+    owner: str | None = None,
 ) -> str:
     """Create database ``name`` (dropping one of that name first with ``replace``), migrate it
-    to head unless told not to, and return its URL."""
+    to head unless told not to, and return its URL. With ``owner`` (a role made by
+    ``create_role``) the database is that role's, and the URL, migrations included, logs in
+    as it: as production runs, not as a superuser."""
     server = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
     try:
         with server.connect() as conn:
             if replace:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(
+                sa.text(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
+            )
     finally:
         server.dispose()
     url = url_of(server_url, name)
+    if owner:
+        superuser = make_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
+        try:
+            with superuser.connect() as conn:
+                for extension in UNTRUSTED_EXTENSIONS:
+                    conn.execute(sa.text(f"CREATE EXTENSION IF NOT EXISTS {extension}"))
+        finally:
+            superuser.dispose()
+        url = str(sa.make_url(url).set(username=owner, password=None).render_as_string(False))
     if migrated:
         migrate.upgrade(url)
     return url
+
+
+def create_role(server_url: str, name: str) -> None:
+    """A login role that is no superuser and not in ``pg_read_all_stats``: it sees only its
+    own backends in pg_stat_activity, as a production application's role does."""
+    server = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    try:
+        with server.connect() as conn:
+            conn.execute(sa.text(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'))
+    finally:
+        server.dispose()
+
+
+def drop_role(server_url: str, name: str) -> None:
+    """Drop role ``name`` (its databases dropped first)."""
+    server = make_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    try:
+        with server.connect() as conn:
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
+    finally:
+        server.dispose()
 
 
 def drop_database(server_url: str, name: str) -> None:

@@ -90,10 +90,13 @@ class Topology:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {self.log(name).read_text()[-3000:]}")
 
-    def start_worker(self, name: str = "worker") -> None:
-        """``celery worker`` with the default prefork pool (3 processes)."""
-        extra = ("--pool", "prefork", "--concurrency", "3", "-n", f"{name}@%h")
-        self._spawn(name, worker_argv(*extra, loglevel="INFO"))
+    def start_worker(
+        self, name: str = "worker", *, queues: str | None = None, concurrency: int = 3
+    ) -> None:
+        """``celery worker`` with the default prefork pool (3 processes), on every queue or
+        on ``queues`` (``-Q``), as production's lifecycle and webhooks workers are."""
+        extra = ("--pool", "prefork", "--concurrency", str(concurrency), "-n", f"{name}@%h")
+        self._spawn(name, worker_argv(*extra, *(("-Q", queues) if queues else ()), loglevel="INFO"))
 
     def wait_worker_ready(self, name: str = "worker", timeout: float = 60) -> float:
         """Wait until worker ``name`` consumes from the broker; return that wall-clock time."""

@@ -1,17 +1,27 @@
-"""A backlog of 20k overdue timers: each sweep claims at most a batch, never the same twice."""
+"""A backlog of 20k overdue timers: each sweep claims at most a batch, never the same twice;
+a publish the broker refuses costs that one send, not the rest of the sweep."""
 
 from __future__ import annotations
 
 import datetime as dt
 import subprocess
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from kombu import Connection
+from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco import clock
+from gigco.config import Settings
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.timers import due_timers
-from gigco.models import Job, JobEvent
+from gigco.models import Job, JobEvent, Role, WebhookDelivery, WebhookEndpoint
+from gigco.tasks import app as celery_app
+from gigco.tasks import configure as configure_celery
+from gigco.tasks import dispatch
 from gigco.tasks.celery_settings import (
     RECOVERY_QUEUE,
     SWEEPS_QUEUE,
@@ -19,7 +29,10 @@ from gigco.tasks.celery_settings import (
     celery_settings,
 )
 from gigco.tasks.names import DELIVER_TASK, SWEEP_TASK
+from gigco.tasks.runtime import runtime
+from gigco.tasks.sweeps import sweep as run_sweep
 from tests import factories as f
+from tests.brokers import fresh_vhost, rabbitmq_queue, rabbitmq_url
 from tests.harness.polling import wait_for
 
 BACKLOG, BATCH, HORIZON, GRACE = 20_000, 1000, 45.0, 60.0
@@ -139,3 +152,82 @@ def test_a_live_backlog_drains_and_a_new_deadline_still_fires_on_time(
         from gigco.tasks import app
 
         app.control.purge()
+
+
+@pytest.fixture
+def sweeping_on_rabbitmq(
+    settings: Settings, isolated_sessions: sessionmaker[Session]
+) -> Iterator[str]:
+    """Sweeps run in this process, inside the test's rolled-back transaction, and publish to
+    a fresh RabbitMQ vhost that no worker consumes; yields its URL."""
+    with fresh_vhost() as vhost:
+        url = rabbitmq_url(vhost)
+        app = configure_celery(settings.replace(broker_url=url))
+        try:
+            with Connection(url) as conn:  # what a worker declares at its start
+                for queue in app.amqp.queues.values():
+                    queue.bind(conn).declare()
+            runtime().__dict__["sessions"] = isolated_sessions
+            yield url
+        finally:
+            runtime().__dict__.pop("sessions", None)
+            configure_celery(settings)
+
+
+def test_a_publish_that_fails_skips_that_send_only_and_the_next_sweep_sends_it(
+    session: Session, sweeping_on_rabbitmq: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = sweeping_on_rabbitmq
+    due = clock.now() - dt.timedelta(seconds=1)  # overdue, within the grace: the steps queue
+    jobs = f.jobs(session, 4, status=f.JobStatus.OFFERED, offer_expires_at=due, timer_at=due)
+    for n, job in enumerate(jobs):  # claimed in this order
+        job.timer_at = job.offer_expires_at = due + dt.timedelta(milliseconds=n)
+    victim = jobs[1]
+    endpoint = WebhookEndpoint(
+        owner_role=Role.CONSUMER, owner_id=victim.consumer_id, url="http://127.0.0.1:9/", secret="s"
+    )
+    session.add(endpoint)
+    session.flush()
+    delivery = WebhookDelivery(
+        endpoint_id=endpoint.id,
+        msg_id="msg_unsent_test",
+        event_type="ping",
+        payload={},
+        next_attempt_at=clock.now() - dt.timedelta(minutes=1),  # its task was lost
+    )
+    session.add(delivery)
+    session.flush()
+
+    # The broker fails the victim's publish for real: its message goes to a port where no
+    # broker listens (kombu's OperationalError), through the seam GigCo's dispatch owns.
+    real_publish = dispatch.publish
+    nowhere = Connection("amqp://guest:guest@127.0.0.1:1//", connect_timeout=1)
+
+    def publish(name: str, args: list[Any], **options: Any) -> None:
+        if args == [victim.id]:
+            celery_app.send_task(name, args=args, connection=nowhere, **options)
+        real_publish(name, args, **options)
+
+    monkeypatch.setattr(dispatch, "publish", publish)
+    labels = {"queue": "celery"}
+    failures = REGISTRY.get_sample_value("gigco_publish_failures_total", labels) or 0
+    counts = run_sweep()
+    assert counts["timers"] == 4 and counts["deliveries"] == 1
+    assert (counts["sent"], counts["unsent"]) == (3 + 1, 1)
+    assert REGISTRY.get_sample_value("gigco_publish_failures_total", labels) == failures + 1
+    # The rest of the batch, and the delivery after it, reached the broker.
+    assert rabbitmq_queue(url, "celery")[0] == 3
+    assert rabbitmq_queue(url, WEBHOOK_QUEUE)[0] == 1
+    armed = dict(
+        session.execute(
+            sa.select(Job.id, Job.timer_armed_at).where(Job.id.in_([j.id for j in jobs]))
+        ).all()
+    )
+    assert armed[victim.id] is None  # released: the next sweep claims it again
+    assert all(at is not None for job_id, at in armed.items() if job_id != victim.id)
+
+    monkeypatch.setattr(dispatch, "publish", real_publish)  # the broker is whole again
+    again = run_sweep()
+    assert (again["timers"], again["sent"], again["unsent"]) == (1, 1, 0)
+    assert rabbitmq_queue(url, "celery")[0] == 4
+    assert session.scalar(sa.select(Job.timer_armed_at).where(Job.id == victim.id)) is not None
