@@ -27,7 +27,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco import clock
-from gigco.broker import QUEUES, transport_options
 from gigco.broker import (
     QUEUES,
     RECOVERY_QUEUE,

@@ -12,7 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.db import built_once
-from gigco.lifecycle.access import require_assigned_worker, require_consumer_of, require_operator, visible_job
+from gigco.lifecycle.access import (
+    require_assigned_worker,
+    require_consumer_of,
+    require_operator,
+    visible_job,
+)
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
 from gigco.lifecycle.history import record_event
@@ -26,7 +31,15 @@ from gigco.lifecycle.matching import (
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
 from gigco.lifecycle.principals import Principal, consumer_actor
 from gigco.lifecycle.schedule import Next
-from gigco.lifecycle.transitions import AT_NOW, CANCELLABLE, Due, StatusConflict, dues_of, require_transition, set_next
+from gigco.lifecycle.transitions import (
+    AT_NOW,
+    CANCELLABLE,
+    Due,
+    StatusConflict,
+    dues_of,
+    require_transition,
+    set_next,
+)
 from gigco.models import (
     Consumer,
     Job,

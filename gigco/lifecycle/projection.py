@@ -1,13 +1,16 @@
-"""What a viewer may see of a job, its history events and notifications: one table, one entry.
+"""What a viewer may see of a job and of everything about it: one table, one entry.
 
-The history API, action replies, notifications, the opportunity listing and webhook payloads
-are all built here, so none can disagree. ``EVENT_FIELDS`` says, per event type and audience,
-which keys of the event's ``data`` are shown; then one identity rule removes any worker or
-consumer id the viewer may not know: a worker sees only their own worker id, the consumer
-only the assigned worker's (it is in the job resource), and no worker sees a consumer id.
-No consumer or worker ever sees a distance, a location of a worker, a charge id or the
-consumer's decline details. The operator sees everything. An event type missing from the
-table fails closed: a non-operator sees none of its data.
+The job resource, its history, its payment and its reviews, action replies, notifications,
+the opportunity listing and webhook payloads are all built here, so none can disagree.
+``EVENT_FIELDS`` says, per event type and audience, which keys of the event's ``data`` are
+shown; ``JOB_FIELDS``, ``PAYMENT_FIELDS``, ``ATTEMPT_FIELDS`` and ``REVIEW_FIELDS`` do the
+same for the resources. Then one identity rule removes any worker or consumer id the viewer
+may not know: a worker sees only their own worker id, the consumer only the assigned
+worker's (it is in the job resource), and no worker sees a consumer id. No consumer or
+worker ever sees a distance, a location of a worker, a charge id, the payment's idempotency
+key or the gateway's text about an attempt (a decline's detail names the consumer's card);
+workers see what they earn, never the price or the fee. The operator sees everything. An
+event type missing from the table fails closed: a non-operator sees none of its data.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from gigco.lifecycle.principals import Principal
-from gigco.models import Job, JobEvent, Notification, Opportunity, Role
+from gigco.models import Job, JobEvent, Notification, Opportunity, Payment, Review, Role
 
 
 class Audience(StrEnum):
@@ -116,6 +119,42 @@ JOB_FIELDS: dict[Audience, frozenset[str] | None] = {
     Audience.CANDIDATE: _WORKER_JOB,
 }
 
+# The payment resource's fields each audience sees: the consumer what they pay and how it
+# splits, the assigned worker what they earn (``worker_earnings_cents``: the amount less the
+# platform fee, which is the job's subtotal). Only the operator sees the idempotency key.
+PAYMENT_FIELDS: dict[Audience, frozenset[str] | None] = {
+    Audience.OPERATOR: None,
+    Audience.CONSUMER: frozenset(
+        {
+            *("job_id", "status", "amount_cents", "fee_cents", "worker_earnings_cents"),
+            *("currency", "succeeded_at", "attempts"),
+        }
+    ),
+    Audience.ASSIGNED: frozenset(
+        {"job_id", "status", "worker_earnings_cents", "currency", "succeeded_at", "attempts"}
+    ),
+    # A candidate sees no payment today (none exists while an opportunity is pending); were
+    # there one, they would see what the job's status tells them already.
+    Audience.CANDIDATE: frozenset({"job_id", "status", "currency", "succeeded_at", "attempts"}),
+}
+# Each attempt's fields: the consumer sees how it ended (as in the history), a worker when it
+# was made; the gateway's text (``detail``) only the operator.
+ATTEMPT_FIELDS: dict[Audience, frozenset[str] | None] = {
+    Audience.OPERATOR: None,
+    Audience.CONSUMER: frozenset({"number", "attempted_at", "outcome"}),
+    Audience.ASSIGNED: frozenset({"number", "attempted_at"}),
+    Audience.CANDIDATE: frozenset({"number", "attempted_at"}),
+}
+# A review's fields: the author's role, not their id (a party knows who the other side is
+# from the job resource, as far as they may).
+_REVIEW = frozenset({"id", "job_id", "author_role", "rating", "comment", "created_at"})
+REVIEW_FIELDS: dict[Audience, frozenset[str] | None] = {
+    Audience.OPERATOR: None,
+    Audience.CONSUMER: _REVIEW,
+    Audience.ASSIGNED: _REVIEW,
+    Audience.CANDIDATE: _REVIEW,
+}
+
 # The data keys a recipient sees of each notification kind (keys written by gigco.lifecycle
 # through notify_consumer / notify_worker; a recipient is always a consumer or a worker).
 NOTIFICATION_FIELDS: dict[str, frozenset[str]] = {
@@ -190,6 +229,11 @@ def project_event(event: JobEvent, job: Job, viewer: Principal) -> dict[str, Any
     }
 
 
+def _cut(full: dict[str, Any], keys: frozenset[str] | None) -> dict[str, Any]:
+    """``full`` cut to ``keys`` (None: all of it)."""
+    return full if keys is None else {k: v for k, v in full.items() if k in keys}
+
+
 def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
     """The job resource as ``viewer`` may see it (the API's JobSchema fields), JSON-ready."""
     full = {
@@ -213,8 +257,47 @@ def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
     }
-    keys = JOB_FIELDS[audience(job, viewer)]
-    return full if keys is None else {k: v for k, v in full.items() if k in keys}
+    return _cut(full, JOB_FIELDS[audience(job, viewer)])
+
+
+def project_payment(payment: Payment, job: Job, viewer: Principal) -> dict[str, Any]:
+    """The job's payment as ``viewer`` may see it (the API's PaymentSchema fields), JSON-ready."""
+    who = audience(job, viewer)
+    attempts = [
+        {
+            "number": attempt.number,
+            "attempted_at": _iso(attempt.attempted_at),
+            "outcome": attempt.outcome.value,
+            "detail": attempt.detail,
+        }
+        for attempt in payment.attempts
+    ]
+    full = {
+        "job_id": payment.job_id,
+        "status": payment.status.value,
+        "amount_cents": payment.amount_cents,
+        "fee_cents": payment.fee_cents,
+        "worker_earnings_cents": payment.worker_earnings_cents,
+        "currency": job.currency,
+        "idempotency_key": payment.idempotency_key,
+        "succeeded_at": _iso(payment.succeeded_at),
+        "attempts": [_cut(attempt, ATTEMPT_FIELDS[who]) for attempt in attempts],
+    }
+    return _cut(full, PAYMENT_FIELDS[who])
+
+
+def project_review(review: Review, job: Job, viewer: Principal) -> dict[str, Any]:
+    """A review of ``job`` as ``viewer`` may see it (the API's ReviewSchema fields), JSON-ready."""
+    full = {
+        "id": review.id,
+        "job_id": review.job_id,
+        "author_role": review.author_role.value,
+        "author_id": review.author_id,
+        "rating": review.rating,
+        "comment": review.comment,
+        "created_at": _iso(review.created_at),
+    }
+    return _cut(full, REVIEW_FIELDS[audience(job, viewer)])
 
 
 def project_notification(note: Notification, viewer: Principal) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gigco import clock
-from gigco.broker import is_rabbitmq
 from gigco.broker import STEPS_QUEUE, is_rabbitmq
 from gigco.config import Settings
 from gigco.db import enqueue_after_commit

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
+from flask import Flask
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.history import record_event
 from gigco.lifecycle.principals import Principal
-from gigco.lifecycle.projection import JOB_FIELDS, Audience, project_event, project_job
-from gigco.models import JobStatus, Role
+from gigco.lifecycle.projection import (
+    JOB_FIELDS,
+    Audience,
+    project_event,
+    project_job,
+    project_payment,
+    project_review,
+)
+from gigco.models import AttemptOutcome, JobStatus, PaymentStatus, Review, Role
 from gigco.web.resources.jobs.schemas import EventSchema, JobSchema
 from tests import factories
 
@@ -47,3 +57,39 @@ def test_project_event_is_json_ready(session: Session) -> None:
         "created_at": event.created_at.isoformat(),
     }
     assert EventSchema().dump(shown) == shown
+
+
+def test_the_openapi_schemas_document_every_projection(app: Flask, session: Session) -> None:
+    """Each projected resource's schema lists what the operator sees; a field some party
+    does not see is never required and says who sees it."""
+    schemas = app.test_client().get("/v1/openapi.json").get_json()["components"]["schemas"]
+    job = factories.job(session, status=JobStatus.PAID, worker_id=factories.worker(session).id)
+    payment = factories.payment(
+        session,
+        job,
+        status=PaymentStatus.SUCCEEDED,
+        attempts=(factories.DECLINED, (AttemptOutcome.SUCCEEDED, None)),
+    )
+    review = Review(job_id=job.id, author_role=Role.CONSUMER, author_id=job.consumer_id, rating=5)
+    session.add(review)
+    session.flush()
+    assert job.worker_id is not None
+    viewers = {
+        Audience.OPERATOR: Principal(Role.OPERATOR),
+        Audience.CONSUMER: Principal(Role.CONSUMER, job.consumer_id),
+        Audience.ASSIGNED: Principal(Role.WORKER, job.worker_id),
+        Audience.CANDIDATE: Principal(Role.WORKER, factories.worker(session).id),
+    }
+    shows: dict[str, Callable[[Principal], dict[str, Any]]] = {
+        "Job": lambda who: project_job(job, who),
+        "Payment": lambda who: project_payment(payment, job, who),
+        "Attempt": lambda who: project_payment(payment, job, who)["attempts"][0],
+        "Review": lambda who: project_review(review, job, who),
+    }
+    for name, show in shows.items():
+        seen = {a: set(show(who)) for a, who in viewers.items()}
+        assert seen[Audience.OPERATOR] == set(schemas[name]["properties"]), name
+        everyone = set.intersection(*seen.values())
+        assert set(schemas[name].get("required", ())) <= everyone, name
+        for field in seen[Audience.OPERATOR] - everyone:
+            assert schemas[name]["properties"][field].get("description"), (name, field)

@@ -34,6 +34,9 @@ def test_job_runs_from_draft_to_closed_with_the_exact_history(api: Api) -> None:
         18000,
     )
     assert [a["outcome"] for a in payment["attempts"]] == ["succeeded"]
+    earned = api.client.get(f"/v1/jobs/{job_id}/payment", headers=worker["headers"]).json
+    assert earned["worker_earnings_cents"] == 18000
+    assert not {"amount_cents", "fee_cents", "idempotency_key"} & set(earned)
 
     r = api.client.post(
         f"/v1/jobs/{job_id}/reviews",
@@ -45,6 +48,11 @@ def test_job_runs_from_draft_to_closed_with_the_exact_history(api: Api) -> None:
     assert r.status_code == 201, r.json
     closed = api.wait_status(job_id, "closed")
     assert closed["worker_id"] == worker["id"]
+    reviews = api.client.get(f"/v1/jobs/{job_id}/reviews", headers=worker["headers"]).json
+    assert [(r["author_role"], r["rating"], "author_id" in r) for r in reviews] == [
+        ("consumer", 5, False),
+        ("worker", 4, False),
+    ]
 
     history = [
         (e["seq"], e["type"], e["from_status"], e["to_status"], e["actor"])

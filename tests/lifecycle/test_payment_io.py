@@ -22,6 +22,7 @@ from gigco.tasks import runtime as runtime_module
 from gigco.tasks.runtime import Runtime
 from gigco.tasks.steps import process_payment
 from tests import factories as f
+from tests.harness.env import ADMIN_TOKEN
 
 S = JobStatus
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -63,10 +64,12 @@ class SlowGateway:
 
 
 def test_a_gateway_exception_is_an_error_attempt_backed_off_and_counted(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, isolated_app: Flask
 ) -> None:
-    owner = f.consumer(session)
-    job = f.job(session, owner, status=S.COMPLETED, worker_id=f.worker(session).id, step_due_at=T0)
+    """... and its text (the exception, which may name hosts) is the operator's to read."""
+    owner, owner_token = f.signed_up_consumer(session)
+    worker, worker_token = f.signed_up_worker(session)
+    job = f.job(session, owner, status=S.COMPLETED, worker_id=worker.id, step_due_at=T0)
     gateway = DownGateway()
     tight = settings.replace(payment_retry_base_seconds=60, payment_max_attempts=3)
     now, waits = T0, []
@@ -89,6 +92,21 @@ def test_a_gateway_exception_is_an_error_attempt_backed_off_and_counted(
         (3, "error"),
     ]
     assert all("ConnectionRefusedError" in (a.detail or "") for a in attempts)
+    client = isolated_app.test_client()
+    read = {
+        name: client.get(
+            f"/v1/jobs/{job.id}/payment", headers={"Authorization": f"Bearer {token}"}
+        ).get_data(as_text=True)
+        for name, token in (
+            ("consumer", owner_token),
+            ("worker", worker_token),
+            ("operator", ADMIN_TOKEN),
+        )
+    }
+    assert "ConnectionRefusedError" in read["operator"]
+    for party in ("consumer", "worker"):
+        assert '"attempted_at"' in read[party], party
+        assert "ConnectionRefusedError" not in read[party] and '"detail"' not in read[party], party
 
 
 @pytest.fixture

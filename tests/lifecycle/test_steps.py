@@ -13,6 +13,8 @@ from gigco.lifecycle import operator
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.locks import lock_job
+from gigco.lifecycle.principals import Principal
+from gigco.lifecycle.projection import project_payment
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
 from gigco.lifecycle.transitions import Due
@@ -25,9 +27,9 @@ from gigco.models import (
     OpportunityStatus,
     Payment,
     PaymentAttempt,
+    Role,
     SimulatedCharge,
 )
-from gigco.web.resources.payments.schemas import PaymentSchema
 from tests import factories as f
 
 S = JobStatus
@@ -255,7 +257,8 @@ def test_attempts_are_numbered_once_across_an_operator_retry(session: Session, a
         ("paid", 4),
     ]
     payment = session.scalar(sa.select(Payment).where(Payment.job_id == job.id))
-    shown = PaymentSchema().dump(payment)  # GET /v1/jobs/<id>/payment and /ops show these
+    assert payment is not None  # GET /v1/jobs/<id>/payment shows these to the consumer
+    shown = project_payment(payment, job, Principal(Role.CONSUMER, job.consumer_id))
     assert [(a["number"], a["outcome"]) for a in shown["attempts"]] == [
         (1, "declined"),
         (2, "declined"),

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from gigco import clock
 from gigco.config import Settings
@@ -31,6 +32,14 @@ from gigco.lifecycle import actions
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.principals import Principal
+from gigco.lifecycle.projection import (
+    project_event,
+    project_job,
+    project_notification,
+    project_opportunity,
+    project_payment,
+    project_review,
+)
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
 from gigco.models import (
@@ -39,8 +48,12 @@ from gigco.models import (
     JobEvent,
     JobStatus,
     Notification,
+    Opportunity,
+    Payment,
+    Review,
     Role,
     WebhookDelivery,
+    WebhookEndpoint,
 )
 from tests import factories as f
 from tests.harness.env import ADMIN_TOKEN
@@ -637,3 +650,346 @@ def test_a_notification_of_an_unknown_kind_shows_no_data(
     session.flush()
     (note,) = isolated_app.test_client().get("/v1/notifications", headers=w_headers).get_json()
     assert (note["kind"], note["data"]) == ("brand_new", {})
+
+
+READERS = ("owner", "other consumer", "assigned", "candidate", "unrelated", "operator", "anon")
+
+
+@dataclass
+class Scene:
+    """Two jobs of one consumer, the webhook endpoint of that consumer, and the readers.
+
+    ``done``: paid after two refused attempts (the gateway's text names the card), reviewed
+    by both sides, closed. ``open``: matching, ``candidate`` holds its opportunity.
+    ``unrelated`` declined the done job's opportunity and holds nothing.
+    """
+
+    jobs: dict[str, int]
+    endpoint: int
+    who: dict[str, Principal | None]
+    headers: dict[str, dict[str, str]]
+
+
+@pytest.fixture
+def scene(session: Session, driver: Driver) -> Scene:
+    d = driver
+    d.place = (HERE[0] + 10, HERE[1])
+    done = full_path(d)
+    owner, assigned, decliner = done.parties[0], done.parties[1], done.parties[2]
+    d.place = (HERE[0] + 11, HERE[1])
+    open_id = d.offered(owner.who)
+    actions.accept_offer(session, open_id, owner.who, d.ctx())
+    candidate, candidate_headers = d.worker()
+    d.step(Step.MATCH, open_id)
+    other, other_headers = d.consumer()
+    endpoint = WebhookEndpoint(
+        owner_role=Role.CONSUMER, owner_id=owner.who.id, url="http://127.0.0.1:9/hook", secret="s"
+    )
+    session.add(endpoint)
+    session.flush()
+    session.add(
+        WebhookDelivery(endpoint_id=endpoint.id, msg_id="msg_scene", event_type="ping", payload={})
+    )
+    session.flush()
+    operator = d.operator()
+    return Scene(
+        jobs={"done": done.job_id, "open": open_id},
+        endpoint=endpoint.id,
+        who={
+            "owner": owner.who,
+            "other consumer": other,
+            "assigned": assigned.who,
+            "candidate": candidate,
+            "unrelated": decliner.who,
+            "operator": operator.who,
+            "anon": None,
+        },
+        headers={
+            "owner": owner.headers,
+            "other consumer": other_headers,
+            "assigned": assigned.headers,
+            "candidate": candidate_headers,
+            "unrelated": decliner.headers,
+            "operator": operator.headers,
+            "anon": {},
+        },
+    )
+
+
+Shows = Callable[[Session, Job | None, Principal, Any], None]
+
+
+def _a_job(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    assert job is not None
+    assert body == project_job(job, who)
+
+
+def _history(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    assert job is not None
+    assert body == [project_event(e, job, who) for e in _stored(session, job.id)]
+
+
+def _payment(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    assert job is not None
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job.id))
+    assert payment is not None
+    assert body == project_payment(payment, job, who)
+
+
+def _reviews(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    assert job is not None
+    reviews = session.scalars(sa.select(Review).where(Review.job_id == job.id).order_by(Review.id))
+    assert body == [project_review(r, job, who) for r in reviews]
+
+
+def _jobs(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    for shown in body:
+        listed = session.get(Job, shown["id"])
+        assert listed is not None
+        assert shown == project_job(listed, who)
+
+
+def _opportunities(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    for shown in body:
+        opp = session.get(Opportunity, shown["id"], options=[joinedload(Opportunity.job)])
+        assert opp is not None
+        projected = project_opportunity(opp, who)
+        assert {k: v for k, v in shown.items() if k != "job"} == {
+            k: v for k, v in projected.items() if k != "job"
+        }
+        renamed = {"earnings_cents": "subtotal_cents"}
+        summary = {renamed.get(k, k): v for k, v in shown["job"].items()}
+        assert summary.items() <= projected["job"].items()
+
+
+def _notifications(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    for shown in body:
+        note = session.get(Notification, shown["id"])
+        assert note is not None
+        assert shown["data"] == project_notification(note, who)
+
+
+def _nothing_more(session: Session, job: Job | None, who: Principal, body: Any) -> None:
+    """Not about one job: only the leak check below applies."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """One GET route (as the URL map spells it), the job its path names, and each reader's
+    status code; ``shows`` checks a 200's body against the projection."""
+
+    rule: str
+    job: str | None
+    codes: dict[str, int]
+    shows: Shows | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule} [{self.job}]" if self.job else self.rule
+
+
+def read(rule: str, job: str | None, codes: str, shows: Shows | None = _nothing_more) -> Read:
+    """A row: ``codes`` in the order of READERS."""
+    parsed = [int(c) for c in codes.split()]
+    assert len(parsed) == len(READERS), rule
+    return Read(rule, job, dict(zip(READERS, parsed, strict=True)), shows)
+
+
+RJ = "/v1/jobs/<id:job_id>"
+RW = "/v1/webhook-endpoints/<id:endpoint_id>"
+# fmt: off
+READS = [
+    #    rule                          job     own oth asg cnd unr op  anon
+    read("/v1/jobs",                   None,   "200 200 200 200 200 200 401", _jobs),
+    read(RJ,                           "done", "200 404 200 404 404 200 401", _a_job),
+    read(RJ,                           "open", "200 404 404 200 404 200 401", _a_job),
+    read(RJ + "/events",               "done", "200 404 200 404 404 200 401", _history),
+    read(RJ + "/events",               "open", "200 404 404 200 404 200 401", _history),
+    read(RJ + "/payment",              "done", "200 404 200 404 404 200 401", _payment),
+    read(RJ + "/payment",              "open", "404 404 404 404 404 404 401", _payment),
+    read(RJ + "/reviews",              "done", "200 404 200 404 404 200 401", _reviews),
+    read(RJ + "/reviews",              "open", "200 404 404 200 404 200 401", _reviews),
+    read("/v1/opportunities",          None,   "403 403 200 200 200 403 401", _opportunities),
+    read("/v1/notifications",          None,   "200 200 200 200 200 403 401", _notifications),
+    read("/v1/notifications/feed",     None,   "200 200 200 200 200 403 401", _notifications),
+    read("/v1/me",                     None,   "200 200 200 200 200 200 401"),
+    read("/v1/workers/<id:worker_id>", None,   "200 200 200 200 200 200 401"),
+    read("/v1/categories",             None,   "200 200 200 200 200 200 200"),
+    read("/v1/webhook-endpoints",      None,   "200 200 200 200 200 200 401"),
+    read(RW,                           None,   "200 404 404 404 404 404 401"),
+    read(RW + "/deliveries",           None,   "200 404 404 404 404 404 401"),
+    read("/livez",                     None,   "200 200 200 200 200 200 200"),
+    read("/readyz",                    None,   "200 200 200 200 200 200 200"),
+    # The console answers a bearer token, the operator's too, with its login page.
+    read("/ops/",                      None,   "302 302 302 302 302 302 302", None),
+    read("/ops/jobs",                  None,   "302 302 302 302 302 302 302", None),
+    read("/ops/jobs/find",             None,   "302 302 302 302 302 302 302", None),
+    read("/ops/jobs/<int:job_id>",     "done", "302 302 302 302 302 302 302", None),
+    read("/ops/system",                None,   "302 302 302 302 302 302 302", None),
+    read("/ops/webhooks",              None,   "302 302 302 302 302 302 302", None),
+    read("/ops/webhooks/<id:endpoint_id>", None, "302 302 302 302 302 302 302", None),
+]
+# fmt: on
+
+# GET routes that show nothing about any job, and why they are not rows of READS.
+NO_JOB_DATA = {
+    "/docs": "Swagger UI: public",
+    "/docs/assets/<path:filename>": "Swagger UI's JS and CSS: public",
+    "/v1/openapi.json": "the public description of the API (its schemas: test below)",
+    "/static/<path:filename>": "Flask's static files: public",
+    "/ops/static/<path:filename>": "the console's stylesheet: public",
+    "/ops/login": "the console's login form",
+    "/healthz": "the system's progress, not a job's; its code depends on a live worker and "
+    "beat (tests/api/test_health.py)",
+    "/metrics": "counts per status, no job's data; who may scrape: tests/test_metrics.py",
+}
+
+# What only the operator may see, wherever it would appear: keys of any object in a body.
+HIDDEN_KEYS = {
+    Role.CONSUMER: {"idempotency_key", "detail", "charge_id", "author_id", "distance_km"},
+    Role.WORKER: {
+        *("idempotency_key", "detail", "charge_id", "author_id"),
+        *("consumer_id", "price_cents", "fee_cents", "amount_cents"),
+    },
+}
+
+
+def _walk(body: Any) -> Iterator[tuple[str | None, Any]]:
+    """Every (key, value) of a JSON body, nested ones included (key None in lists)."""
+    if isinstance(body, dict):
+        for key, value in body.items():
+            yield key, value
+            yield from _walk(value)
+    elif isinstance(body, list):
+        for value in body:
+            yield None, value
+            yield from _walk(value)
+
+
+def _secrets(session: Session, scene: Scene) -> tuple[set[str], str]:
+    """The done job's idempotency key and gateway texts; its consumer's payment method."""
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == scene.jobs["done"]))
+    assert payment is not None
+    details = {a.detail for a in payment.attempts if a.detail}
+    assert details, "the scene's card was never refused"
+    owner = session.get(Consumer, scene.who["owner"].id)  # type: ignore[union-attr]
+    assert owner is not None and owner.payment_method
+    return {payment.idempotency_key, *details}, owner.payment_method
+
+
+def _leaks(session: Session, scene: Scene, reader: str, body: Any) -> list[str]:
+    """What ``reader`` was shown that only the operator may see."""
+    who = scene.who[reader]
+    if who is not None and who.role == Role.OPERATOR:
+        return []
+    role = Role.WORKER if who is None else who.role
+    hidden_texts, method = _secrets(session, scene)
+    owner = scene.who["owner"]
+    assert owner is not None
+    found = []
+    for key, value in _walk(body):
+        if key in HIDDEN_KEYS[role]:
+            found.append(f"key {key!r}")
+        if isinstance(value, str):
+            if any(text in value for text in hidden_texts):
+                found.append(f"text {value!r}")
+            if role == Role.WORKER and (owner.actor in value or method in value):
+                found.append(f"the consumer in {value!r}")
+    return found
+
+
+def _fill(rule: str, scene: Scene, job: str | None) -> str:
+    assigned = scene.who["assigned"]
+    assert assigned is not None
+    values = {
+        "job_id": scene.jobs[job or "done"],
+        "worker_id": assigned.id,
+        "endpoint_id": scene.endpoint,
+    }
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), rule)
+
+
+def test_every_get_route_is_a_read_of_the_matrix(app: Flask) -> None:
+    """A new GET route fails here until it is a row of READS (or has a reason not to be)."""
+    routes = {rule.rule for rule in app.url_map.iter_rules() if "GET" in (rule.methods or ())}
+    covered = {r.rule for r in READS} | set(NO_JOB_DATA)
+    assert sorted(routes - covered) == [], "GET routes without a row in READS or NO_JOB_DATA"
+    assert sorted(covered - routes) == [], "rows for GET routes the app does not have"
+
+
+def test_every_read_shows_each_party_what_the_projection_does(
+    isolated_app: Flask, session: Session, scene: Scene
+) -> None:
+    client = isolated_app.test_client()
+    session.expire_all()  # as stored: the database wrote some columns (updated_at)
+    failures = []
+    for row in READS:
+        path = _fill(row.rule, scene, row.job)
+        job = session.get(Job, scene.jobs[row.job]) if row.job else None
+        for reader in READERS:
+            r = client.get(path, headers=scene.headers[reader])
+            where = f"{row.id} as {reader}"
+            if r.status_code != row.codes[reader]:
+                failures.append(f"{where}: {r.status_code}, expected {row.codes[reader]}")
+                continue
+            if not r.is_json:
+                continue
+            body = r.get_json()
+            if leaks := _leaks(session, scene, reader, body):
+                failures.append(f"{where} shows {', '.join(sorted(set(leaks)))}")
+            who = scene.who[reader]
+            if r.status_code == 200 and row.shows is not None and who is not None:
+                try:
+                    row.shows(session, job, who, body)
+                except AssertionError as error:
+                    failures.append(f"{where} is not the projection: {error}")
+    assert failures == [], "\n".join(failures)
+
+
+def test_the_operator_reads_what_the_parties_may_not(
+    isolated_app: Flask, session: Session, scene: Scene
+) -> None:
+    """The hidden values are there to hide: the operator's reads show every one of them."""
+    client = isolated_app.test_client()
+    operator = scene.headers["operator"]
+    done = scene.jobs["done"]
+    payment = client.get(f"/v1/jobs/{done}/payment", headers=operator).get_json()
+    hidden_texts, method = _secrets(session, scene)
+    shown = {v for _, v in _walk(payment) if isinstance(v, str)}
+    assert hidden_texts <= shown and any(method in text for text in shown)
+    assert {"amount_cents", "fee_cents", "worker_earnings_cents"} <= set(payment)
+    reviews = client.get(f"/v1/jobs/{done}/reviews", headers=operator).get_json()
+    owner, assigned = scene.who["owner"], scene.who["assigned"]
+    assert owner is not None and assigned is not None
+    assert {(r["author_role"], r["author_id"]) for r in reviews} == {
+        ("consumer", owner.id),
+        ("worker", assigned.id),
+    }
+
+
+def test_each_side_reads_the_money_it_is_owed(
+    isolated_app: Flask, session: Session, scene: Scene
+) -> None:
+    """The consumer reads the charge and its split, the worker their earnings (the amount
+    less the platform fee); each sees how many attempts were made, neither the gateway's text."""
+    client = isolated_app.test_client()
+    done = session.get(Job, scene.jobs["done"])
+    assert done is not None and done.price_cents and done.fee_cents and done.subtotal_cents
+    path = f"/v1/jobs/{done.id}/payment"
+    mine = client.get(path, headers=scene.headers["owner"]).get_json()
+    assert (mine["amount_cents"], mine["fee_cents"], mine["worker_earnings_cents"]) == (
+        done.price_cents,
+        done.fee_cents,
+        done.price_cents - done.fee_cents,
+    )
+    assert [(a["number"], a["outcome"]) for a in mine["attempts"]] == [
+        (1, "declined"),
+        (2, "declined"),
+        (3, "succeeded"),
+    ]
+    theirs = client.get(path, headers=scene.headers["assigned"]).get_json()
+    assert theirs["worker_earnings_cents"] == done.subtotal_cents == mine["worker_earnings_cents"]
+    assert theirs["status"] == "succeeded"
+    assert [sorted(a) for a in theirs["attempts"]] == [["attempted_at", "number"]] * 3
+    reviews = client.get(f"/v1/jobs/{done.id}/reviews", headers=scene.headers["assigned"])
+    assert sorted(r["author_role"] for r in reviews.get_json()) == ["consumer", "worker"]

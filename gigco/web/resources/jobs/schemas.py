@@ -88,6 +88,9 @@ class EventSchema(ma.Schema):
     created_at = fields.String(metadata={"format": "date-time"})
 
 
+_NOT_TO_WORKERS = "Only to the job's consumer and the operator."
+
+
 class JobSchema(ma.Schema):
     """The job resource, as ``gigco.lifecycle.projection.project_job`` shows it to the caller.
 
@@ -96,7 +99,7 @@ class JobSchema(ma.Schema):
     """
 
     id = fields.Integer()
-    consumer_id = fields.Integer()
+    consumer_id = fields.Integer(metadata={"description": _NOT_TO_WORKERS})
     worker_id = fields.Integer(allow_none=True)
     title = fields.String()
     description = fields.String(allow_none=True)
@@ -105,13 +108,22 @@ class JobSchema(ma.Schema):
     scheduled_start = fields.String(metadata={"format": "date-time"})
     estimated_hours = fields.Float()
     status = fields.String()
-    subtotal_cents = fields.Integer(allow_none=True)
-    fee_cents = fields.Integer(allow_none=True)
-    price_cents = fields.Integer(allow_none=True)
+    subtotal_cents = fields.Integer(
+        allow_none=True, metadata={"description": "The work's price; what the worker earns."}
+    )
+    fee_cents = fields.Integer(
+        allow_none=True, metadata={"description": "The platform's fee. " + _NOT_TO_WORKERS}
+    )
+    price_cents = fields.Integer(
+        allow_none=True,
+        metadata={"description": "What the consumer pays: subtotal plus fee. " + _NOT_TO_WORKERS},
+    )
     currency = fields.String()
-    offer_expires_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    offer_expires_at = fields.String(
+        allow_none=True, metadata={"format": "date-time", "description": _NOT_TO_WORKERS}
+    )
     review_deadline = fields.String(allow_none=True, metadata={"format": "date-time"})
-    match_round = fields.Integer()
+    match_round = fields.Integer(metadata={"description": _NOT_TO_WORKERS})
     created_at = fields.String(metadata={"format": "date-time"})
     updated_at = fields.String(metadata={"format": "date-time"})
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask.views import MethodView
 
 from gigco.lifecycle.access import visible_job
 from gigco.lifecycle.errors import NotFound
+from gigco.lifecycle.projection import project_payment
 from gigco.models import Payment
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
@@ -23,10 +26,11 @@ class PaymentViews(MethodView):
     @blp.doc(security=BEARER)
     @blp.response(200, PaymentSchema)
     @errors(blp, 401, 404)
-    def get(self, job_id: int) -> Payment:
-        """The job's payment; 404 before the first attempt."""
-        visible_job(session(), job_id, current_principal())
+    def get(self, job_id: int) -> dict[str, Any]:
+        """The job's payment as the caller may see it; 404 before the first attempt."""
+        who = current_principal()
+        job = visible_job(session(), job_id, who)
         payment = session().scalar(sa.select(Payment).where(Payment.job_id == job_id))
         if payment is None:
             raise NotFound(f"Job {job_id} has no payment yet.")
-        return payment
+        return project_payment(payment, job, who)

@@ -1,29 +1,47 @@
-"""Schemas of a job's payment and its attempts."""
+"""Schemas of a job's payment and its attempts, as the projection shows them to the caller."""
 
 from __future__ import annotations
 
 import marshmallow as ma
 from marshmallow import fields
 
+from gigco.models import AttemptOutcome, PaymentStatus
+
+_OPERATOR = "Only to the operator."
+_CONSUMER = "Only to the job's consumer and the operator."
+
 
 class AttemptSchema(ma.Schema):
-    """One charge attempt."""
+    """One charge attempt (``gigco.lifecycle.projection.ATTEMPT_FIELDS``: who sees what)."""
 
     number = fields.Integer()
-    attempted_at = fields.AwareDateTime()
-    outcome = fields.Function(lambda a: a.outcome.value)
-    detail = fields.String(allow_none=True)
+    attempted_at = fields.String(metadata={"format": "date-time"})
+    outcome = fields.String(
+        metadata={"enum": [o.value for o in AttemptOutcome], "description": _CONSUMER}
+    )
+    detail = fields.String(
+        allow_none=True, metadata={"description": f"The gateway's text. {_OPERATOR}"}
+    )
 
 
 class PaymentSchema(ma.Schema):
-    """A job's payment: the charge and how it is split."""
+    """A job's payment, as ``gigco.lifecycle.projection.project_payment`` shows it to the caller.
+
+    The consumer sees the charge and how it splits, the assigned worker what they earn; only
+    the operator sees the idempotency key and the gateway's text about each attempt.
+    """
 
     job_id = fields.Integer()
-    status = fields.Function(lambda p: p.status.value)
-    amount_cents = fields.Integer()
-    fee_cents = fields.Integer()
-    worker_earnings_cents = fields.Integer()
-    currency = fields.Constant("USD")
-    idempotency_key = fields.String()
-    succeeded_at = fields.AwareDateTime(allow_none=True)
+    status = fields.String(metadata={"enum": [s.value for s in PaymentStatus]})
+    amount_cents = fields.Integer(metadata={"description": f"What the consumer pays. {_CONSUMER}"})
+    fee_cents = fields.Integer(metadata={"description": f"The platform's fee. {_CONSUMER}"})
+    worker_earnings_cents = fields.Integer(
+        metadata={
+            "description": "What the worker earns: the amount less the fee (the job's "
+            "subtotal). Not to a worker other than the assigned one."
+        }
+    )
+    currency = fields.String()
+    idempotency_key = fields.String(metadata={"description": _OPERATOR})
+    succeeded_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     attempts = fields.List(fields.Nested(AttemptSchema))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +9,8 @@ from flask.views import MethodView
 
 from gigco.lifecycle import actions
 from gigco.lifecycle.access import visible_job
-from gigco.models import Review
+from gigco.lifecycle.projection import project_review
+from gigco.models import Job, Review
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
 from gigco.web.db import commit, session, step_context
@@ -27,23 +27,25 @@ class ReviewViews(MethodView):
     @blp.arguments(ReviewCreateSchema)
     @blp.response(201, ReviewSchema)
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
-    def post(self, data: dict[str, Any], job_id: int) -> Review:
+    def post(self, data: dict[str, Any], job_id: int) -> dict[str, Any]:
         """Review the job (its consumer or assigned worker, once each, in review_pending)."""
-        review, dues = actions.submit_review(
-            session(), job_id, current_principal(), step_context(), **data
-        )
+        who = current_principal()
+        review, dues = actions.submit_review(session(), job_id, who, step_context(), **data)
+        job = session().get(Job, job_id)  # read and locked by submit_review
+        assert job is not None
+        shown = project_review(review, job, who)
         commit(dues)
-        return review
+        return shown
 
     @login_required()
     @blp.doc(security=BEARER)
     @blp.response(200, ReviewSchema(many=True))
     @errors(blp, 401, 404)
-    def get(self, job_id: int) -> Sequence[Review]:
-        """The job's reviews."""
-        visible_job(session(), job_id, current_principal())
-        return (
-            session()
-            .scalars(sa.select(Review).where(Review.job_id == job_id).order_by(Review.id))
-            .all()
+    def get(self, job_id: int) -> list[dict[str, Any]]:
+        """The job's reviews, as the caller may see them."""
+        who = current_principal()
+        job = visible_job(session(), job_id, who)
+        reviews = session().scalars(
+            sa.select(Review).where(Review.job_id == job_id).order_by(Review.id)
         )
+        return [project_review(review, job, who) for review in reviews]

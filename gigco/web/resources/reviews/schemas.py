@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from gigco.models import Role
 from gigco.web.schemas import StrictSchema
 
 
@@ -16,12 +17,13 @@ class ReviewCreateSchema(StrictSchema):
 
 
 class ReviewSchema(ma.Schema):
-    """A review."""
+    """A review, as ``gigco.lifecycle.projection.project_review`` shows it to the caller: by
+    its author's role (the author's id is the operator's)."""
 
     id = fields.Integer()
     job_id = fields.Integer()
-    author_role = fields.Function(lambda r: r.author_role.value)
-    author_id = fields.Integer()
+    author_role = fields.String(metadata={"enum": [Role.CONSUMER.value, Role.WORKER.value]})
+    author_id = fields.Integer(metadata={"description": "Only to the operator."})
     rating = fields.Integer()
     comment = fields.String(allow_none=True)
-    created_at = fields.AwareDateTime()
+    created_at = fields.String(metadata={"format": "date-time"})
