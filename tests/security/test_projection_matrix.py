@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from gigco.lifecycle import actions
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.principals import Principal
-from gigco.lifecycle.projection import EVENT_FIELDS, JOB_FIELDS, Audience
+from gigco.lifecycle.projection import EVENT_FIELDS, EXACT, JOB_FIELDS, PLACE, Audience
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
 from gigco.models import Consumer, Job, JobEvent, JobStatus, Notification, Role
@@ -328,6 +329,33 @@ def test_every_party_sees_each_event_as_the_table_says(
                     ):
                         assert f"worker:{other.who.id}" not in text, (name, party.name)
     assert seen_cells > 100
+
+
+def test_every_party_sees_the_place_as_the_table_says(
+    isolated_app: Flask, session: Session, driven: dict[str, Built]
+) -> None:
+    """Exact for the consumer, the assigned worker and the operator; a candidate gets the
+    ~1 km cell's centre, marked approximate, within a kilometre of the truth."""
+    client = isolated_app.test_client()
+    seen = set()
+    for name, built in driven.items():
+        job = session.get(Job, built.job_id)
+        assert job is not None
+        exact = {"lat": job.lat, "lng": job.lng}
+        for party in built.parties:
+            if party.audience is None:
+                continue
+            shown = client.get(f"/v1/jobs/{built.job_id}", headers=party.headers).get_json()
+            place = shown["location"]
+            if PLACE[party.audience] == EXACT:
+                assert place == exact, (name, party.name)
+            else:
+                assert place["approximate"] is True and place != exact, (name, party.name)
+                north = (place["lat"] - job.lat) * 111.2
+                east = (place["lng"] - job.lng) * 111.2 * math.cos(math.radians(job.lat))
+                assert math.hypot(north, east) <= 0.75, (name, party.name, place)
+            seen.add(party.audience)
+    assert seen == set(Audience)
 
 
 def test_the_operator_sees_what_others_may_not(
