@@ -123,17 +123,18 @@ JOB_FIELDS: dict[Audience, frozenset[str] | None] = {
 # one) sees the centre of its ~1 km cell, marked ``"approximate": true``, until they accept:
 # fake worker accounts must not harvest addresses.
 EXACT, APPROXIMATE = "exact", "approximate"
-LOCATION_DOC = (
-    "{lat, lng}. Exact for the job's consumer, its assigned worker and the operator; any other"
-    " worker (one holding an opportunity) gets the centre of the ~1 km cell the job is in,"
-    ' with "approximate": true, until they accept.'
-)
 PLACE: dict[Audience, str] = {
     Audience.OPERATOR: EXACT,
     Audience.CONSUMER: EXACT,
     Audience.ASSIGNED: EXACT,
     Audience.CANDIDATE: APPROXIMATE,
 }
+# ``PLACE`` in words, for the OpenAPI document's ``location`` fields.
+LOCATION_DOC = (
+    "{lat, lng}. Exact for the job's consumer, its assigned worker and the operator; any other"
+    " worker (one holding an opportunity) gets the centre of the ~1 km cell the job is in,"
+    ' with "approximate": true, until they accept.'
+)
 
 # The data keys a recipient sees of each notification kind (keys written by gigco.lifecycle
 # through notify_consumer / notify_worker; a recipient is always a consumer or a worker).
