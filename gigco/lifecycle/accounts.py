@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gigco.db import built_once
 from gigco.lifecycle.errors import Conflict, Forbidden, Invalid, NotFound
+from gigco.lifecycle.matching import MAX_SERVICE_RADIUS_KM
 from gigco.lifecycle.principals import Principal
 from gigco.models import ApiToken, Category, Consumer, Role, Worker
 
@@ -106,6 +107,19 @@ def categories_named(
     return [found[n] for n in wanted]
 
 
+def _check_radius(km: object) -> None:
+    """Invalid unless ``km`` is a service radius matching accepts (0 to the cap)."""
+    if not isinstance(km, int | float) or not 0 <= km <= MAX_SERVICE_RADIUS_KM:
+        raise Invalid(
+            "The service radius is out of range.",
+            errors={
+                "service_radius_km": [
+                    f"Must be 0 to {MAX_SERVICE_RADIUS_KM:g} km: a worker travels to each job."
+                ]
+            },
+        )
+
+
 def sign_up_consumer(
     session: Session, *, name: str, email: str, payment_method: str
 ) -> tuple[Consumer, str]:
@@ -129,6 +143,7 @@ def sign_up_worker(
     available: bool,
 ) -> tuple[Worker, str]:
     """Create a worker and return it with its token (shown once)."""
+    _check_radius(service_radius_km)
     _email_taken(session, Worker, email)
     worker = Worker(
         name=name,
@@ -155,6 +170,8 @@ def update_consumer(session: Session, consumer: Consumer, changes: dict[str, obj
 
 def update_worker(session: Session, worker: Worker, changes: dict[str, object]) -> Worker:
     """Apply a worker's own profile changes."""
+    if "service_radius_km" in changes:
+        _check_radius(changes["service_radius_km"])
     if "skills" in changes:
         worker.skills = categories_named(session, changes.pop("skills"))  # type: ignore[arg-type]
     location = changes.pop("location", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -21,6 +22,12 @@ from gigco.models import Job, JobStatus, Opportunity, OpportunityStatus, Worker,
 
 S = JobStatus
 EARTH_RADIUS_KM = 6371.0088
+# The farthest a worker may serve. A gig worker travels to each job and back at their own
+# cost: 100 km is about an hour's drive each way, already more than a job of 0.5-12 hours
+# is worth, and it covers any metropolitan area. Sign-up and profile changes refuse more
+# (422); a radius stored before this cap counts as the cap (``_reach_km``). Matching's
+# index (migration 0011) is built on it: changing it means a migration.
+MAX_SERVICE_RADIUS_KM = 100.0
 BUSY = (JobStatus.WORKER_ASSIGNED, JobStatus.SCHEDULED, JobStatus.IN_PROGRESS)
 
 
@@ -127,53 +134,55 @@ def _haversine_km() -> sa.ColumnElement[float]:
     return great_circle_km(_JOB_LAT, _JOB_LNG, Worker.lat, Worker.lng)
 
 
-@built_once
-def _max_radius_statement() -> sa.Select[float]:
-    return sa.select(sa.func.max(Worker.service_radius_km))
-
-
-def _max_radius_km(session: Session) -> float:
-    """The widest service radius of any worker: ``ix_workers_service_radius_km``, one probe."""
-    return session.scalar(_max_radius_statement()) or 0.0
-
-
 def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[Candidate]:
     """The workers who may be offered ``job`` now, best first (at most ``limit``).
 
     Both dialects filter, rank and limit in SQL, with one ranking statement
     (``_ranked_statement``): the exact haversine (``great_circle_km``) checks each worker's
-    own radius, and rating (unrated last), distance and id rank. On PostgreSQL the GiST
-    index ``ix_workers_earth_rating`` on ``ll_to_earth(lat, lng)`` and the rating first
-    narrows the workers to a box as wide as the widest service radius, and the next
-    candidate (``limit=1``, matching) reads only the best-rated eligible workers
-    (``_next_candidate_statement``). SQLite (the embedded development default) has no
-    earthdistance: it ranks every eligible worker, and ``LIMIT -1`` is its "no limit".
+    own reach (``_reach_km``), and rating (unrated last), distance and id rank. On
+    PostgreSQL the GiST index ``ix_workers_reach_rating`` on each worker's own box (their
+    reach around them, ``_reach_box``) and the rating first narrows the workers to those
+    whose box holds the job: what a search reads follows the workers who may serve there,
+    never the widest radius anywhere. The next candidate (``limit=1``, matching) reads
+    only the best-rated eligible workers (``_next_candidate_statement``). SQLite (the
+    embedded development default) has no earthdistance: it ranks every eligible worker,
+    and ``LIMIT -1`` is its "no limit".
     """
     params = job_params(job)
     if session.get_bind().dialect.name != "postgresql":
         params["limit"] = -1 if limit is None else limit
         stmt: sa.Executable = _ranked_statement(False)  # positional: built_once keys on them
+    elif limit == 1:
+        stmt = _next_candidate_statement()
     else:
-        # earthdistance's sphere (earth() = 6378168 m) is a little larger than ours: widen
-        # the box by 1 % so it always contains every point within the radius on our sphere.
-        params["box_m"] = _max_radius_km(session) * 1000 * 1.01
-        if limit == 1:
-            stmt = _next_candidate_statement()
-        else:
-            stmt, params["limit"] = _ranked_statement(True), limit
+        stmt, params["limit"] = _ranked_statement(True), limit
     return [Candidate(w, r, d) for w, r, d in session.execute(stmt, params).all()]
 
 
+def _reach_km() -> sa.ColumnElement[float]:
+    """How far a worker serves: their radius, at most ``MAX_SERVICE_RADIUS_KM`` (a radius
+    stored before the cap counts as the cap)."""
+    return sa.func.least(Worker.service_radius_km, sa.literal_column(f"{MAX_SERVICE_RADIUS_KM!r}"))
+
+
+def _reach_box() -> sa.ColumnElement[Any]:
+    """The box around a worker that holds every point within their reach: the expression
+    ``ix_workers_reach_rating`` indexes (migration 0011), written so that the planner
+    matches it. earthdistance's sphere (earth() = 6378168 m) is a little larger than ours:
+    the box is widened by 1 % (metres x 1010) so that it always holds the reach on ours."""
+    return sa.func.earth_box(
+        sa.func.ll_to_earth(Worker.lat, Worker.lng), _reach_km() * sa.literal_column("1010.0")
+    )
+
+
 def _nearby(distance: sa.ColumnElement[float], *, in_box: bool) -> list[sa.ColumnElement[bool]]:
-    """Within the worker's own radius and eligible; with ``in_box`` (PostgreSQL), first
-    inside the index's box (``box_m`` around the job)."""
-    near = [distance <= Worker.service_radius_km, *_eligible()]
+    """Within the worker's own reach and eligible; with ``in_box`` (PostgreSQL), first
+    the index's condition: the worker's box holds the job."""
+    near = [distance <= _reach_km(), *_eligible()]
     if not in_box:
         return near
-    box = sa.func.earth_box(
-        sa.func.ll_to_earth(_JOB_LAT, _JOB_LNG), sa.bindparam("box_m", type_=sa.Double())
-    )
-    return [box.op("@>")(sa.func.ll_to_earth(Worker.lat, Worker.lng)), *near]
+    job = sa.func.ll_to_earth(_JOB_LAT, _JOB_LNG)
+    return [_reach_box().op("@>")(job), *near]
 
 
 @built_once

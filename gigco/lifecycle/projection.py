@@ -9,8 +9,11 @@ may not know: a worker sees only their own worker id, the consumer only the assi
 worker's (it is in the job resource), and no worker sees a consumer id. No consumer or
 worker ever sees a distance, a location of a worker, a charge id, the payment's idempotency
 key or the gateway's text about an attempt (a decline's detail names the consumer's card);
-workers see what they earn, never the price or the fee. The operator sees everything. An
-event type missing from the table fails closed: a non-operator sees none of its data.
+workers see what they earn, never the price or the fee. A worker who has not taken the job
+(a candidate) sees where it is only approximately (``PLACE``: its ~1 km cell,
+``gigco.lifecycle.places``), and their distance to that approximate place. The operator sees
+everything. An event type missing from the table fails closed: a non-operator sees none of
+its data.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
+from gigco.lifecycle.places import approximate, km_between
 from gigco.lifecycle.principals import Principal
 from gigco.models import Job, JobEvent, Notification, Opportunity, Payment, Review, Role
 
@@ -154,6 +158,22 @@ REVIEW_FIELDS: dict[Audience, frozenset[str] | None] = {
     Audience.ASSIGNED: _REVIEW,
     Audience.CANDIDATE: _REVIEW,
 }
+# How exactly each audience sees where the job is. A candidate (any worker but the assigned
+# one) sees the centre of its ~1 km cell, marked ``"approximate": true``, until they accept:
+# fake worker accounts must not harvest addresses.
+EXACT, APPROXIMATE = "exact", "approximate"
+PLACE: dict[Audience, str] = {
+    Audience.OPERATOR: EXACT,
+    Audience.CONSUMER: EXACT,
+    Audience.ASSIGNED: EXACT,
+    Audience.CANDIDATE: APPROXIMATE,
+}
+# ``PLACE`` in words, for the OpenAPI document's ``location`` fields.
+LOCATION_DOC = (
+    "{lat, lng}. Exact for the job's consumer, its assigned worker and the operator; any other"
+    " worker (one holding an opportunity) gets the centre of the ~1 km cell the job is in,"
+    ' with "approximate": true, until they accept.'
+)
 
 # The data keys a recipient sees of each notification kind (keys written by gigco.lifecycle
 # through notify_consumer / notify_worker; a recipient is always a consumer or a worker).
@@ -234,8 +254,17 @@ def _cut(full: dict[str, Any], keys: frozenset[str] | None) -> dict[str, Any]:
     return full if keys is None else {k: v for k, v in full.items() if k in keys}
 
 
+def _location(job: Job, who: Audience) -> dict[str, Any]:
+    """Where ``job`` is, as ``who`` may know it (``PLACE``)."""
+    if PLACE[who] == EXACT:
+        return {"lat": job.lat, "lng": job.lng}
+    lat, lng = approximate(job.lat, job.lng)
+    return {"lat": lat, "lng": lng, "approximate": True}
+
+
 def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
     """The job resource as ``viewer`` may see it (the API's JobSchema fields), JSON-ready."""
+    who = audience(job, viewer)
     full = {
         "id": job.id,
         "consumer_id": job.consumer_id,
@@ -243,7 +272,7 @@ def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
         "title": job.title,
         "description": job.description,
         "category": job.category.name,
-        "location": {"lat": job.lat, "lng": job.lng},
+        "location": _location(job, who),
         "scheduled_start": _iso(job.scheduled_start),
         "estimated_hours": float(job.estimated_hours),
         "status": job.status.value,
@@ -257,7 +286,7 @@ def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
     }
-    return _cut(full, JOB_FIELDS[audience(job, viewer)])
+    return _cut(full, JOB_FIELDS[who])
 
 
 def project_payment(payment: Payment, job: Job, viewer: Principal) -> dict[str, Any]:
@@ -315,10 +344,10 @@ def project_notification(note: Notification, viewer: Principal) -> dict[str, Any
 def project_opportunity(opp: Opportunity, viewer: Principal) -> dict[str, Any]:
     """An opportunity as ``viewer`` (its worker, or the operator) may see it.
 
-    Its own worker sees the distance to the job: it follows from the job's location, which
-    they see, and their own; nobody else but the operator does.
+    Its own worker sees their distance to the job as far as they may know where it is: to
+    its approximate place while they are a candidate (``opp.worker`` loaded), the exact
+    distance once assigned; nobody else but the operator sees a distance.
     """
-    own = viewer.role == Role.WORKER and viewer.id == opp.worker_id
     shown: dict[str, Any] = {
         "id": opp.id,
         "job_id": opp.job_id,
@@ -328,6 +357,13 @@ def project_opportunity(opp: Opportunity, viewer: Principal) -> dict[str, Any]:
         "expires_at": _iso(opp.expires_at),
         "job": project_job(opp.job, viewer),
     }
-    if own or viewer.role == Role.OPERATOR:
+    if viewer.role == Role.OPERATOR:
         shown["distance_km"] = opp.distance_km
+    elif viewer.role == Role.WORKER and viewer.id == opp.worker_id:
+        who = audience(opp.job, viewer)
+        if PLACE[who] == EXACT:
+            shown["distance_km"] = opp.distance_km
+        else:
+            lat, lng = approximate(opp.job.lat, opp.job.lng)
+            shown["distance_km"] = round(km_between(opp.worker.lat, opp.worker.lng, lat, lng), 1)
     return shown

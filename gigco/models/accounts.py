@@ -64,14 +64,18 @@ class Worker(Base):
         sa.CheckConstraint("service_radius_km >= 0", name="radius_non_negative"),
         sa.CheckConstraint("lat BETWEEN -90 AND 90 AND lng BETWEEN -180 AND 180", name="coords"),
         sa.Index("uq_workers_lower_email", sa.func.lower(email), unique=True),
-        # Matching: a box search over the workers' positions (cube + earthdistance) that
-        # reads the best-rated first (btree_gist's <-> on the rating), and the widest
-        # radius (the box's size) in one probe.
+        # Matching: which workers' own box (their reach around them, capped) holds the
+        # job (cube + earthdistance), reading the best-rated first (btree_gist's <-> on
+        # the rating); gigco.lifecycle.matching._reach_box.
         sa.Index(
-            "ix_workers_earth_rating",
-            sa.text("ll_to_earth(lat, lng)"),
-            # The mean rating (matching._rating), spelled as PostgreSQL prints it back, line
-            # breaks and all, for Alembic's comparison; migration 0009 creates it.
+            "ix_workers_reach_rating",
+            # Both expressions spelled as PostgreSQL prints them back, line breaks and all,
+            # for Alembic's comparison; migration 0011 creates the index.
+            sa.text(
+                "earth_box(ll_to_earth(lat, lng), LEAST(service_radius_km,"
+                " 100.0::double precision) * 1010.0::double precision)"
+            ),
+            # The mean rating (matching._rating).
             sa.text(
                 "(\nCASE\n    WHEN rating_count > 0"
                 " THEN rating_sum::double precision / rating_count::double precision\n"
@@ -79,7 +83,6 @@ class Worker(Base):
             ),
             postgresql_using="gist",
         ).ddl_if(dialect="postgresql"),
-        sa.Index("ix_workers_service_radius_km", "service_radius_km"),
     )
 
 

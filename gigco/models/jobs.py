@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gigco import clock
 from gigco.db import Base
+from gigco.models.accounts import Worker
 from gigco.models.catalog import Category
 from gigco.models.columns import JSONType, created_at, enum_column
 from gigco.models.enums import JobStatus, OpportunityStatus
@@ -136,6 +137,7 @@ class Opportunity(Base):
     responded_at: Mapped[dt.datetime | None]
 
     job: Mapped[Job] = relationship(lazy="raise")
+    worker: Mapped[Worker] = relationship(lazy="raise")
 
     __table_args__ = (
         # A worker is offered a job at most once, and a job has one pending offer at a time.

@@ -146,6 +146,7 @@ def test_consumer_sign_up_refuses_bad_fields(
         ({"email": "wanda@"}, "email"),
         ({"service_radius_km": -1}, "service_radius_km"),
         ({"service_radius_km": "far"}, "service_radius_km"),
+        ({"service_radius_km": 1000}, "service_radius_km"),
         ({"location": {"lat": 95, "lng": 13.4}}, "location.lat"),
         ({"location": {"lat": 52.5, "lng": -180.5}}, "location.lng"),
         ({"location": {"lat": 52.5}}, "location.lng"),
@@ -161,6 +162,7 @@ def test_consumer_sign_up_refuses_bad_fields(
         "bad-email",
         "negative-radius",
         "text-radius",
+        "radius-past-the-cap",
         "lat-out-of-range",
         "lng-out-of-range",
         "lng-missing",
@@ -210,10 +212,18 @@ def test_a_worker_changes_their_own_profile(api: Api) -> None:
         ({"skills": ["astrology"]}, "skills"),
         ({"skills": []}, "skills"),
         ({"service_radius_km": -0.1}, "service_radius_km"),
+        ({"service_radius_km": 100.01}, "service_radius_km"),
         ({"location": {"lat": -91, "lng": 0}}, "location.lat"),
         ({"email": "new@example.com"}, "email"),
     ],
-    ids=["unknown-skill", "no-skills", "negative-radius", "bad-lat", "email-not-changeable"],
+    ids=[
+        "unknown-skill",
+        "no-skills",
+        "negative-radius",
+        "radius-past-the-cap",
+        "bad-lat",
+        "email-not-changeable",
+    ],
 )
 def test_a_bad_profile_change_is_refused_and_changes_nothing(
     api: Api, change: dict[str, Any], field: str
@@ -225,6 +235,25 @@ def test_a_bad_profile_change_is_refused_and_changes_nothing(
     )
     assert_error(r, 422, field)
     assert api.client.get("/v1/me", headers=worker["headers"]).json == before
+
+
+def test_a_service_radius_is_at_most_100_km(api: Api, row_counts: RowCounts) -> None:
+    """A gig worker travels to each job: 100 km is the most anyone may serve, and the
+    refusal says so."""
+    before = row_counts()
+    r = send_json(api.client, "POST", "/v1/workers", {**WORKER, "service_radius_km": 1000})
+    body = assert_error(r, 422, "service_radius_km")
+    assert body["errors"]["service_radius_km"] == [
+        "Must be 0 to 100 km: a worker travels to each job."
+    ]
+    assert row_counts() == before
+    worker = api.worker(service_radius_km=100)
+    r = api.client.patch(
+        "/v1/workers/me", json={"service_radius_km": 5000}, headers=worker["headers"]
+    )
+    assert assert_error(r, 422, "service_radius_km")["errors"] == body["errors"]
+    me = api.client.get("/v1/me", headers=worker["headers"]).json
+    assert me["service_radius_km"] == 100
 
 
 def test_only_a_worker_may_change_a_worker_profile(api: Api) -> None:

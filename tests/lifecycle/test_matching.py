@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco import migrate
 from gigco.db import make_engine, session_factory
-from gigco.lifecycle.matching import candidates
-from gigco.models import JobStatus, OpportunityStatus
+from gigco.lifecycle.matching import MAX_SERVICE_RADIUS_KM, candidates
+from gigco.models import JobStatus, OpportunityStatus, Worker
 from tests import factories as f
 
 
@@ -106,3 +107,17 @@ def test_a_worker_is_offered_a_job_at_most_once(session: Session, status) -> Non
     job = f.job(session, status=JobStatus.ACCEPTED)
     f.opportunity(session, job, asked, status=status, expires_at=job.created_at)
     assert ids(session, job) == [fresh.id]
+
+
+def test_a_radius_stored_past_the_cap_reaches_only_as_far_as_the_cap(session: Session) -> None:
+    """Set in the database directly (sign-up and profile changes refuse it): 1,000 km serves
+    as ``MAX_SERVICE_RADIUS_KM`` (100 km)."""
+    within = f.worker(session, at=(53.3, 13.405))  # 86.7 km north of the job
+    beyond = f.worker(session, at=(53.5, 13.405))  # 109 km north
+    for worker in (within, beyond):
+        session.execute(
+            sa.update(Worker).where(Worker.id == worker.id).values(service_radius_km=1_000)
+        )
+    job = f.job(session, status=JobStatus.ACCEPTED)
+    assert ids(session, job) == [within.id]
+    assert MAX_SERVICE_RADIUS_KM == 100

@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.matching import candidates
-from gigco.models import JobStatus
+from gigco.models import JobStatus, Worker
 from tests import factories as f
 
 ROWS = 20_000
@@ -106,7 +106,7 @@ def test_matching_ranks_and_limits_in_sql_over_the_gist_index(session: Session) 
     assert "LIMIT" in ranked[0][0]
     nodes = plan(session, *ranked[0])
     assert not seq_scans(nodes, "workers"), nodes
-    assert any("ix_workers_earth" in n for n in nodes), nodes
+    assert any("ix_workers_reach_rating" in n for n in nodes), nodes
 
 
 def seed_city_workers(session: Session, count: int, at: tuple[float, float]) -> None:
@@ -150,6 +150,28 @@ def rows_read(session: Session, sql: str, params: Any, table: str) -> int:
     return total
 
 
+def rows_scanned(session: Session, sql: str, params: Any, table: str) -> int:
+    """How many rows the plan's scans of ``table`` fetched in all, counting those their own
+    conditions then removed (EXPLAIN ANALYZE)."""
+    raw = (
+        session.connection()
+        .exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        .scalar()
+    )
+    total = 0
+
+    def walk(node: dict[str, Any]) -> None:
+        nonlocal total
+        if node.get("Relation Name") == table:
+            fetched = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+            total += (fetched + node.get("Rows Removed by Index Recheck", 0)) * node["Actual Loops"]
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk((raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"])
+    return total
+
+
 def test_the_next_candidate_among_many_nearby_reads_only_the_best_rated(
     session: Session,
 ) -> None:
@@ -165,6 +187,30 @@ def test_the_next_candidate_among_many_nearby_reads_only_the_best_rated(
     sql, params = next((sql, p) for sql, p in seen if "earth_box" in sql)
     # About 100 workers share the best rating; ranking all 4,000 nearby read every one.
     assert rows_read(session, sql, params, "workers") <= 300
+
+
+def test_one_worker_with_a_huge_radius_does_not_widen_the_search_for_everyone(
+    session: Session,
+) -> None:
+    """A radius far past the cap, stored before it (set in the database directly): the
+    search still reads only the workers whose own reach holds the job, not every worker
+    within the outlier's radius."""
+    seed_city_workers(session, 2_000, (52.0, 14.2))  # ~75 km away, 25 km radii: none serve
+    only = f.worker(session)  # unrated, so a search by rating meets every better one first
+    outlier = f.worker(session, at=(48.14, 11.58))  # Munich, ~500 km away
+    session.execute(
+        sa.update(Worker).where(Worker.id == outlier.id).values(service_radius_km=1_000)
+    )
+    session.execute(sa.text("ANALYZE workers; ANALYZE worker_skills"))
+    job = f.job(session, status=JobStatus.ACCEPTED)
+    for limit in (1, None):
+        with statements(session) as seen:
+            found = candidates(session, job, limit=limit)
+        assert [c.worker_id for c in found] == [only.id]  # the outlier counts as the cap
+        sql, params = next((sql, p) for sql, p in seen if "earth_box" in sql)
+        assert any("ix_workers_reach_rating" in n for n in plan(session, sql, params))
+        # A box as wide as the widest radius read all 2,000 workers around the city.
+        assert rows_scanned(session, sql, params, "workers") <= 10, limit
 
 
 def _worker_lists(app: Flask, session: Session, token: str, query: str) -> list[list[str]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -993,3 +994,35 @@ def test_each_side_reads_the_money_it_is_owed(
     assert [sorted(a) for a in theirs["attempts"]] == [["attempted_at", "number"]] * 3
     reviews = client.get(f"/v1/jobs/{done.id}/reviews", headers=scene.headers["assigned"])
     assert sorted(r["author_role"] for r in reviews.get_json()) == ["consumer", "worker"]
+
+
+# Where each role sees the job: the consumer, the assigned worker and the operator exactly; a
+# worker who has not taken it (a candidate) only the centre of its ~1 km cell.
+EXACT_PLACE = {"consumer": True, "assigned": True, "operator": True, "candidate": False}
+
+
+def test_every_party_sees_the_place_as_its_role_may(
+    isolated_app: Flask, session: Session, driven: dict[str, Built]
+) -> None:
+    """Exact for the consumer, the assigned worker and the operator; a candidate gets the
+    ~1 km cell's centre, marked approximate, within a kilometre of the truth."""
+    client = isolated_app.test_client()
+    seen = set()
+    for name, built in driven.items():
+        job = session.get(Job, built.job_id)
+        assert job is not None
+        exact = {"lat": job.lat, "lng": job.lng}
+        for party in built.parties:
+            if party.role is None:
+                continue
+            shown = client.get(f"/v1/jobs/{built.job_id}", headers=party.headers).get_json()
+            place = shown["location"]
+            if EXACT_PLACE[party.role]:
+                assert place == exact, (name, party.name)
+            else:
+                assert place["approximate"] is True and place != exact, (name, party.name)
+                north = (place["lat"] - job.lat) * 111.2
+                east = (place["lng"] - job.lng) * 111.2 * math.cos(math.radians(job.lat))
+                assert math.hypot(north, east) <= 0.75, (name, party.name, place)
+            seen.add(party.role)
+    assert seen == set(EXACT_PLACE)

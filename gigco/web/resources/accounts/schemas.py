@@ -8,6 +8,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from gigco.lifecycle.gateway import PAYMENT_METHODS
+from gigco.lifecycle.matching import MAX_SERVICE_RADIUS_KM
 from gigco.web.schemas import LocationSchema, StrictSchema
 
 
@@ -21,6 +22,20 @@ class Trimmed(fields.String):
 def _name(**kwargs: Any) -> Trimmed:
     return Trimmed(
         validate=validate.Length(1, 200, error="Must be 1 to 200 characters, not blank."), **kwargs
+    )
+
+
+def _radius(**kwargs: Any) -> fields.Float:
+    """A service radius: 0 to ``MAX_SERVICE_RADIUS_KM`` kilometres."""
+    return fields.Float(
+        validate=validate.Range(
+            0,
+            MAX_SERVICE_RADIUS_KM,
+            error=f"Must be 0 to {MAX_SERVICE_RADIUS_KM:g} km: a worker travels to each job.",
+        ),
+        allow_nan=False,
+        metadata={"description": f"Kilometres, at most {MAX_SERVICE_RADIUS_KM:g}."},
+        **kwargs,
     )
 
 
@@ -50,9 +65,7 @@ class WorkerSignUpSchema(StrictSchema):
         validate=validate.Length(1, 20),
     )
     location = fields.Nested(LocationSchema, required=True)
-    service_radius_km = fields.Float(
-        required=True, validate=validate.Range(0, 1000), allow_nan=False
-    )
+    service_radius_km = _radius(required=True)
     available = fields.Boolean(load_default=True)
 
 
@@ -68,7 +81,7 @@ class WorkerUpdateSchema(StrictSchema):
 
     available = fields.Boolean()
     location = fields.Nested(LocationSchema)
-    service_radius_km = fields.Float(validate=validate.Range(0, 1000), allow_nan=False)
+    service_radius_km = _radius()
     skills = fields.List(
         fields.String(validate=validate.Length(1, 64)), validate=validate.Length(1, 20)
     )

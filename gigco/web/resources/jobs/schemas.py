@@ -9,7 +9,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from gigco import clock
-from gigco.lifecycle.projection import project_job
+from gigco.lifecycle.projection import LOCATION_DOC, project_job
 from gigco.models import Job, JobStatus
 from gigco.web.auth import current_principal
 from gigco.web.pagination import KeysetQuerySchema
@@ -104,7 +104,7 @@ class JobSchema(ma.Schema):
     title = fields.String()
     description = fields.String(allow_none=True)
     category = fields.String()
-    location = fields.Dict()
+    location = fields.Dict(metadata={"description": LOCATION_DOC})
     scheduled_start = fields.String(metadata={"format": "date-time"})
     estimated_hours = fields.Float()
     status = fields.String()

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only, raiseload
 
 from gigco import clock
-from gigco.models import Opportunity, OpportunityStatus, Role
+from gigco.models import Opportunity, OpportunityStatus, Role, Worker
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
 from gigco.web.db import session
@@ -31,7 +31,13 @@ class OpportunityViews(MethodView):
             session()
             .scalars(
                 sa.select(Opportunity)
-                .options(joinedload(Opportunity.job))
+                .options(
+                    joinedload(Opportunity.job),
+                    # The caller's own place: their distance to each job's approximate place.
+                    joinedload(Opportunity.worker).options(
+                        load_only(Worker.lat, Worker.lng), raiseload(Worker.skills)
+                    ),
+                )
                 .where(
                     Opportunity.worker_id == current_principal().id,
                     Opportunity.status == OpportunityStatus.PENDING,

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields
 
-from gigco.lifecycle.projection import project_opportunity
+from gigco.lifecycle.projection import LOCATION_DOC, project_opportunity
 from gigco.models import Opportunity
 from gigco.web.auth import current_principal
 
@@ -19,7 +19,7 @@ class JobSummarySchema(ma.Schema):
     title = fields.String()
     description = fields.String(allow_none=True)
     category = fields.String()
-    location = fields.Dict()
+    location = fields.Dict(metadata={"description": LOCATION_DOC})
     scheduled_start = fields.String(metadata={"format": "date-time"})
     estimated_hours = fields.Float()
     earnings_cents = fields.Integer(attribute="subtotal_cents")
@@ -33,7 +33,12 @@ class OpportunitySchema(ma.Schema):
     job_id = fields.Integer()
     round = fields.Integer()
     status = fields.String()
-    distance_km = fields.Float(metadata={"description": "Only to the worker it is offered to."})
+    distance_km = fields.Float(
+        metadata={
+            "description": "Only to the worker it is offered to: from their own location to"
+            " the job's, approximate until they accept."
+        }
+    )
     offered_at = fields.String(metadata={"format": "date-time"})
     expires_at = fields.String(metadata={"format": "date-time"})
     job = fields.Nested(JobSummarySchema)
