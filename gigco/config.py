@@ -280,8 +280,9 @@ MEANINGS: dict[str, str] = {
     "GIGCO_SWEEP_INTERVAL_SECONDS": "how often beat sweeps",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "a step overdue this long is re-kicked",
     "GIGCO_SWEEP_BATCH": "at most this many deadlines and stuck steps sent per sweep",
-    "GIGCO_FEED_HOLD_SECONDS": "longest an open transaction of ours holds the notification "
-    "feed back",
+    "GIGCO_FEED_HOLD_SECONDS": "longest an open transaction holds the notification feed back "
+    "(ours from its start; another database role's, whose start PostgreSQL hides from ours, "
+    "from when the notification was written)",
     "GIGCO_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "GIGCO_DB_STATEMENT_TIMEOUT_MS": "any statement of an API request is cancelled after this "
     "long (PostgreSQL `statement_timeout`; [docs/deploy.md](docs/deploy.md))",

@@ -752,7 +752,8 @@ def _jobs(session: Session, job: Job | None, who: Principal, body: Any) -> None:
 
 def _opportunities(session: Session, job: Job | None, who: Principal, body: Any) -> None:
     for shown in body:
-        opp = session.get(Opportunity, shown["id"], options=[joinedload(Opportunity.job)])
+        loads = [joinedload(Opportunity.job), joinedload(Opportunity.worker)]
+        opp = session.get(Opportunity, shown["id"], options=loads)
         assert opp is not None
         projected = project_opportunity(opp, who)
         assert {k: v for k, v in shown.items() if k != "job"} == {
