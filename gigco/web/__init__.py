@@ -15,7 +15,7 @@ from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
 from gigco.web import body as body_parser
-from gigco.web import metrics, ops
+from gigco.web import limits, metrics, ops
 from gigco.web.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blp)
     register_error_handlers(app)
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
+    # Before the body is read: a flood of refused bodies is counted too.
+    limits.init_app(app, settings)
     app.before_request(_check_body)
     app.teardown_appcontext(close_session)
     ops.init_app(app, settings)  # the operators' console under /ops
