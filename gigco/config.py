@@ -64,6 +64,8 @@ class Settings:
     # Rate limits (api.md "Limits"), in flask-limiter's notation; None is off.
     rate_limit_signups: str | None = "20/minute"
     rate_limit_requests: str | None = "600/minute"
+    # Refused /ops logins per client address (a brute-force guard on the operator's token).
+    rate_limit_ops_logins: str | None = "5/minute"
     # Where the counts live, shared by every API process; None: the broker's Redis (or, for
     # the embedded default, this process's memory). See ``rate_limit_storage``.
     rate_limit_storage_url: str | None = None
@@ -125,6 +127,7 @@ _REDIS_BROKERS = ("redis://", "rediss://")
 _RATE_LIMITS = {
     "GIGCO_RATE_LIMIT_SIGNUPS": "rate_limit_signups",
     "GIGCO_RATE_LIMIT_REQUESTS": "rate_limit_requests",
+    "GIGCO_RATE_LIMIT_OPS_LOGINS": "rate_limit_ops_logins",
 }
 MAX_PROXY_HOPS = 10
 

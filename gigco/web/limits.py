@@ -7,8 +7,8 @@ Three limits, each a fixed window counted under its own scope:
   address. Sign-ups and the operators' console are counted by their own limits.
 - ``signups`` (``GIGCO_RATE_LIMIT_SIGNUPS``): ``POST /v1/consumers`` and ``/v1/workers``
   together, per client address.
-- ``ops-login``: refused ``/ops`` logins, ``OPS_LOGIN_ATTEMPTS`` per client address; past
-  it the form answers 429 whatever the token.
+- ``ops-login`` (``GIGCO_RATE_LIMIT_OPS_LOGINS``): refused ``/ops`` logins per client
+  address; past it the form answers 429 whatever the token.
 
 The operator's token is exempt from all of them. The client address is the socket's peer,
 or, behind ``GIGCO_TRUSTED_PROXY_HOPS`` proxies, what the nearest of them says it saw
@@ -39,7 +39,6 @@ from gigco.web.errors import envelope
 
 log = logging.getLogger(__name__)
 
-OPS_LOGIN_ATTEMPTS = "5/minute"
 SIGNUP_PATHS = frozenset({"/v1/consumers", "/v1/workers"})
 _EXTENSION = "gigco_limiter"
 
@@ -100,16 +99,18 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    limits = [
-        ApplicationLimit(
-            OPS_LOGIN_ATTEMPTS,
-            key_function=client_address,
-            scope="ops-login",
-            exempt_when=lambda: not _ops_login(),
-            deduct_when=lambda response: response.status_code == 401,
-            on_breach=_login_refused,
+    limits: list[ApplicationLimit] = []
+    if settings.rate_limit_ops_logins:
+        limits.append(
+            ApplicationLimit(
+                settings.rate_limit_ops_logins,
+                key_function=client_address,
+                scope="ops-login",
+                exempt_when=lambda: not _ops_login(),
+                deduct_when=lambda response: response.status_code == 401,  # refused ones
+                on_breach=_login_refused,
+            )
         )
-    ]
     if settings.rate_limit_signups:
         limits.append(
             ApplicationLimit(

@@ -26,7 +26,7 @@ import pytest
 from gigco.health import BEAT_INTERVALS
 from tests.brokers import on_both_brokers
 from tests.resilience.stack import HELD_BACK, Stack
-from tests.resilience.topology import SWEEP_SECONDS, TIMERS
+from tests.resilience.topology import ADMIN_TOKEN, SWEEP_SECONDS, TIMERS
 
 pytestmark = [pytest.mark.timeout(300), on_both_brokers]
 STALL_SECONDS = float(TIMERS["GIGCO_HEALTH_STALL_SECONDS"])
@@ -57,7 +57,7 @@ class Verdict:
 
 
 def _health(stack: Stack) -> Verdict | None:
-    answer = stack.client.call("GET", "/healthz")
+    answer = stack.client.call("GET", "/healthz", token=ADMIN_TOKEN)  # the facts: operator only
     if answer.status is None or not isinstance(answer.body, dict) or "down" not in answer.body:
         return None  # no answer in time: a loaded machine, not a verdict
     return Verdict(answer.status, answer.body)

@@ -50,6 +50,7 @@ BAD_VALUES = [
     ("GIGCO_RATE_LIMIT_SIGNUPS", "20/fortnight"),
     ("GIGCO_RATE_LIMIT_REQUESTS", "0/minute"),
     ("GIGCO_RATE_LIMIT_REQUESTS", "-5/minute"),
+    ("GIGCO_RATE_LIMIT_OPS_LOGINS", "many"),
     ("GIGCO_RATE_LIMIT_STORAGE_URL", "localhost:6379"),
     ("GIGCO_TRUSTED_PROXY_HOPS", "-1"),
     ("GIGCO_TRUSTED_PROXY_HOPS", "one"),
@@ -177,7 +178,11 @@ def test_the_rate_limits_count_on_the_brokers_redis_or_a_configured_one() -> Non
         load_settings(rabbit)
     configured = load_settings({**rabbit, "GIGCO_RATE_LIMIT_STORAGE_URL": "redis://r:6379/1"})
     assert configured.rate_limit_storage == "redis://r:6379/1"
-    off = {"GIGCO_RATE_LIMIT_SIGNUPS": "off", "GIGCO_RATE_LIMIT_REQUESTS": "off"}
+    off = {
+        "GIGCO_RATE_LIMIT_SIGNUPS": "off",
+        "GIGCO_RATE_LIMIT_REQUESTS": "off",
+        "GIGCO_RATE_LIMIT_OPS_LOGINS": "off",
+    }
     assert load_settings({**rabbit, **off}).rate_limit_storage == "memory://"
 
 
