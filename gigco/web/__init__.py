@@ -15,7 +15,7 @@ from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
 from gigco.web import body as body_parser
-from gigco.web import limits, metrics, ops
+from gigco.web import connection, limits, metrics, ops
 from gigco.web.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
@@ -113,6 +113,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     limits.init_app(app, settings)
     app.before_request(_check_body)
     app.teardown_appcontext(close_session)
+    # What a refused request left of its body is read, or its connection closed, so that the
+    # client's next request on the connection is served.
+    app.after_request(connection.drain_unread_body)
+    app.wsgi_app = connection.CloseUnreadConnections(app.wsgi_app)  # type: ignore[method-assign]
     ops.init_app(app, settings)  # the operators' console under /ops
     metrics.init_app(app, settings)  # GET /metrics for Prometheus
     return app
