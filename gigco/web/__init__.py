@@ -88,7 +88,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-            "info": {"description": "GigCo: post jobs, match workers, pay, review."},
+            "info": {
+                "description": (
+                    "GigCo: post jobs, match workers, pay, review. Rate limited per caller "
+                    "(sign-ups per client address): past a limit, 429 with Retry-After; "
+                    "every counted answer carries RateLimit-Limit, RateLimit-Remaining, "
+                    "RateLimit-Reset (seconds) and RateLimit-Policy."
+                )
+            },
         },
     )
     timeouts = {
