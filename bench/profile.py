@@ -46,6 +46,7 @@ from sqlalchemy.pool import Pool
 from gigco.config import load_settings
 from tests.harness.bodies import consumer_body, job_body, worker_body
 from tests.harness.database import create_database, url_of
+from tests.harness.env import UNMET_LIMITS
 from tests.harness.http import auth
 
 PEERS = Path(
@@ -233,6 +234,7 @@ def run(  # noqa: C901
         "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
         "GIGCO_LOG_LEVEL": "WARNING",
         "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
+        **UNMET_LIMITS,
     }
     settings = load_settings(env)
     meter = Meter()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import limits
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message is one line naming the variable."""
@@ -61,11 +63,33 @@ class Settings:
     tracing: bool = False
     tracing_endpoint: str = "http://localhost:4318/v1/traces"
     tracing_service_name: str | None = None
+    # Rate limits (api.md "Limits"), in flask-limiter's notation; None is off.
+    rate_limit_signups: str | None = "20/minute"
+    rate_limit_requests: str | None = "600/minute"
+    # Refused /ops logins per client address (a brute-force guard on the operator's token).
+    rate_limit_ops_logins: str | None = "5/minute"
+    # Where the counts live, shared by every API process; None: the broker's Redis (or, for
+    # the embedded default, this process's memory). See ``rate_limit_storage``.
+    rate_limit_storage_url: str | None = None
+    # Reverse proxies in front of the API whose X-Forwarded-For/-Proto are believed.
+    trusted_proxy_hops: int = 0
+    # A bearer token that may read /metrics and nothing else.
+    metrics_token: str | None = None
 
     @property
     def embedded(self) -> bool:
         """True when running on the embedded SQLite default rather than PostgreSQL."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def rate_limit_storage(self) -> str:
+        """The rate limits' storage URL: the one configured, else the broker's Redis, else
+        memory (counted per process: the embedded default, or a broker that is not Redis)."""
+        if self.rate_limit_storage_url:
+            return self.rate_limit_storage_url
+        if self.broker_url.startswith(_REDIS_BROKERS):
+            return self.broker_url
+        return "memory://"
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied."""
@@ -103,6 +127,13 @@ _SIZES = {
     "GIGCO_WEBHOOK_MAX_ENDPOINTS": ("webhook_max_endpoints", 10_000),
 }
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+_REDIS_BROKERS = ("redis://", "rediss://")
+_RATE_LIMITS = {
+    "GIGCO_RATE_LIMIT_SIGNUPS": "rate_limit_signups",
+    "GIGCO_RATE_LIMIT_REQUESTS": "rate_limit_requests",
+    "GIGCO_RATE_LIMIT_OPS_LOGINS": "rate_limit_ops_logins",
+}
+MAX_PROXY_HOPS = 10
 
 
 def _duration(name: str, raw: str) -> float:
@@ -158,6 +189,60 @@ def _schedule(name: str, raw: str) -> tuple[float, ...]:
     return tuple(delays)
 
 
+def _rate(name: str, raw: str) -> str | None:
+    """A rate such as ``20/minute`` (several joined by ``;``), or None for ``off``."""
+    if raw.strip().lower() == "off":
+        return None
+    try:
+        items = limits.parse_many(raw)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ConfigError(
+            f"{name} must be a rate such as 20/minute (count/second, minute, hour or day; "
+            f"several joined by ';'), or off; got {raw!r}"
+        )
+    return raw.strip()
+
+
+def _hops(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 0 <= value <= MAX_PROXY_HOPS:
+        raise ConfigError(f"{name} must be between 0 and {MAX_PROXY_HOPS}, got {raw!r}")
+    return value
+
+
+def _secret(name: str, raw: str) -> str:
+    if len(raw) < 16:
+        raise ConfigError(f"{name} must be at least 16 characters long")
+    return raw
+
+
+def _rate_limit_storage(env: Mapping[str, str], values: dict[str, object]) -> str | None:
+    """The configured storage of the rate limits. On PostgreSQL, a broker that is not a plain
+    Redis (RabbitMQ, Sentinel) needs one while a limit is on: memory:// must be chosen, as
+    it counts in each process apart."""
+    raw = env.get("GIGCO_RATE_LIMIT_STORAGE_URL") or None
+    if raw is not None:
+        return _url(
+            "GIGCO_RATE_LIMIT_STORAGE_URL",
+            raw,
+            ("redis://", "rediss://", "redis+sentinel://", "memory://"),
+        )
+    limited = any(values.get(field, "on") is not None for field in _RATE_LIMITS.values())
+    embedded = str(values["database_url"]).startswith("sqlite")
+    if limited and not embedded and str(values["broker_url"]).startswith(("amqp", "sentinel")):
+        raise ConfigError(
+            "GIGCO_RATE_LIMIT_STORAGE_URL must name a Redis (redis://host:6379/1) for the rate "
+            "limits that every API process shares: the broker is not one. memory:// counts "
+            "in each process apart"
+        )
+    return None
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -205,7 +290,10 @@ def _parsers() -> dict[str, tuple[str, Callable[[str, str], object]]]:
         "GIGCO_WEBHOOK_RETRY_SCHEDULE": ("webhook_retry_schedule", _schedule),
         "GIGCO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": ("webhook_allow_private_networks", _flag),
         "GIGCO_OPS_SECURE_COOKIE": ("ops_secure_cookie", _flag),
+        "GIGCO_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _hops),
+        "GIGCO_METRICS_TOKEN": ("metrics_token", _secret),
     }
+    parsers.update({name: (field, _rate) for name, field in _RATE_LIMITS.items()})
     parsers.update({name: (field, _duration) for name, field in _DURATIONS.items()})
     parsers.update({name: (field, _count) for name, field in _COUNTS.items()})
     parsers.update(
@@ -247,6 +335,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, (field, parse) in _parsers().items():
         if env.get(name):
             values[field] = parse(name, env[name])
+    if values.get("metrics_token") and values["metrics_token"] == values["admin_token"]:
+        raise ConfigError("GIGCO_METRICS_TOKEN must differ from GIGCO_ADMIN_TOKEN")
+    values["rate_limit_storage_url"] = _rate_limit_storage(env, values)
     values["flower_basic_auth"] = _flower_accounts(env.get("GIGCO_FLOWER_BASIC_AUTH") or "")
     level = (env.get("GIGCO_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:
@@ -314,6 +405,21 @@ MEANINGS: dict[str, str] = {
     "under it); set, tracing is on",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "the full traces URL, used as it is",
     "OTEL_SERVICE_NAME": "the service name in traces",
+    "GIGCO_RATE_LIMIT_SIGNUPS": "sign-ups (`POST /v1/consumers` and `/v1/workers` together) per "
+    "client address; a rate (`count/second`, `minute`, `hour` or `day`, several joined by `;`) "
+    "or `off`",
+    "GIGCO_RATE_LIMIT_REQUESTS": "every other request per caller (the account a token names, else"
+    " the client address); the operator is exempt; a rate or `off`",
+    "GIGCO_RATE_LIMIT_OPS_LOGINS": "refused `/ops` logins per client address; past it the form "
+    "answers 429 even to the right token; a rate or `off`",
+    "GIGCO_RATE_LIMIT_STORAGE_URL": "where every API process counts: `redis://`, `rediss://`, "
+    "`redis+sentinel://`, or `memory://` (each process apart); required on PostgreSQL with a "
+    "RabbitMQ or Sentinel broker while a limit is on "
+    "([docs/deploy.md](docs/deploy.md#rate-limits-and-proxies))",
+    "GIGCO_TRUSTED_PROXY_HOPS": "reverse proxies in front of the API whose "
+    "`X-Forwarded-For`/`-Proto` are believed (0–10); 0: the client address is the socket's peer",
+    "GIGCO_METRICS_TOKEN": "a bearer token, ≥ 16 chars and not the operator's, that reads `GET "
+    "/metrics` and nothing else",
 }
 # Defaults said in words, where the Settings field's value would not say it.
 SHOWN_DEFAULTS: dict[str, str] = {
@@ -328,6 +434,12 @@ SHOWN_DEFAULTS: dict[str, str] = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "none",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "none",
     "OTEL_SERVICE_NAME": "`gigco-api`, `gigco-worker`, `gigco-beat`",
+    "GIGCO_RATE_LIMIT_SIGNUPS": "`20/minute`",
+    "GIGCO_RATE_LIMIT_REQUESTS": "`600/minute`",
+    "GIGCO_RATE_LIMIT_OPS_LOGINS": "`5/minute`",
+    "GIGCO_RATE_LIMIT_STORAGE_URL": "the broker's Redis; memory with the embedded default",
+    "GIGCO_TRUSTED_PROXY_HOPS": "0",
+    "GIGCO_METRICS_TOKEN": "none (only the operator's token reads `/metrics`)",
 }
 UNDOCUMENTED = "(undocumented)"
 

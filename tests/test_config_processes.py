@@ -63,3 +63,21 @@ def test_gunicorn_with_a_bad_value_stops_instead_of_rebooting_workers(tmp_path: 
         "gigco: GIGCO_OFFER_TTL_SECONDS must be a number of seconds, got 'soon'"
     }
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GIGCO_RATE_LIMIT_SIGNUPS", "lots"), ("GIGCO_RATE_LIMIT_REQUESTS", "0/minute")],
+)
+def test_gunicorn_with_a_bad_rate_limit_stops_saying_which(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    gunicorn = [str(GIGCO.with_name("gunicorn")), "--bind", "127.0.0.1:0", "--workers", "1"]
+    result = _run([*gunicorn, "gigco.web:create_app()"], {name: value}, tmp_path, 30)
+    assert result.returncode != 0
+    said = [line for line in result.stderr.splitlines() if name in line]
+    assert said and set(said) == {
+        f"gigco: {name} must be a rate such as 20/minute (count/second, minute, hour or day; "
+        f"several joined by ';'), or off; got {value!r}"
+    }
+    assert "Traceback" not in result.stderr

@@ -20,11 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco import logs
 from gigco.config import Settings
 from gigco.models import Job, JobStatus
+from gigco.tasks import configure as configure_celery
 from gigco.tasks import runtime as task_runtime
 from gigco.tasks.app import task_log_context
 from gigco.tasks.steps import expire_offer
+from gigco.web import create_app
 from gigco.web.metrics import CACHE_SECONDS
 from tests import factories as f
+from tests.harness.console import Ops
 from tests.harness.env import ADMIN_TOKEN
 from tests.harness.http import Api
 from tests.harness.journeys import closed_job
@@ -120,6 +123,50 @@ def test_metrics_are_for_the_operator_only(app: Flask) -> None:
         assert r.status_code == 401, headers
         assert "gigco_jobs" not in r.text
     assert client.get("/metrics", headers=OPERATOR).status_code == 200
+
+
+SCRAPE_TOKEN = "prometheus-scrape-token-0123"
+
+
+@pytest.fixture
+def scraped_app(settings: Settings, committed: None) -> Iterator[Flask]:
+    """The app with a scrape token; the shared Celery app is restored afterwards."""
+    try:
+        yield create_app(settings.replace(metrics_token=SCRAPE_TOKEN))
+    finally:
+        configure_celery(settings)
+
+
+def test_the_scrape_token_reads_metrics_and_opens_nothing_else(scraped_app: Flask) -> None:
+    client = scraped_app.test_client()
+    scrape = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+    r = client.get("/metrics", headers=scrape)
+    assert r.status_code == 200 and "gigco_jobs" in r.text
+    assert client.get("/metrics", headers=OPERATOR).status_code == 200
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+    # Every API route answers the scrape token as it answers nobody: 401 where a token is
+    # needed, the public answer elsewhere.
+    answers = {}
+    for rule in scraped_app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        path = rule.rule.replace("<id:", "<").replace("<", "").replace(">", "")
+        path = "/".join("1" if part.endswith("_id") else part for part in path.split("/"))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            as_scraper = client.open(path, method=method, headers=scrape)
+            as_nobody = client.open(path, method=method)
+            assert as_scraper.status_code == as_nobody.status_code, (method, path)
+            answers[f"{method} {rule.rule}"] = as_scraper.status_code
+    assert answers["GET /v1/me"] == answers["GET /v1/jobs"] == 401
+    assert answers["POST /v1/jobs/<id:job_id>/cancel"] == 401
+    assert sum(code == 401 for code in answers.values()) > 20
+
+    # Nor does it open the console.
+    ops = Ops(scraped_app.test_client())
+    refused = ops.login(token=SCRAPE_TOKEN)
+    assert refused.status_code == 401 and "That token is not valid." in refused.text
+    assert ops.client.get("/ops/", headers=scrape).status_code == 302
 
 
 def test_a_scrape_within_the_cache_window_reads_nothing_from_the_database(

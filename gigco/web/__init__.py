@@ -15,7 +15,7 @@ from gigco.config import ConfigError, Settings, load_settings
 from gigco.db import engine_for, session_factory
 from gigco.tasks import configure as configure_celery
 from gigco.web import body as body_parser
-from gigco.web import metrics, ops
+from gigco.web import connection, limits, metrics, ops
 from gigco.web.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from gigco.web.db import close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
@@ -88,7 +88,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-            "info": {"description": "GigCo: post jobs, match workers, pay, review."},
+            "info": {
+                "description": (
+                    "GigCo: post jobs, match workers, pay, review. Rate limited per caller "
+                    "(sign-ups per client address): past a limit, 429 with Retry-After; "
+                    "every counted answer carries RateLimit-Limit, RateLimit-Remaining, "
+                    "RateLimit-Reset (seconds) and RateLimit-Policy."
+                )
+            },
         },
     )
     timeouts = {
@@ -109,8 +116,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blp)
     register_error_handlers(app)
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
+    # Before the body is read: a flood of refused bodies is counted too.
+    limits.init_app(app, settings)
     app.before_request(_check_body)
     app.teardown_appcontext(close_session)
+    # What a refused request left of its body is read, or its connection closed, so that the
+    # client's next request on the connection is served.
+    app.after_request(connection.drain_unread_body)
+    app.wsgi_app = connection.CloseUnreadConnections(app.wsgi_app)  # type: ignore[method-assign]
     ops.init_app(app, settings)  # the operators' console under /ops
     metrics.init_app(app, settings)  # GET /metrics for Prometheus
     return app

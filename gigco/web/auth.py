@@ -20,21 +20,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
-def current_principal() -> Principal:
-    """The authenticated caller; 401 if the token is missing or unknown."""
+def bearer_token() -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header, if it has one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def caller() -> Principal | None:
+    """Whom the request's bearer token names: None without a token or with an unknown one.
+
+    Looked up once per request (the rate limiter asks before the view does).
+    """
     if "principal" in g:
         return g.principal
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+    token = bearer_token()
+    if token is None:
+        return None
     # One indexed lookup per request, no per-process cache: a rotated (revoked) token is
     # refused by every process at once. docs/ops.md has its cost.
-    principal = authenticate(session(), token.strip(), current_app.config["GIGCO"].admin_token)
-    if principal is None:
-        raise Unauthorized("This token is not valid.")
-    g.principal = principal
-    return principal
+    g.principal = authenticate(session(), token, current_app.config["GIGCO"].admin_token)
+    return g.principal
+
+
+def current_principal() -> Principal:
+    """The authenticated caller; 401 if the token is missing or unknown."""
+    principal = caller()
+    if principal is not None:
+        return principal
+    if bearer_token() is None:
+        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+    raise Unauthorized("This token is not valid.")
 
 
 def login_required(*roles: Role) -> Callable[[F], F]:

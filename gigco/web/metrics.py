@@ -1,12 +1,13 @@
-"""``GET /metrics`` for Prometheus, for the operator only: database series plus the process's.
+"""``GET /metrics`` for Prometheus (scrape token or operator): database series plus the process's.
 
 ``DatabaseCollector`` reads jobs per status and history events per kind from the counters
 the database keeps (``gigco.lifecycle.counts``: a few hundred rows at any size) and counts
 overdue jobs over the deadline indexes (cost grows with what is overdue), at most once per
 ``CACHE_SECONDS`` per process; scrapes in between are answered from memory, and anonymous
 callers (401) cost nothing. PostgreSQL is the source of truth, so every API process (and
-every replica) answers the same, with no shared state. Prometheus sends the operator token
-(``authorization: {credentials: …}`` in its scrape config).
+every replica) answers the same, with no shared state. Prometheus sends the scrape-only
+``GIGCO_METRICS_TOKEN`` (``authorization: {credentials: …}`` in its scrape config), which
+opens this page and nothing else; the operator's token opens it too.
 """
 
 from __future__ import annotations
@@ -121,14 +122,23 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.register_blueprint(blp)
 
 
+def _scraper() -> bool:
+    """True when the request carries the scrape token or the operator's."""
+    settings: Settings = current_app.config["GIGCO"]
+    sent = request.headers.get("Authorization", "").encode()
+    return any(
+        token and hmac.compare_digest(sent, f"Bearer {token}".encode())
+        for token in (settings.metrics_token, settings.admin_token)
+    )
+
+
 @blp.get("/metrics")
 def metrics() -> Response:
-    """The Prometheus exposition (OpenMetrics when the scraper asks for it), operator only."""
-    token = current_app.config["GIGCO"].admin_token
-    sent = request.headers.get("Authorization", "")
-    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+    """The Prometheus exposition (OpenMetrics when the scraper asks for it), for the scrape
+    token or the operator."""
+    if not _scraper():
         return Response(
-            "Send the operator token: Authorization: Bearer <GIGCO_ADMIN_TOKEN>.\n",
+            "Send the scrape token: Authorization: Bearer <GIGCO_METRICS_TOKEN>.\n",
             status=401,
             headers={"WWW-Authenticate": 'Bearer realm="gigco metrics"'},
             content_type="text/plain",

@@ -11,8 +11,9 @@ from apispec import BasePlugin
 from marshmallow import fields, validate
 
 # What any request may get, whichever the endpoint: a body that is not valid JSON or nests
-# too deeply (400), one over 64 KiB (413) or not JSON at all (415), the database down (503).
-COMMON_ERRORS = (400, 413, 415, 503)
+# too deeply (400), one over 64 KiB (413) or not JSON at all (415), a rate limit met (429),
+# the database down (503).
+COMMON_ERRORS = (400, 413, 415, 429, 503)
 UNSTORABLE = "Must not contain NUL characters or unpaired surrogates."
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -29,12 +29,13 @@ from gigco.web import create_app
 from tests.api.helpers import assert_error
 from tests.harness import database
 from tests.harness.console import Ops
-from tests.harness.env import server_url
+from tests.harness.env import ADMIN_TOKEN, server_url
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
 
 GIGCO = Path(sys.executable).parent / "gigco"
 HEAD = health._script().get_current_head()
+OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_an_unmigrated_database_is_a_503_everywhere_naming_the_pending_migration
 ) -> None:
     client = app_on(database_url=empty_database).test_client()
 
-    error = assert_error(client.get("/healthz"), 503)
+    error = assert_error(client.get("/healthz", headers=OPERATOR), 503)
     assert error["down"] == ["migrations"]
     migrations = error["migrations"]
     assert migrations["current"] == [] and migrations["head"] == [HEAD]
@@ -93,7 +94,7 @@ def test_an_unmigrated_database_is_a_503_everywhere_naming_the_pending_migration
     # Half-way: the pending list is what is left.
     before_head = health._script().get_revision(HEAD).down_revision
     migrate.upgrade(empty_database, before_head)
-    error = assert_error(client.get("/readyz"), 503)
+    error = assert_error(client.get("/readyz", headers=OPERATOR), 503)
     assert error["migrations"]["current"] == [before_head]
     assert error["migrations"]["pending"] == [HEAD]
     migrate.upgrade(empty_database)

@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from gigco import health
 from gigco.config import Settings
 from gigco.tasks import configure as configure_celery
 from gigco.web import create_app
 from tests.api.helpers import assert_error
+from tests.harness.env import ADMIN_TOKEN
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
+OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+HEAD = health._script().get_current_head()
 PARTS = ("database", "migrations", "broker", "workers", "beat")
 
 # Every path of the HTTP contract (api.md), in OpenAPI's spelling.
@@ -62,7 +66,7 @@ def test_health_is_ok_when_database_and_broker_answer(api: Api) -> None:
     # The live worker's beat records its first sweep one interval (a second) after its start.
     r = wait_for(
         lambda: (
-            (r := api.client.get("/healthz")).status_code == 200
+            (r := api.client.get("/healthz", headers=api.admin)).status_code == 200
             and r.json["beat"]["last_sweep_at"]
             and r
         ),
@@ -93,7 +97,7 @@ def dead_broker_app(app: Flask, settings: Settings) -> Iterator[Flask]:
 def test_health_is_503_in_the_error_shape_when_the_broker_is_unreachable(
     app: Flask, dead_broker_app: Flask
 ) -> None:
-    r = dead_broker_app.test_client().get("/healthz")
+    r = dead_broker_app.test_client().get("/healthz", headers=OPERATOR)
     error = assert_error(r, 503)
     assert error["down"] == ["broker"]
     assert (error["database"]["status"], error["broker"]["status"]) == ("ok", "down")
@@ -104,6 +108,30 @@ def test_health_is_503_in_the_error_shape_when_the_broker_is_unreachable(
     assert dead_broker_app.test_client().get("/livez").json == {"status": "ok"}
     # Each app reports on its own broker, whatever else lives in the process.
     assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_anyone_reads_which_parts_are_down_and_only_the_operator_reads_why(
+    app: Flask, dead_broker_app: Flask
+) -> None:
+    client = dead_broker_app.test_client()
+    operator = assert_error(client.get("/healthz", headers=OPERATOR), 503)
+    assert "unreachable" in operator["broker"]["reason"]
+    assert operator["migrations"]["head"] == [HEAD]
+    for headers in ({}, {"Authorization": "Bearer a-token-nobody-has"}):
+        for path in ("/healthz", "/readyz"):
+            r = client.get(path, headers=headers)
+            body = assert_error(r, 503)
+            assert body["down"] == ["broker"]
+            assert body["message"] == "Down: broker."
+            parts = {k: v for k, v in body.items() if k in PARTS}
+            assert parts and all(set(part) == {"status"} for part in parts.values()), body
+            assert parts["broker"] == {"status": "down"}
+            # No error text, address, port or revision id in the whole answer.
+            for secret in ("unreachable", "127.0.0.1", "Connection", HEAD, "redis"):
+                assert secret not in r.get_data(as_text=True), (path, secret)
+    migrated = app.test_client().get("/healthz")
+    assert HEAD not in migrated.get_data(as_text=True)
+    assert migrated.json["migrations"] == {"status": "ok"}
 
 
 def _spec(api: Api) -> dict[str, Any]:

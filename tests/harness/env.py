@@ -24,6 +24,16 @@ TIMERS = {
 }
 
 
+# The suite signs up and calls far faster than any person: limits it never meets, yet on, so
+# that every request of every test is counted by the real limiter (tests/api/test_limits.py
+# sets low ones where it floods on purpose).
+UNMET_LIMITS = {
+    "GIGCO_RATE_LIMIT_SIGNUPS": "1000000/minute",
+    "GIGCO_RATE_LIMIT_REQUESTS": "1000000/minute",
+    "GIGCO_RATE_LIMIT_OPS_LOGINS": "1000000/minute",
+}
+
+
 def server_url() -> str:
     """The PostgreSQL server beside which the run's database is made."""
     return os.environ.get(
@@ -36,6 +46,16 @@ def redis_url() -> str:
     return os.environ.get("GIGCO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def limits_redis_url() -> str:
+    """The Redis database of the rate limits' counts (flushed by the tests that count)."""
+    return os.environ.get("GIGCO_TEST_LIMITS_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+def limits_env() -> dict[str, str]:
+    """Rate limits no test meets, counted in ``limits_redis_url()`` (on any broker)."""
+    return {**UNMET_LIMITS, "GIGCO_RATE_LIMIT_STORAGE_URL": limits_redis_url()}
+
+
 def live_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
     """The GIGCO_* environment of a run's worker and app."""
     return {
@@ -44,5 +64,6 @@ def live_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]
         "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
         "GIGCO_LOG_LEVEL": "WARNING",
         **TIMERS,
+        **limits_env(),
         **extra,
     }

@@ -78,13 +78,25 @@ def stop_worker(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None
 
 @contextmanager
 def live_server(
-    env: Mapping[str, str], log: Path, *, workers: int = 2, timeout: float = 30.0
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    workers: int = 2,
+    threads: int | None = None,
+    timeout: float = 30.0,
 ) -> Iterator[str]:
-    """Run gunicorn with ``env``; yield its base URL once healthy, stop its group on exit."""
+    """Run gunicorn with ``env``; yield its base URL once healthy, stop its group on exit.
+
+    With ``threads`` its workers are gthread ones, which keep connections alive (as the
+    Dockerfile's); without, sync ones, which close each connection after its answer.
+    """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     argv = gunicorn_argv(
-        port, workers=workers, extra=("--graceful-timeout", "5", "--access-logfile", "-")
+        port,
+        workers=workers,
+        threads=threads,
+        extra=("--graceful-timeout", "5", "--access-logfile", "-"),
     )
     process = processes.start(argv, env={**os.environ, **env}, log=log)
     try:

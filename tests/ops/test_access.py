@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from flask import Flask
 
 from gigco.config import Settings
 from gigco.tasks import configure
+from gigco.web import create_app
 from tests.harness.console import Ops, csrf_from
-from tests.harness.env import ADMIN_TOKEN
+from tests.harness.env import ADMIN_TOKEN, limits_redis_url
 
 
 @pytest.mark.parametrize(
@@ -160,3 +162,29 @@ def test_gigco_ops_secure_cookie_false_sends_a_plain_cookie(settings: Settings) 
         assert "Secure" not in r.headers["Set-Cookie"]
     finally:
         configure(settings)
+
+
+def test_refused_logins_are_throttled_per_address_and_the_form_says_when(
+    settings: Settings,
+) -> None:
+    redis.Redis.from_url(limits_redis_url()).flushdb()
+    try:
+        app = create_app(settings.replace(rate_limit_ops_logins="3/minute"))
+    finally:
+        configure(settings)
+    guesser = Ops(app.test_client())
+    guesser.client.environ_base["REMOTE_ADDR"] = "203.0.113.66"
+    assert [guesser.login(token=f"guess-{n}").status_code for n in range(3)] == [401] * 3
+    throttled = guesser.login(token="guess-3")
+    assert throttled.status_code == 429
+    assert "Too many refused logins from your address: try again in" in throttled.text
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert 'type="password"' in throttled.text  # the form, not a JSON error
+    # Past the limit even the right token waits: guessing on cannot tell it apart.
+    assert guesser.login().status_code == 429
+    assert guesser.client.get("/ops/").status_code == 302
+    # Another address signs in, and a right token is not counted against its address.
+    for _ in range(4):
+        operator = Ops(app.test_client())
+        operator.client.environ_base["REMOTE_ADDR"] = "198.51.100.5"
+        assert operator.login().status_code == 303

@@ -12,6 +12,7 @@ import pytest
 
 from gigco.db import make_engine
 from tests.brokers import fresh_vhost
+from tests.harness.env import limits_env
 from tests.resilience.brokers import Broker, RabbitBroker, RedisBroker
 from tests.resilience.services import (
     PrivatePostgres,
@@ -101,6 +102,7 @@ def stack(
         "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
         "GIGCO_LOG_LEVEL": "WARNING",
         **TIMERS,
+        **limits_env(),
         **(marker.kwargs if marker else {}),
     }
     topology = Topology(env=env, logs=tmp_path)

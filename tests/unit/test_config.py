@@ -45,6 +45,17 @@ BAD_VALUES = [
     ("GIGCO_FLOWER_BASIC_AUTH", "ops"),
     ("GIGCO_FLOWER_BASIC_AUTH", "ops:short"),
     ("GIGCO_FLOWER_BASIC_AUTH", "ops:a-long-enough-pass,:nouser-password"),
+    ("GIGCO_RATE_LIMIT_SIGNUPS", "fast"),
+    ("GIGCO_RATE_LIMIT_SIGNUPS", "20"),
+    ("GIGCO_RATE_LIMIT_SIGNUPS", "20/fortnight"),
+    ("GIGCO_RATE_LIMIT_REQUESTS", "0/minute"),
+    ("GIGCO_RATE_LIMIT_REQUESTS", "-5/minute"),
+    ("GIGCO_RATE_LIMIT_OPS_LOGINS", "many"),
+    ("GIGCO_RATE_LIMIT_STORAGE_URL", "localhost:6379"),
+    ("GIGCO_TRUSTED_PROXY_HOPS", "-1"),
+    ("GIGCO_TRUSTED_PROXY_HOPS", "one"),
+    ("GIGCO_TRUSTED_PROXY_HOPS", "11"),
+    ("GIGCO_METRICS_TOKEN", "short"),
 ]
 
 
@@ -112,7 +123,7 @@ def test_a_bad_value_is_one_line_naming_the_variable(name: str, value: str) -> N
     message = str(raised.value)
     assert name in message
     assert "\n" not in message
-    if name not in ("GIGCO_ADMIN_TOKEN", "GIGCO_FLOWER_BASIC_AUTH"):
+    if name not in ("GIGCO_ADMIN_TOKEN", "GIGCO_FLOWER_BASIC_AUTH", "GIGCO_METRICS_TOKEN"):
         assert value in message or name.endswith(("_URL", "_LEVEL"))
     else:
         assert value not in message  # never echo a secret, even a bad one
@@ -140,3 +151,43 @@ def test_the_consoles_secure_cookie_is_on_unless_turned_off() -> None:
     assert load_settings({**base, "GIGCO_OPS_SECURE_COOKIE": "On"}).ops_secure_cookie is True
     with pytest.raises(ConfigError, match="GIGCO_OPS_SECURE_COOKIE must be true or false"):
         load_settings({**base, "GIGCO_OPS_SECURE_COOKIE": "maybe"})
+
+
+def test_rate_limits_default_to_the_specs_and_each_accepts_off() -> None:
+    defaults = load_settings({})
+    assert (defaults.rate_limit_signups, defaults.rate_limit_requests) == (
+        "20/minute",
+        "600/minute",
+    )
+    off = load_settings({"GIGCO_RATE_LIMIT_SIGNUPS": "off", "GIGCO_RATE_LIMIT_REQUESTS": "OFF"})
+    assert (off.rate_limit_signups, off.rate_limit_requests) == (None, None)
+    tuned = load_settings({"GIGCO_RATE_LIMIT_REQUESTS": "10/second;1000/hour"})
+    assert tuned.rate_limit_requests == "10/second;1000/hour"
+
+
+PRODUCTION = {"GIGCO_DATABASE_URL": "postgresql://db/gigco"}
+
+
+def test_the_rate_limits_count_on_the_brokers_redis_or_a_configured_one() -> None:
+    on_redis = load_settings({**PRODUCTION, "GIGCO_BROKER_URL": "redis://r:6379/0"})
+    assert on_redis.rate_limit_storage == "redis://r:6379/0"
+    assert load_settings({}).rate_limit_storage == "memory://"  # gigco dev: one process
+    rabbit = {**PRODUCTION, "GIGCO_BROKER_URL": "amqp://mq:5672//"}
+    # Per-process counts would multiply every limit by the number of processes: say where.
+    with pytest.raises(ConfigError, match="GIGCO_RATE_LIMIT_STORAGE_URL must name a Redis"):
+        load_settings(rabbit)
+    configured = load_settings({**rabbit, "GIGCO_RATE_LIMIT_STORAGE_URL": "redis://r:6379/1"})
+    assert configured.rate_limit_storage == "redis://r:6379/1"
+    off = {
+        "GIGCO_RATE_LIMIT_SIGNUPS": "off",
+        "GIGCO_RATE_LIMIT_REQUESTS": "off",
+        "GIGCO_RATE_LIMIT_OPS_LOGINS": "off",
+    }
+    assert load_settings({**rabbit, **off}).rate_limit_storage == "memory://"
+
+
+def test_the_metrics_token_is_not_the_operators() -> None:
+    token = "a-token-of-sixteen-or-more"
+    with pytest.raises(ConfigError, match="GIGCO_METRICS_TOKEN must differ"):
+        load_settings({"GIGCO_ADMIN_TOKEN": token, "GIGCO_METRICS_TOKEN": token})
+    assert load_settings({"GIGCO_METRICS_TOKEN": token}).metrics_token == token

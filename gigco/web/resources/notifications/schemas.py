@@ -16,10 +16,18 @@ BIGINT = 2**63 - 1
 CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
 
 
-class Cursor(fields.Field[tuple[int, int]]):
-    """A feed position, ``<tx>-<id>``, as a notification's ``cursor`` gives it."""
+class Cursor(fields.String):
+    """A feed position, ``<tx>-<id>``, as a notification's ``cursor`` gives it: a string in
+    the OpenAPI document, read as the pair of numbers."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> tuple[int, int]:
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kw: Any) -> str | None:
+        if isinstance(value, tuple):
+            return f"{value[0]}-{value[1]}"
+        return super()._serialize(value, attr, obj, **kw)
+
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Any, **kw: Any
+    ) -> tuple[int, int]:
         if not isinstance(value, str):
             raise ma.ValidationError("Not a valid string.")
         match = CURSOR.fullmatch(value)
@@ -33,7 +41,10 @@ class FeedQuerySchema(StrictSchema):
 
     after = Cursor(
         load_default=(0, 0),
-        metadata={"description": "The last cursor you have seen; 0-0 (the default) is the start."},
+        metadata={
+            "description": "The last cursor you have seen; 0-0 (the default) is the start.",
+            "pattern": r"^\d{1,19}-\d{1,19}$",
+        },
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
