@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import re
 import signal
@@ -35,9 +34,13 @@ def sweeps_sent(stack: Stack, beat: str) -> list[float]:
 
 
 def sweep_results(stack: Stack) -> list[tuple[float, dict[str, int]]]:
-    """When each sweep finished in the worker, and what it found: timers, stuck, sent."""
-    found = _times(stack, "worker", r"gigco\.tasks\.sweeps\.sweep\[\S+\] succeeded")
-    return [(t, ast.literal_eval(re.search(r"s: (\{[^}]*\})", rest)[1])) for t, rest in found]
+    """When each sweep that found work finished in the worker, and what it found: timers,
+    stuck, sent (the sweep's own INFO line; an idle sweep logs at DEBUG)."""
+    found = _times(stack, "worker", r"logger=gigco\.sweeps msg=sweep ")
+    return [
+        (t, {k: int(v) for k, v in re.findall(r"(timers|stuck|deliveries|sent)=(\d+)", rest)})
+        for t, rest in found
+    ]
 
 
 def test_two_beats_at_once_double_no_effect(stack: Stack, report: Callable[[str], None]) -> None:
@@ -65,8 +68,8 @@ def test_two_beats_at_once_double_no_effect(stack: Stack, report: Callable[[str]
     report(
         f"{fleet.size} jobs ({at_fault['in_flight']} in flight at the flush) driven while two "
         f"beats ran for {overlap_to - overlap_from:.1f}s: "
-        f"{len(first)} + {len(second)} sweeps sent, {len(results)} run, which armed {timers} "
-        f"timers and re-kicked {stuck} stuck steps; all closed "
+        f"{len(first)} + {len(second)} sweeps sent, {len(results)} of them found work and "
+        f"armed {timers} timers and re-kicked {stuck} stuck steps; all closed "
         f"{closed_at - overlap_from:.1f}s after the start; nothing doubled"
     )
     assert len(first) >= 3 and len(second) >= 3, "the two beats did not overlap"
