@@ -68,6 +68,7 @@ class Settings:
     rate_limit_requests: str | None = "600/minute"
     # Refused /ops logins per client address (a brute-force guard on the operator's token).
     rate_limit_ops_logins: str | None = "5/minute"
+    rate_limit_webhook_sends: str | None = "30/minute"
     # Where the counts live, shared by every API process; None: the broker's Redis (or, for
     # the embedded default, this process's memory). See ``rate_limit_storage``.
     rate_limit_storage_url: str | None = None
@@ -132,6 +133,7 @@ _RATE_LIMITS = {
     "GIGCO_RATE_LIMIT_SIGNUPS": "rate_limit_signups",
     "GIGCO_RATE_LIMIT_REQUESTS": "rate_limit_requests",
     "GIGCO_RATE_LIMIT_OPS_LOGINS": "rate_limit_ops_logins",
+    "GIGCO_RATE_LIMIT_WEBHOOK_SENDS": "rate_limit_webhook_sends",
 }
 MAX_PROXY_HOPS = 10
 
@@ -420,6 +422,8 @@ MEANINGS: dict[str, str] = {
     "`X-Forwarded-For`/`-Proto` are believed (0–10); 0: the client address is the socket's peer",
     "GIGCO_METRICS_TOKEN": "a bearer token, ≥ 16 chars and not the operator's, that reads `GET "
     "/metrics` and nothing else",
+    "GIGCO_RATE_LIMIT_WEBHOOK_SENDS": "webhook pings and manual delivery retries per owner "
+    "(each sends a message to a receiver the owner names); a rate or `off`",
 }
 # Defaults said in words, where the Settings field's value would not say it.
 SHOWN_DEFAULTS: dict[str, str] = {
@@ -440,6 +444,7 @@ SHOWN_DEFAULTS: dict[str, str] = {
     "GIGCO_RATE_LIMIT_STORAGE_URL": "the broker's Redis; memory with the embedded default",
     "GIGCO_TRUSTED_PROXY_HOPS": "0",
     "GIGCO_METRICS_TOKEN": "none (only the operator's token reads `/metrics`)",
+    "GIGCO_RATE_LIMIT_WEBHOOK_SENDS": "`30/minute`",
 }
 UNDOCUMENTED = "(undocumented)"
 

@@ -1,6 +1,6 @@
 """Rate limits (api.md "Limits"): flask-limiter, counting in Redis for every API process.
 
-Three limits, each a fixed window counted under its own scope:
+Four limits, each a fixed window counted under its own scope:
 
 - ``requests`` (``GIGCO_RATE_LIMIT_REQUESTS``): every request, per caller — the account a
   valid bearer token names (rotating the token does not reset the count), else the client
@@ -9,6 +9,9 @@ Three limits, each a fixed window counted under its own scope:
   together, per client address.
 - ``ops-login`` (``GIGCO_RATE_LIMIT_OPS_LOGINS``): refused ``/ops`` logins per client
   address; past it the form answers 429 whatever the token.
+- ``webhook-sends`` (``GIGCO_RATE_LIMIT_WEBHOOK_SENDS``): webhook pings and manual retries
+  per caller (the endpoints' owner), each of which sends a message to a receiver the caller
+  names; counted besides ``requests``.
 
 The operator's token is exempt from all of them. The client address is the socket's peer,
 or, behind ``GIGCO_TRUSTED_PROXY_HOPS`` proxies, what the nearest of them says it saw
@@ -53,6 +56,23 @@ def _signup() -> bool:
         request.method == "POST"
         and request.url_rule is not None
         and (request.url_rule.rule in SIGNUP_PATHS)
+    )
+
+
+# The routes that send a webhook message on demand: a ping, a manual retry.
+WEBHOOK_SEND_RULES = frozenset(
+    {
+        "/v1/webhook-endpoints/<id:endpoint_id>/ping",
+        "/v1/webhook-endpoints/<id:endpoint_id>/deliveries/<id:delivery_id>/retry",
+    }
+)
+
+
+def _webhook_send() -> bool:
+    return (
+        request.method == "POST"
+        and request.url_rule is not None
+        and request.url_rule.rule in WEBHOOK_SEND_RULES
     )
 
 
@@ -118,6 +138,15 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
                 key_function=client_address,
                 scope="signups",
                 exempt_when=lambda: not _signup(),
+            )
+        )
+    if settings.rate_limit_webhook_sends:
+        limits.append(
+            ApplicationLimit(
+                settings.rate_limit_webhook_sends,
+                key_function=_caller_key,
+                scope="webhook-sends",
+                exempt_when=lambda: not _webhook_send(),
             )
         )
     if settings.rate_limit_requests:

@@ -138,3 +138,29 @@ def test_off_turns_each_limit_off(limited: Build) -> None:
     reads = [client.get("/v1/me", headers=token) for _ in range(601)]
     assert {r.status_code for r in reads} == {200}
     assert not any(name in r.headers for r in signups + reads for name in RATE_HEADERS)
+
+
+def test_webhook_pings_and_manual_retries_are_capped_per_owner(limited: Build) -> None:
+    """Each ping or manual retry sends a message to a receiver the caller names: a budget of
+    their own per owner, shared by both, besides the requests' one."""
+    app = limited(rate_limit_webhook_sends="2/minute")
+    client = _client(app)
+    ann, bob = (auth(_sign_up(client).json["token"]) for _ in range(2))
+
+    def endpoint(headers: dict[str, str]) -> int:
+        made = client.post(
+            "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook"}, headers=headers
+        )
+        assert made.status_code == 201, made.json
+        return int(made.json["id"])
+
+    mine, theirs = endpoint(ann), endpoint(bob)
+    pings = [client.post(f"/v1/webhook-endpoints/{mine}/ping", headers=ann) for _ in range(2)]
+    assert [r.status_code for r in pings] == [202, 202]
+    _assert_limited(client.post(f"/v1/webhook-endpoints/{mine}/ping", headers=ann), 2)
+    delivery = pings[0].json["delivery_id"]
+    retry = f"/v1/webhook-endpoints/{mine}/deliveries/{delivery}/retry"
+    _assert_limited(client.post(retry, headers=ann), 2)
+    # Reads are not sends; another owner has a budget of their own.
+    assert client.get(f"/v1/webhook-endpoints/{mine}/deliveries", headers=ann).status_code == 200
+    assert client.post(f"/v1/webhook-endpoints/{theirs}/ping", headers=bob).status_code == 202

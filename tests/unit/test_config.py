@@ -182,6 +182,7 @@ def test_the_rate_limits_count_on_the_brokers_redis_or_a_configured_one() -> Non
         "GIGCO_RATE_LIMIT_SIGNUPS": "off",
         "GIGCO_RATE_LIMIT_REQUESTS": "off",
         "GIGCO_RATE_LIMIT_OPS_LOGINS": "off",
+        "GIGCO_RATE_LIMIT_WEBHOOK_SENDS": "off",
     }
     assert load_settings({**rabbit, **off}).rate_limit_storage == "memory://"
 
