@@ -5,8 +5,8 @@ are all built here, so none can disagree. ``EVENT_FIELDS`` says, per event type 
 which keys of the event's ``data`` are shown; then one identity rule removes any worker or
 consumer id the viewer may not know: a worker sees only their own worker id, the consumer
 only the assigned worker's (it is in the job resource), and no worker sees a consumer id.
-No consumer or worker ever sees a distance, a location of a worker, a charge id or the
-consumer's decline details. The operator sees everything. An event type missing from the
+No consumer or worker ever sees a distance, a location of a worker, a charge or refund id or
+the consumer's decline details. The operator sees everything. An event type missing from the
 table fails closed: a non-operator sees none of its data.
 """
 
@@ -49,6 +49,8 @@ def _cell(
         Audience.CANDIDATE: frozenset(candidate.split()),
     }
 
+
+_REFUND_SPLIT = "refund_cents refund_fee_cents refund_earnings_cents"
 
 # The data keys each audience sees of each event type (the operator sees all of them).
 # Never shown to any of the others: distance_km, a charge_id, a refusal's detail.
@@ -97,6 +99,15 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     "review_pending": _cell(consumer="review_deadline", assigned="review_deadline"),
     "review_received": _cell(consumer="rating author_role", assigned="rating author_role"),
     "closed": _cell(consumer="reviews", assigned="reviews"),
+    # A dispute and its refund: both parties see the reasons and how the refund splits
+    # (lifecycle.disputes); the gateway's refund id is the operator's.
+    "dispute_opened": _cell(consumer="dispute_id reason", assigned="dispute_id reason"),
+    "dispute_resolved": _cell(
+        consumer=f"dispute_id note {_REFUND_SPLIT}", assigned=f"dispute_id note {_REFUND_SPLIT}"
+    ),
+    "refunded": _cell(
+        consumer=f"dispute_id {_REFUND_SPLIT}", assigned=f"dispute_id {_REFUND_SPLIT}"
+    ),
 }
 
 # The job resource's fields each audience sees. Workers see what the opportunity listing
@@ -130,6 +141,9 @@ NOTIFICATION_FIELDS: dict[str, frozenset[str]] = {
     "expiry": frozenset(),
     "no_worker": frozenset(),
     "cancellation": frozenset(),
+    "dispute_opened": frozenset({"reason"}),
+    "dispute_resolved": frozenset({"note", *_REFUND_SPLIT.split()}),
+    "refund": frozenset(_REFUND_SPLIT.split()),
 }
 
 

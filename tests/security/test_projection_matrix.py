@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco import clock
 from gigco.config import Settings
-from gigco.lifecycle import actions
+from gigco.lifecycle import actions, disputes
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.principals import Principal
@@ -38,7 +38,7 @@ from tests.harness.env import ADMIN_TOKEN
 S = JobStatus
 # Somewhere no other test's worker serves, so the candidates are the ones made here.
 HERE = (-45.0, -140.0)
-NEVER_SHOWN = ("distance_km", "charge_id", "detail")
+NEVER_SHOWN = ("distance_km", "charge_id", "detail", "refund_id")
 
 
 @dataclass
@@ -210,6 +210,30 @@ def payment_failed(d: Driver) -> Built:
     )
 
 
+def disputed(d: Driver) -> Built:
+    """Paid, disputed by the consumer, resolved by the operator with a refund, refunded."""
+    consumer, c_headers = d.consumer()
+    w, w_headers = d.worker()
+    owner = d.session.get(Consumer, consumer.id)
+    job = f.job(d.session, owner, at=d.place, status=S.IN_PROGRESS, worker_id=w.id)
+    actions.complete(d.session, job.id, w, d.ctx())
+    d.step(Step.PAY, job.id)
+    d.step(Step.REQUEST_REVIEWS, job.id)
+    disputes.open_dispute(d.session, job.id, consumer, d.ctx(1), reason="Left a mess.")
+    dispute = disputes.resolve_dispute(
+        d.session, job.id, Principal(Role.OPERATOR), d.ctx(2), refund_cents=500, note="Cleaning."
+    )
+    assert disputes.take_refund(d.session, dispute.id, d.ctx(3))
+    return Built(
+        job.id,
+        [
+            Party("consumer", consumer, c_headers, Audience.CONSUMER),
+            Party("assigned worker", w, w_headers, Audience.ASSIGNED),
+            _operator(),
+        ],
+    )
+
+
 def ended_early(d: Driver, how: Callable[[Driver, int, Principal], None]) -> Built:
     consumer, c_headers = d.consumer()
     job_id = d.offered(consumer)
@@ -234,6 +258,7 @@ JOURNEYS: dict[str, Callable[[Driver], Built]] = {
     "matching": matching,
     "no worker": no_worker,
     "payment failed": payment_failed,
+    "disputed": disputed,
     "offer expired": lambda d: ended_early(d, _expire),
     "offer rejected": lambda d: ended_early(d, _reject),
     "cancelled": lambda d: ended_early(d, _cancel),
@@ -334,13 +359,15 @@ def test_the_operator_sees_what_others_may_not(
     isolated_app: Flask, session: Session, driven: dict[str, Built]
 ) -> None:
     """The hidden keys exist in the stored events: the projection hides, not the writer."""
-    built = driven["full path"]
-    operator = built.parties[-1]
-    text = json.dumps(
-        isolated_app.test_client()
-        .get(f"/v1/jobs/{built.job_id}/events", headers=operator.headers)
-        .get_json()
-    )
+    text = ""
+    for name in ("full path", "disputed"):
+        built = driven[name]
+        operator = built.parties[-1]
+        text += json.dumps(
+            isolated_app.test_client()
+            .get(f"/v1/jobs/{built.job_id}/events", headers=operator.headers)
+            .get_json()
+        )
     assert all(f'"{key}"' in text for key in NEVER_SHOWN)
 
 
