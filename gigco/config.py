@@ -32,6 +32,13 @@ class Settings:
     # A claimed payment attempt keeps other runs away this long: longer than any gateway
     # call; a run that dies after its claim leaves the job due again when it ends.
     payment_lease_seconds: float = 60
+    # The payment processor: the built-in simulated one, or Stripe through its SDK.
+    payment_gateway: str = "simulated"
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None  # a Stripe-API test server instead of api.stripe.com
+    # One call to Stripe waits at most this long; a charge makes at most three calls, and
+    # all three must end well inside the claim's lease (checked when loading).
+    stripe_timeout_seconds: float = 5
     sweep_interval_seconds: float = 30
     stuck_step_grace_seconds: float = 60
     sweep_batch: int = 1000
@@ -87,6 +94,7 @@ _DURATIONS = {
     "GIGCO_FEED_HOLD_SECONDS": "feed_hold_seconds",
     "GIGCO_BROKER_TIMEOUT_SECONDS": "broker_timeout_seconds",
     "GIGCO_HEALTH_STALL_SECONDS": "health_stall_seconds",
+    "GIGCO_STRIPE_TIMEOUT_SECONDS": "stripe_timeout_seconds",
 }
 _COUNTS = {
     "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
@@ -253,4 +261,40 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"GIGCO_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
     values["log_level"] = level
     values.update(_tracing(env))
+    values.update(_gateway(env, values))
     return Settings(**values)  # type: ignore[arg-type]
+
+
+GATEWAYS = ("simulated", "stripe")
+CALLS_PER_CHARGE = 3  # Stripe: look the intent up or create it, confirm it
+
+
+def _gateway(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:
+    """The payment gateway and, for Stripe, its key, address and a timeout inside the lease."""
+    name = (env.get("GIGCO_PAYMENT_GATEWAY") or "simulated").strip().lower()
+    if name not in GATEWAYS:
+        raise ConfigError(f"GIGCO_PAYMENT_GATEWAY must be one of {', '.join(GATEWAYS)}")
+    found: dict[str, object] = {"payment_gateway": name}
+    if name != "stripe":
+        return found
+    key = env.get("GIGCO_STRIPE_API_KEY") or ""
+    if not key.startswith(("sk_", "rk_")):
+        raise ConfigError(
+            "GIGCO_STRIPE_API_KEY must be a Stripe secret key (sk_… or rk_…) when "
+            "GIGCO_PAYMENT_GATEWAY=stripe"
+        )
+    found["stripe_api_key"] = key
+    if env.get("GIGCO_STRIPE_API_BASE"):
+        found["stripe_api_base"] = _url(
+            "GIGCO_STRIPE_API_BASE", env["GIGCO_STRIPE_API_BASE"], ("http://", "https://")
+        )
+    timeout = values.get("stripe_timeout_seconds", Settings.stripe_timeout_seconds)
+    lease = values.get("payment_lease_seconds", Settings.payment_lease_seconds)
+    assert isinstance(timeout, float | int) and isinstance(lease, float | int)
+    if CALLS_PER_CHARGE * timeout >= lease / 2:
+        raise ConfigError(
+            f"GIGCO_STRIPE_TIMEOUT_SECONDS ({timeout:g}) × {CALLS_PER_CHARGE} calls must stay "
+            f"under half of GIGCO_PAYMENT_LEASE_SECONDS ({lease:g}), so that a charge ends "
+            "well inside its claim"
+        )
+    return found

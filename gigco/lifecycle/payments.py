@@ -159,7 +159,8 @@ def charge(gateway: PaymentGateway, claim: Claim) -> ChargeResult:
         )
     except Exception as exc:
         log.warning("payment gateway error", exc_info=True, extra={"job_id": claim.job_id})
-        return ChargeResult(AttemptOutcome.ERROR, None, f"{type(exc).__name__}: {exc}"[:500])
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return ChargeResult(AttemptOutcome.ERROR, None, detail[:200])  # the column holds 200
 
 
 def process_payment(

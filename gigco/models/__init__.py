@@ -19,6 +19,7 @@ from gigco.models.payments import (
     Dispute,
     Payment,
     PaymentAttempt,
+    ProcessorIntent,
     SimulatedCharge,
     SimulatedRefund,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "Payment",
     "PaymentAttempt",
     "PaymentStatus",
+    "ProcessorIntent",
     "RefundStatus",
     "Review",
     "Role",

@@ -159,3 +159,15 @@ class SimulatedRefund(Base):
     amount_cents: Mapped[int]
     refund_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[dt.datetime] = created_at()
+
+
+class ProcessorIntent(Base):
+    """A real processor's object for one of our charge intents (Stripe: its PaymentIntent),
+    stored before it is confirmed: an in-doubt confirmation is then settled by reading the
+    object back, never by making another."""
+
+    __tablename__ = "processor_intents"
+
+    idempotency_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    processor_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    created_at: Mapped[dt.datetime] = created_at()

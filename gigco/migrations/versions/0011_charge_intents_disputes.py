@@ -1,4 +1,5 @@
-"""A charge key per intent, disputes and refunds, the simulated processor's Stripe rules.
+"""A charge key per intent, disputes and refunds, the simulated processor's Stripe rules,
+and the Stripe gateway's memory of its PaymentIntents.
 
 Revision ID: 0011
 Revises: 0010
@@ -78,6 +79,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_simulated_refunds_charge_id", "simulated_refunds", ["charge_id"])
     op.create_table(
+        "processor_intents",
+        sa.Column("idempotency_key", sa.String(64), nullable=False),
+        sa.Column("processor_id", sa.String(255), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("idempotency_key", name=op.f("pk_processor_intents")),
+        sa.UniqueConstraint("processor_id", name=op.f("uq_processor_intents_processor_id")),
+    )
+    op.create_table(
         "disputes",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("job_id", sa.Integer(), nullable=False),
@@ -121,6 +130,7 @@ def downgrade() -> None:
     """Drop what upgrade added; tries come back as 1 per key."""
     op.drop_index("ix_disputes_refund_due_at", table_name="disputes")
     op.drop_table("disputes")
+    op.drop_table("processor_intents")
     op.drop_index("ix_simulated_refunds_charge_id", table_name="simulated_refunds")
     op.drop_table("simulated_refunds")
     op.add_column("simulated_charges",
