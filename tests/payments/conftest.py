@@ -45,6 +45,10 @@ def stripe_server() -> Iterator[str]:
 
 @pytest.fixture
 def proxied(stripe_server: str) -> Iterator[tuple[str, Faults]]:
-    """The fault proxy in front of localstripe: its URL and the faults to inject."""
+    """The fault proxy in front of localstripe (emptied first: job ids repeat across the
+    tests' databases): its URL and the faults to inject."""
+    requests.delete(
+        f"{stripe_server}/_config/data", auth=(API_KEY, ""), timeout=5
+    ).raise_for_status()
     with fault_proxy(stripe_server) as (url, faults):
         yield url, faults

@@ -23,6 +23,7 @@ class Faults:
     pending: list[tuple[str, str, str]] = field(default_factory=list)  # method, suffix, kind
     seen: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
     release: threading.Event = field(default_factory=threading.Event)
+    forwarded: threading.Event = field(default_factory=threading.Event)  # a lost one was sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_on(self, suffix: str, kind: str, method: str = "POST") -> None:
@@ -62,6 +63,7 @@ def fault_proxy(upstream: str) -> Iterator[tuple[str, Faults]]:
             )
             if kind == "lost":
                 faults.seen.append((self.command, self.path, answer.status_code))
+                faults.forwarded.set()
                 faults.release.wait(timeout=60)
                 return  # the connection closes with no answer
             self._answer(answer.status_code, answer.content)
