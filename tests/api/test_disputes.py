@@ -5,6 +5,7 @@ split between the platform's fee and the worker's earnings, shown to both partie
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,12 +15,46 @@ from tests.api.helpers import assert_error
 from tests.harness.http import Api
 from tests.harness.journeys import paid_job
 from tests.harness.polling import wait_for
+from tests.harness.webhooks import receiving, register, verified
+
+DISPUTE_TYPES = ["job.dispute_opened", "job.dispute_resolved", "job.refunded"]
 
 
 def test_a_dispute_is_refunded_once_and_both_parties_see_the_split(
     api: Api, sessions: sessionmaker[Session]
 ) -> None:
     job_id, consumer, worker = paid_job(api, sessions)
+    with receiving() as receiver:
+        hooks = {
+            name: register(
+                api, party["headers"], receiver.url(f"/{name}"), event_types=DISPUTE_TYPES
+            )
+            for name, party in (("consumer", consumer), ("worker", worker))
+        }
+        _dispute_and_refund(api, sessions, job_id, consumer, worker)
+        for name, hook in hooks.items():
+            got = wait_for(
+                lambda n=name: len(receiver.at(f"/{n}", 204)) >= 3 and receiver.at(f"/{n}", 204),
+                what=f"the {name}'s dispute webhooks",
+            )
+            messages = [verified(r, hook["secret"]) for r in got]
+            assert [m["type"] for m in messages] == DISPUTE_TYPES
+            refunded = messages[-1]["data"]["event"]["data"]
+            assert set(refunded) == {
+                "dispute_id",
+                "refund_cents",
+                "refund_fee_cents",
+                "refund_earnings_cents",
+            }
+
+
+def _dispute_and_refund(
+    api: Api,
+    sessions: sessionmaker[Session],
+    job_id: int,
+    consumer: dict[str, Any],
+    worker: dict[str, Any],
+) -> None:
     c = api.client
     dispute = f"/v1/jobs/{job_id}/dispute"
     assert_error(c.post(dispute, json={"reason": "x"}, headers=worker["headers"]), 403)
