@@ -226,19 +226,21 @@ class RefundClaim:
     lease_until: dt.datetime
 
 
-def claim_refund(session: Session, dispute_id: int, ctx: StepContext) -> RefundClaim | None:
+def claim_refund(
+    session: Session, dispute_id: int, ctx: StepContext, token: str | None = None
+) -> RefundClaim | None:
     """Transaction 1: claim a pending refund that is due; None when there is nothing to do.
 
-    Its due time moves a lease ahead (``payment_lease_seconds``), so a concurrent run waits.
+    Its due time moves a lease ahead (``payment_lease_seconds``), so a concurrent run waits;
+    a retry of the run holding the claim (the same ``token``, a task's id) takes it at once.
     """
     dispute = session.get(Dispute, dispute_id, with_for_update=True, populate_existing=True)
-    if (
-        dispute is None
-        or dispute.refund_status != RefundStatus.PENDING
-        or dispute.refund_due_at is None
-        or dispute.refund_due_at > ctx.now
-    ):
+    if dispute is None or dispute.refund_status != RefundStatus.PENDING:
         return None
+    ours = token is not None and dispute.refund_claim_token == token
+    if dispute.refund_due_at is None or (dispute.refund_due_at > ctx.now and not ours):
+        return None
+    dispute.refund_claim_token = token
     payment = _paid(session, dispute.job_id)
     assert payment is not None and payment.gateway_charge_id is not None
     assert dispute.refund_cents is not None and dispute.refund_key is not None
@@ -280,6 +282,7 @@ def record_refund(session: Session, claim: RefundClaim, refund_id: str, ctx: Ste
             gateway_refund_id=refund_id,
             refunded_at=ctx.now,
             refund_due_at=None,
+            refund_claim_token=None,
         )
         .returning(Dispute.refund_fee_cents)
         .execution_options(synchronize_session=False)

@@ -120,6 +120,9 @@ class Dispute(Base):
     )
     refund_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     refund_due_at: Mapped[dt.datetime | None]
+    refund_claim_token: Mapped[str | None] = mapped_column(
+        sa.String(64), comment="the run holding the refund's claim (a task id)"
+    )
     gateway_refund_id: Mapped[str | None] = mapped_column(sa.String(64))
     refunded_at: Mapped[dt.datetime | None]
 

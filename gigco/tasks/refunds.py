@@ -16,12 +16,14 @@ from gigco.tasks.names import REFUND_TASK
 from gigco.tasks.runtime import runtime
 
 
-@app.task(base=DurableTask, name=REFUND_TASK)
-def take_refund(dispute_id: int) -> bool:
-    """Take a resolved dispute's pending refund through the gateway, once (idempotent)."""
+@app.task(bind=True, base=DurableTask, name=REFUND_TASK)
+def take_refund(self: DurableTask, dispute_id: int) -> bool:
+    """Take a resolved dispute's pending refund through the gateway, once (idempotent).
+
+    The task's id names the claim: Celery's retry of this task takes it over at once."""
     rt = runtime()
     with rt.sessions() as session, session.begin():
-        claim = disputes.claim_refund(session, dispute_id, _context())
+        claim = disputes.claim_refund(session, dispute_id, _context(), token=self.request.id)
     if claim is None:
         return False
     refund_id = disputes.refund_at_gateway(rt.gateway, claim)

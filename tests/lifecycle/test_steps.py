@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
-from gigco.lifecycle import operator
+from gigco.lifecycle import disputes, operator
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import ChargeResult, GatewayRefused, SimulatedGateway
 from gigco.lifecycle.locks import lock_job
+from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
 from gigco.lifecycle.transitions import Due
@@ -26,6 +27,7 @@ from gigco.models import (
     OpportunityStatus,
     Payment,
     PaymentAttempt,
+    Role,
     SimulatedCharge,
 )
 from gigco.web.resources.payments.schemas import PaymentSchema
@@ -473,3 +475,29 @@ def test_a_job_is_locked_once_per_transaction_and_read_again_in_the_next(
         again = lock_job(s, job.id)
         assert again is not None and again.title == "Changed elsewhere"
         assert sum("FOR UPDATE" in q for q in seen) == 2
+
+
+def test_a_refund_is_taken_once_and_a_retry_of_its_run_resumes_its_claim(
+    session: Session, at
+) -> None:  # type: ignore[no-untyped-def]
+    job = _completed(session, "pm_card_visa")
+    run_step(session, Step.PAY, job.id, at(T0))
+    run_step(session, Step.REQUEST_REVIEWS, job.id, at(T0))
+    consumer = Principal(Role.CONSUMER, job.consumer_id)
+    disputes.open_dispute(session, job.id, consumer, at(T0), reason="Broken tap")
+    dispute = disputes.resolve_dispute(
+        session, job.id, Principal(Role.OPERATOR), at(T0), refund_cents=300, note="Part"
+    )
+    first = disputes.claim_refund(session, dispute.id, at(T0), token="task-1")
+    assert first is not None  # committed; then the run's connection died
+    assert disputes.claim_refund(session, dispute.id, at(T0), token="task-2") is None
+    again = disputes.claim_refund(session, dispute.id, at(T0), token="task-1")
+    assert again is not None and again.idempotency_key == first.idempotency_key
+    gateway = at(T0).gateway
+    refund_id = disputes.refund_at_gateway(gateway, again)
+    assert refund_id is not None
+    assert disputes.record_refund(session, again, refund_id, at(T0))
+    assert not disputes.record_refund(session, first, refund_id, at(T0))  # recorded once
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job.id))
+    assert payment is not None and payment.refunded_cents == 300
+    assert history(session, job.id)[-3:] == ["dispute_opened", "dispute_resolved", "refunded"]

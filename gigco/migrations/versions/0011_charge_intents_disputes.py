@@ -111,6 +111,8 @@ def upgrade() -> None:
         ),
         sa.Column("refund_key", sa.String(64), nullable=True),
         sa.Column("refund_due_at", UTCDateTime(), nullable=True),
+        sa.Column("refund_claim_token", sa.String(64), nullable=True,
+                  comment="the run holding the refund's claim (a task id)"),
         sa.Column("gateway_refund_id", sa.String(64), nullable=True),
         sa.Column("refunded_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_disputes_job_id_jobs"),
