@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import socket
@@ -321,6 +322,19 @@ def seed(city: str, workers: int, consumers: int, random_seed: int | None) -> No
             f"{account.role}\t{account.id}\t{account.email}\t"
             f"{account.lat}\t{account.lng}\t{account.token}"
         )
+
+
+@main.command("export-ledger")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC).")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day (UTC).")
+def export_ledger(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """Print charges, refunds and fees per day (UTC) as CSV, with a total row (finance)."""
+    from gigco.lifecycle.ledger import csv_lines, ledger_days
+
+    with _session() as session:
+        days = ledger_days(session, start.date() if start else None, end.date() if end else None)
+    for line in csv_lines(days):
+        click.echo(line, nl=False)
 
 
 @main.command("health")

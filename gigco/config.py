@@ -34,6 +34,13 @@ class Settings:
     # A claimed payment attempt keeps other runs away this long: longer than any gateway
     # call; a run that dies after its claim leaves the job due again when it ends.
     payment_lease_seconds: float = 60
+    # The payment processor: the built-in simulated one, or Stripe through its SDK.
+    payment_gateway: str = "simulated"
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None  # a Stripe-API test server instead of api.stripe.com
+    # One call to Stripe waits at most this long; a charge makes at most three calls, and
+    # all three must end well inside the claim's lease (checked when loading).
+    stripe_timeout_seconds: float = 5
     sweep_interval_seconds: float = 30
     stuck_step_grace_seconds: float = 60
     sweep_batch: int = 1000
@@ -112,6 +119,7 @@ _DURATIONS = {
     "GIGCO_FEED_HOLD_SECONDS": "feed_hold_seconds",
     "GIGCO_BROKER_TIMEOUT_SECONDS": "broker_timeout_seconds",
     "GIGCO_HEALTH_STALL_SECONDS": "health_stall_seconds",
+    "GIGCO_STRIPE_TIMEOUT_SECONDS": "stripe_timeout_seconds",
 }
 _COUNTS = {
     "GIGCO_MATCH_MAX_ROUNDS": "match_max_rounds",
@@ -346,6 +354,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"GIGCO_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
     values["log_level"] = level
     values.update(_tracing(env))
+    values.update(_gateway(env, values))
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -424,6 +433,11 @@ MEANINGS: dict[str, str] = {
     "/metrics` and nothing else",
     "GIGCO_RATE_LIMIT_WEBHOOK_SENDS": "webhook pings and manual delivery retries per owner "
     "(each sends a message to a receiver the owner names); a rate or `off`",
+    "GIGCO_PAYMENT_GATEWAY": "`simulated` (built in, no processor) or `stripe`",
+    "GIGCO_STRIPE_API_KEY": "Stripe's secret key (`sk_…`/`rk_…`), required with `stripe`",
+    "GIGCO_STRIPE_API_BASE": "another Stripe-API server (a test server such as localstripe)",
+    "GIGCO_STRIPE_TIMEOUT_SECONDS": "one Stripe request's bound; 3 × it must be under half of "
+    "`GIGCO_PAYMENT_LEASE_SECONDS`",
 }
 # Defaults said in words, where the Settings field's value would not say it.
 SHOWN_DEFAULTS: dict[str, str] = {
@@ -445,32 +459,44 @@ SHOWN_DEFAULTS: dict[str, str] = {
     "GIGCO_TRUSTED_PROXY_HOPS": "0",
     "GIGCO_METRICS_TOKEN": "none (only the operator's token reads `/metrics`)",
     "GIGCO_RATE_LIMIT_WEBHOOK_SENDS": "`30/minute`",
+    "GIGCO_PAYMENT_GATEWAY": "`simulated`",
+    "GIGCO_STRIPE_API_KEY": "none",
+    "GIGCO_STRIPE_API_BASE": "Stripe's own",
 }
 UNDOCUMENTED = "(undocumented)"
 
 
 class _Reads(Mapping[str, str]):
-    """An empty environment that remembers every variable looked up in it."""
+    """An environment holding ``given`` that remembers every variable looked up in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, given: Mapping[str, str] | None = None) -> None:
+        self.given = dict(given or {})
         self.names: list[str] = []
 
     def __getitem__(self, key: str) -> str:
         self.names.append(key)
-        raise KeyError(key)
+        return self.given[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(())
+        return iter(self.given)
 
     def __len__(self) -> int:
-        return 0
+        return len(self.given)
+
+
+# Settings read only when another one chooses them (the Stripe gateway's).
+_CHOOSING = ({"GIGCO_PAYMENT_GATEWAY": "stripe", "GIGCO_STRIPE_API_KEY": "sk_test_docs"},)
 
 
 def variables_read() -> list[str]:
-    """Every environment variable ``load_settings`` reads, in the order it reads them."""
-    env = _Reads()
-    load_settings(env)
-    return list(dict.fromkeys(env.names))
+    """Every environment variable ``load_settings`` reads, in the order it reads them (with
+    the defaults, then with each choice that reads more)."""
+    names: list[str] = []
+    for given in ({}, *_CHOOSING):
+        env = _Reads(given)
+        load_settings(env)
+        names += env.names
+    return list(dict.fromkeys(names))
 
 
 def _shown(value: object) -> str:
@@ -501,3 +527,38 @@ def documented() -> list[tuple[str, str, str]]:
             default = UNDOCUMENTED
         rows.append((name, default, MEANINGS.get(name, UNDOCUMENTED)))
     return rows
+
+
+GATEWAYS = ("simulated", "stripe")
+CALLS_PER_CHARGE = 3  # Stripe: look the intent up or create it, confirm it
+
+
+def _gateway(env: Mapping[str, str], values: Mapping[str, object]) -> dict[str, object]:
+    """The payment gateway and, for Stripe, its key, address and a timeout inside the lease."""
+    name = (env.get("GIGCO_PAYMENT_GATEWAY") or "simulated").strip().lower()
+    if name not in GATEWAYS:
+        raise ConfigError(f"GIGCO_PAYMENT_GATEWAY must be one of {', '.join(GATEWAYS)}")
+    found: dict[str, object] = {"payment_gateway": name}
+    if name != "stripe":
+        return found
+    key = env.get("GIGCO_STRIPE_API_KEY") or ""
+    if not key.startswith(("sk_", "rk_")):
+        raise ConfigError(
+            "GIGCO_STRIPE_API_KEY must be a Stripe secret key (sk_… or rk_…) when "
+            "GIGCO_PAYMENT_GATEWAY=stripe"
+        )
+    found["stripe_api_key"] = key
+    if env.get("GIGCO_STRIPE_API_BASE"):
+        found["stripe_api_base"] = _url(
+            "GIGCO_STRIPE_API_BASE", env["GIGCO_STRIPE_API_BASE"], ("http://", "https://")
+        )
+    timeout = values.get("stripe_timeout_seconds", Settings.stripe_timeout_seconds)
+    lease = values.get("payment_lease_seconds", Settings.payment_lease_seconds)
+    assert isinstance(timeout, float | int) and isinstance(lease, float | int)
+    if CALLS_PER_CHARGE * timeout >= lease / 2:
+        raise ConfigError(
+            f"GIGCO_STRIPE_TIMEOUT_SECONDS ({timeout:g}) × {CALLS_PER_CHARGE} calls must stay "
+            f"under half of GIGCO_PAYMENT_LEASE_SECONDS ({lease:g}), so that a charge ends "
+            "well inside its claim"
+        )
+    return found

@@ -199,7 +199,7 @@ def payment(
     assert job.subtotal_cents is not None
     row = Payment(
         job_id=job.id,
-        idempotency_key=f"job-{job.id}",
+        idempotency_key=f"job-{job.id}-intent-1",
         status=status,
         amount_cents=job.price_cents,
         fee_cents=job.fee_cents,

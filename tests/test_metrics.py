@@ -273,7 +273,7 @@ def test_worker_serves_its_own_metrics_and_logs_one_line_per_record(
     assert sweeps, lines[-20:]
     assert sweeps[0].startswith("ts=")
     for line in sweeps:  # an idle sweep is a DEBUG line, one that did something INFO
-        idle = " timers=0 stuck=0 deliveries=0 sent=0" in line
+        idle = " timers=0 stuck=0 deliveries=0 refunds=0 sent=0" in line
         assert (" level=DEBUG " if idle else " level=INFO ") in line, line
     assert "task=gigco.tasks.sweeps.sweep" in sweeps[0] and "task_id=" in sweeps[0]
     assert any(f"worker metrics on http://127.0.0.1:{port}/metrics" in line for line in lines)

@@ -1,19 +1,25 @@
-"""The payment gateway interface and the built-in simulated processor."""
+"""The payment gateway interface and the built-in simulated processor.
+
+Both follow Stripe's idempotency rules: a key stores the first result it gave, declines
+included, and replays it; a different request under a used key is refused. So a charge
+*intent* has one key: an in-doubt retry of the intent repeats its key and request, and a
+new intent (after a decline, with a new card, after an operator's retry) takes a new key.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from functools import cache
 from typing import Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from gigco.models import AttemptOutcome, SimulatedCharge
+from gigco.models import AttemptOutcome, SimulatedCharge, SimulatedRefund
 
 PAYMENT_METHODS = ("pm_card_visa", "pm_card_chargeDeclined", "pm_card_flaky")
+FLAKY_REFUSALS = 2  # pm_card_flaky refuses this many intents of one reference, then succeeds
 
 
 @dataclass(frozen=True)
@@ -25,13 +31,26 @@ class ChargeResult:
     detail: str | None = None
 
 
+class GatewayRefused(Exception):
+    """The gateway answered for sure and did nothing: a key reused for another request, a
+    refund beyond the charge, an unknown charge."""
+
+
 class PaymentGateway(Protocol):
-    """Takes money. Charging the same idempotency key twice moves money at most once."""
+    """Takes and gives back money. One idempotency key moves money at most once.
+
+    A call that raises (a timeout, a 5xx, a refused connection) may or may not have moved
+    money: the caller repeats the same request under the same key to find out.
+    """
 
     def charge(
-        self, *, idempotency_key: str, amount_cents: int, payment_method: str
+        self, *, idempotency_key: str, amount_cents: int, payment_method: str, reference: str
     ) -> ChargeResult:
-        """Charge ``amount_cents`` to ``payment_method``."""
+        """Charge ``amount_cents`` to ``payment_method``; ``reference`` names our job."""
+        ...
+
+    def refund(self, *, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
+        """Refund ``amount_cents`` of charge ``charge_id``; returns the refund's id."""
         ...
 
 
@@ -39,82 +58,98 @@ class SimulatedGateway:
     """A Stripe-like test processor with its own ledger, committed apart from the caller's work.
 
     ``pm_card_visa`` succeeds, ``pm_card_chargeDeclined`` always refuses, ``pm_card_flaky``
-    refuses the first two tries of a key, then succeeds. A key that already succeeded returns
-    its first charge again and moves no more money; a refused key may be tried again, as
-    with a real processor after a decline.
+    refuses the first two intents (keys) of one reference, then succeeds. Each key keeps
+    its first request and result (Stripe's rules, in the module's docstring).
     """
 
     def __init__(self, sessions: sessionmaker[Session]):
         self._sessions = sessions
 
     def charge(
-        self, *, idempotency_key: str, amount_cents: int, payment_method: str
+        self, *, idempotency_key: str, amount_cents: int, payment_method: str, reference: str
     ) -> ChargeResult:
         """Charge in the processor's own transaction, so a caller's rollback cannot undo it.
 
-        One upsert takes a try: a new key is inserted as its first try; a key not yet paid,
-        with the same amount, counts one more try (approved or not by the payment method given
-        now: the card may have changed since). Only a replay or another amount reads the row.
+        A new key is decided and stored at once (``INSERT … ON CONFLICT DO NOTHING``: of two
+        concurrent requests under one key, the second waits for the first and reads its
+        result); a used key answers what it stored, or refuses another request.
         """
-        new_charge = f"ch_{uuid.uuid4().hex[:24]}"
         with self._sessions() as session, session.begin():
-            dialect = session.get_bind().dialect.name
-            row = session.execute(
-                _take_a_try(dialect),
-                {
-                    "key": idempotency_key,
-                    "method": payment_method,
-                    "amount": amount_cents,
-                    "charge": new_charge,
-                },
-            ).first()
-            if row is not None:
-                if row.charge_id is not None:
-                    return ChargeResult(AttemptOutcome.SUCCEEDED, row.charge_id)
-                return ChargeResult(
-                    AttemptOutcome.DECLINED, None, f"{payment_method}: card declined"
+            earlier = session.scalar(
+                sa.select(sa.func.count())
+                .select_from(SimulatedCharge)
+                .where(
+                    SimulatedCharge.reference == reference,
+                    SimulatedCharge.payment_method == payment_method,
+                    SimulatedCharge.idempotency_key != idempotency_key,
                 )
-            record = session.get(SimulatedCharge, idempotency_key)
-            assert record is not None
-            if record.charge_id is not None:
-                return ChargeResult(AttemptOutcome.SUCCEEDED, record.charge_id, "idempotent replay")
-            return ChargeResult(AttemptOutcome.ERROR, None, "amount differs from the first try")
+            )
+            approved = payment_method == "pm_card_visa" or (
+                payment_method == "pm_card_flaky" and (earlier or 0) >= FLAKY_REFUSALS
+            )
+            values = {
+                "idempotency_key": idempotency_key,
+                "reference": reference,
+                "payment_method": payment_method,
+                "amount_cents": amount_cents,
+                "charge_id": f"ch_{uuid.uuid4().hex[:24]}" if approved else None,
+            }
+            session.execute(_insert_new(session, SimulatedCharge), values)
+            stored = session.get(SimulatedCharge, idempotency_key, populate_existing=True)
+            assert stored is not None
+            if (stored.amount_cents, stored.payment_method, stored.reference) != (
+                amount_cents,
+                payment_method,
+                reference,
+            ):
+                raise GatewayRefused(
+                    f"idempotency key {idempotency_key} was used for another request"
+                )
+            if stored.charge_id is not None:
+                return ChargeResult(AttemptOutcome.SUCCEEDED, stored.charge_id)
+            return ChargeResult(AttemptOutcome.DECLINED, None, f"{payment_method}: card declined")
+
+    def refund(self, *, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
+        """Refund in the processor's own transaction, at most the charge's amount in all."""
+        with self._sessions() as session, session.begin():
+            charge = session.scalar(
+                sa.select(SimulatedCharge)
+                .where(SimulatedCharge.charge_id == charge_id)
+                .with_for_update()  # refunds of one charge one at a time
+            )
+            if charge is None:
+                raise GatewayRefused(f"no charge {charge_id}")
+            stored = session.get(SimulatedRefund, idempotency_key)
+            if stored is not None:
+                if (stored.charge_id, stored.amount_cents) != (charge_id, amount_cents):
+                    raise GatewayRefused(
+                        f"idempotency key {idempotency_key} was used for another request"
+                    )
+                return stored.refund_id
+            refunded = session.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(SimulatedRefund.amount_cents), 0)).where(
+                    SimulatedRefund.charge_id == charge_id
+                )
+            )
+            if not 0 < amount_cents <= charge.amount_cents - (refunded or 0):
+                raise GatewayRefused(
+                    f"a refund of {amount_cents} exceeds what is left of {charge_id}"
+                )
+            refund_id = f"re_{uuid.uuid4().hex[:24]}"
+            session.add(
+                SimulatedRefund(
+                    idempotency_key=idempotency_key,
+                    charge_id=charge_id,
+                    amount_cents=amount_cents,
+                    refund_id=refund_id,
+                )
+            )
+            return refund_id
 
 
-@cache
-def _take_a_try(dialect: str) -> sa.Insert:
-    """``INSERT … ON CONFLICT DO UPDATE … RETURNING`` for one try of a key, per dialect.
-
-    Returns no row when the key was already paid or asked for a different amount. (A Core
-    statement: unlike the ORM statements of ``db.built_once`` it needs no warm-up compile.)
-    """
-    table = cast(sa.Table, SimulatedCharge.__table__)
+def _insert_new(session: Session, model: type[SimulatedCharge]) -> sa.Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` into ``model``'s table, for the session's dialect."""
+    table = cast(sa.Table, model.__table__)
+    dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    method = sa.bindparam("method", type_=sa.String)
-    charge = sa.bindparam("charge", type_=sa.String)
-    insert = insert.values(
-        idempotency_key=sa.bindparam("key"),
-        payment_method=method,
-        amount_cents=sa.bindparam("amount"),
-        tries=1,
-        charge_id=sa.case((_approves(method, sa.literal(1)), charge), else_=None),
-    )
-    tries = table.c.tries + 1
-    return insert.on_conflict_do_update(
-        index_elements=[table.c.idempotency_key],
-        set_={
-            "tries": tries,
-            "charge_id": sa.case((_approves(method, tries), charge), else_=None),
-        },
-        where=sa.and_(
-            table.c.charge_id.is_(None),
-            table.c.amount_cents == insert.excluded.amount_cents,
-        ),
-    ).returning(table.c.charge_id)
-
-
-def _approves(
-    method: sa.ColumnElement[str], tries: sa.ColumnElement[int]
-) -> sa.ColumnElement[bool]:
-    """The processor's rule: visa always; flaky from the third try; anything else never."""
-    return sa.or_(method == "pm_card_visa", sa.and_(method == "pm_card_flaky", tries > 2))
+    return insert.on_conflict_do_nothing(index_elements=[table.c.idempotency_key])

@@ -2,6 +2,15 @@
 
 The gateway itself (the interface and the simulated processor) is ``gigco.lifecycle.gateway``.
 
+A charge *intent* is one idempotency key, ``job-<id>-intent-<n>`` (``n``: the number of the
+attempt that opened it), with one payment method and amount, kept on the payment row. An
+attempt repeats the current intent while it is in doubt — claimed and never answered (the
+run died), or answered with an error (a timeout, a 5xx) — since it may have taken money; an
+intent answered for sure (declined) is never repeated: the next attempt (the backoff's
+retry, one after an operator's retry, or with the consumer's new card) opens a new intent
+with a new key and the consumer's current card. So no new intent is opened while an older
+one might have charged.
+
 An attempt's number counts every attempt on the job, 1, 2, 3 …, never reset: the attempt
 row's ``number`` (the payment resource, ``/ops``), the ``attempt`` of ``paid`` and
 ``payment_attempt_refused``, and ``attempts`` (made so far) of ``payment_failed``. The
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -42,63 +52,120 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Claim:
-    """One charge attempt claimed on a job; ``lease_until`` is written to the job to mark it."""
+    """One charge attempt claimed on a job: the intent it sends, and who holds the claim.
+
+    ``lease_until`` is written to the job and ``token`` to its payment to mark the claim.
+    """
 
     job_id: int
     lease_until: dt.datetime
     amount_cents: int
     payment_method: str
+    idempotency_key: str
+    token: str
 
     @property
-    def idempotency_key(self) -> str:
-        """The gateway key: one per job, so a replay never moves money twice."""
-        return f"job-{self.job_id}"
+    def reference(self) -> str:
+        """Our name for the charge at the processor (its metadata): the job."""
+        return job_reference(self.job_id)
 
 
-def claim_payment(session: Session, job_id: int, ctx: StepContext) -> Claim | list[Due]:
+def job_reference(job_id: int) -> str:
+    """The reference a job's charges carry at the processor."""
+    return f"job-{job_id}"
+
+
+def intent_key(job_id: int, attempt_number: int) -> str:
+    """The idempotency key of the intent opened by attempt ``attempt_number`` of a job."""
+    return f"job-{job_id}-intent-{attempt_number}"
+
+
+def claim_payment(
+    session: Session, job_id: int, ctx: StepContext, token: str | None = None
+) -> Claim | list[Due]:
     """Transaction 1: claim the job's next charge attempt, or return what is due instead.
 
     The claim is a compare-and-set on the locked job: its payment deadline moves to the end
-    of a lease, so a concurrent run (a sweep, a redelivery) finds it not yet due. The caller
-    commits before calling the gateway: no lock or transaction spans the gateway's I/O.
+    of a lease, so a concurrent run (a sweep, a redelivery) finds it not yet due. ``token``
+    names the run (the task's id): a retry of the same run — Celery retries a task under its
+    id after its database connection died — takes its own standing claim over at once, while
+    any other run waits for the lease. The caller commits before calling the gateway: no
+    lock or transaction spans the gateway's I/O.
     """
     job = lock_job(session, job_id)
     if job is not None and job.status == S.PAID and job.step_due_at is not None:
         return dues_of(job)  # a repeat: reviews are still to be asked
     if job is None or job.status != S.COMPLETED:
         return []
-    if job.timer_at is not None and job.timer_at > ctx.now:
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job_id))
+    ours = token is not None and payment is not None and payment.claim_token == token
+    if job.timer_at is not None and job.timer_at > ctx.now and not ours:
         return dues_of(job)  # not yet: the retry's deadline (or another run's lease) stands
-    assert job.price_cents is not None
-    method = session.scalar(
-        sa.select(Consumer.payment_method).where(Consumer.id == job.consumer_id)
+    assert job.price_cents is not None and job.fee_cents is not None
+    assert job.subtotal_cents is not None
+    method = (
+        session.scalar(sa.select(Consumer.payment_method).where(Consumer.id == job.consumer_id))
+        or "pm_card_visa"
     )
+    if payment is None:
+        payment = Payment(
+            job_id=job_id,
+            idempotency_key=intent_key(job_id, 1),
+            payment_method=method,
+            amount_cents=job.price_cents,
+            fee_cents=job.fee_cents,
+            worker_earnings_cents=job.subtotal_cents,
+            created_at=ctx.now,
+        )
+        session.add(payment)
+    elif not payment.in_doubt or payment.payment_method is None:
+        # The last intent was answered for sure: a new one, with the card on file now.
+        number = 1 + _attempts_made(session, payment.id)
+        payment.idempotency_key = intent_key(job_id, number)
+        payment.payment_method = method
+    payment.in_doubt = True  # from now until an answer is recorded, it may have charged
+    payment.claim_token = token or uuid.uuid4().hex
     lease_until = ctx.after(ctx.settings.payment_lease_seconds)
     set_next(job, Next.at(lease_until), ctx.now)
     session.flush()
+    assert payment.payment_method is not None
     return Claim(
         job_id=job_id,
         lease_until=lease_until,
-        amount_cents=job.price_cents,
-        payment_method=method or "pm_card_visa",
+        amount_cents=payment.amount_cents,
+        payment_method=payment.payment_method,
+        idempotency_key=payment.idempotency_key,
+        token=payment.claim_token,
+    )
+
+
+def _attempts_made(session: Session, payment_id: int) -> int:
+    """How many attempts of a payment are recorded."""
+    return (
+        session.scalar(sa.select(sa.func.count()).where(PaymentAttempt.payment_id == payment_id))
+        or 0
     )
 
 
 def charge(gateway: PaymentGateway, claim: Claim) -> ChargeResult:
     """Call the gateway for ``claim``; an exception (timeout, 5xx, refused connection) is an
-    attempt with outcome ``error``."""
+    attempt with outcome ``error``, its intent still in doubt."""
     try:
         return gateway.charge(
             idempotency_key=claim.idempotency_key,
             amount_cents=claim.amount_cents,
             payment_method=claim.payment_method,
+            reference=claim.reference,
         )
     except Exception as exc:
         log.warning("payment gateway error", exc_info=True, extra={"job_id": claim.job_id})
-        return ChargeResult(AttemptOutcome.ERROR, None, f"{type(exc).__name__}: {exc}"[:500])
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return ChargeResult(AttemptOutcome.ERROR, None, detail[:200])  # the column holds 200
 
 
-def process_payment(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
+def process_payment(
+    session: Session, job_id: int, ctx: StepContext, token: str | None = None
+) -> list[Due]:
     """completed → paid, or a refused attempt with backoff, or payment_failed at the last.
 
     The three phases in one session, for callers with nothing else in the transaction; the
@@ -106,7 +173,7 @@ def process_payment(session: Session, job_id: int, ctx: StepContext) -> list[Due
     """
     if ctx.gateway is None:
         raise ValueError("process_payment needs a payment gateway")
-    claim = claim_payment(session, job_id, ctx)
+    claim = claim_payment(session, job_id, ctx, token)
     if not isinstance(claim, Claim):
         return claim
     return record_payment(session, claim, charge(ctx.gateway, claim), ctx)
@@ -117,36 +184,25 @@ def record_payment(
 ) -> list[Due]:
     """Transaction 2: record the attempt's outcome if the claim is still ours.
 
-    A compare-and-set on the locked job: still completed, and still under this claim's
-    lease. Otherwise the world moved on (the lease ran out and another run took over, or an
-    operator acted); the gateway's idempotency key makes that run's charge the same charge.
+    A compare-and-set on the locked job: still completed, still under this claim's lease and
+    token. Otherwise the world moved on (the lease ran out and another run took over, or an
+    operator acted); the intent's idempotency key makes that run's charge the same charge.
     """
     job_id = claim.job_id
     job = lock_job(session, job_id)
-    if job is None or job.status != S.COMPLETED or job.timer_at != claim.lease_until:
-        return dues_of(job) if job is not None and job.status == S.PAID else []
-    assert job.price_cents is not None and job.subtotal_cents is not None
-    assert job.fee_cents is not None
-    succeeded = result.outcome == AttemptOutcome.SUCCEEDED
     payment = session.scalar(sa.select(Payment).where(Payment.job_id == job_id))
-    if payment is None:  # the first attempt: no attempts to count yet
-        payment = Payment(
-            job_id=job_id,
-            idempotency_key=f"job-{job_id}",
-            amount_cents=job.price_cents,
-            fee_cents=job.fee_cents,
-            worker_earnings_cents=job.subtotal_cents,
-            created_at=ctx.now,
-        )
-        session.add(payment)
-        attempt_no = 1
-    else:
-        attempt_no = 1 + (
-            session.scalar(
-                sa.select(sa.func.count()).where(PaymentAttempt.payment_id == payment.id)
-            )
-            or 0
-        )
+    if (
+        job is None
+        or job.status != S.COMPLETED
+        or job.timer_at != claim.lease_until
+        or payment is None
+        or payment.claim_token != claim.token
+    ):
+        return dues_of(job) if job is not None and job.status == S.PAID else []
+    succeeded = result.outcome == AttemptOutcome.SUCCEEDED
+    attempt_no = 1 + _attempts_made(session, payment.id)
+    payment.claim_token = None
+    payment.in_doubt = result.outcome == AttemptOutcome.ERROR
     if succeeded:  # written with the payment's INSERT (or UPDATE) below
         payment.status, payment.gateway_charge_id = PaymentStatus.SUCCEEDED, result.charge_id
         payment.succeeded_at = ctx.now
@@ -158,6 +214,7 @@ def record_payment(
             number=attempt_no,
             outcome=result.outcome,
             detail=result.detail,
+            idempotency_key=claim.idempotency_key,
             attempted_at=ctx.now,
         )
     )

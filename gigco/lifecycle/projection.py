@@ -7,8 +7,8 @@ shown; ``JOB_FIELDS``, ``PAYMENT_FIELDS``, ``ATTEMPT_FIELDS`` and ``REVIEW_FIELD
 same for the resources. Then one identity rule removes any worker or consumer id the viewer
 may not know: a worker sees only their own worker id, the consumer only the assigned
 worker's (it is in the job resource), and no worker sees a consumer id. No consumer or
-worker ever sees a distance, a location of a worker, a charge id, the payment's idempotency
-key or the gateway's text about an attempt (a decline's detail names the consumer's card);
+worker ever sees a distance, a location of a worker, a charge or refund id, the payment's
+idempotency key or the gateway's text about an attempt (a decline's detail names the card);
 workers see what they earn, never the price or the fee. A worker who has not taken the job
 (a candidate) sees where it is only approximately (``PLACE``: its ~1 km cell,
 ``gigco.lifecycle.places``), and their distance to that approximate place. The operator sees
@@ -24,7 +24,16 @@ from typing import Any
 
 from gigco.lifecycle.places import approximate, km_between
 from gigco.lifecycle.principals import Principal
-from gigco.models import Job, JobEvent, Notification, Opportunity, Payment, Review, Role
+from gigco.models import (
+    Dispute,
+    Job,
+    JobEvent,
+    Notification,
+    Opportunity,
+    Payment,
+    Review,
+    Role,
+)
 
 
 class Audience(StrEnum):
@@ -56,6 +65,8 @@ def _cell(
         Audience.CANDIDATE: frozenset(candidate.split()),
     }
 
+
+_REFUND_SPLIT = "refund_cents refund_fee_cents refund_earnings_cents"
 
 # The data keys each audience sees of each event type (the operator sees all of them).
 # Never shown to any of the others: distance_km, a charge_id, a refusal's detail.
@@ -104,6 +115,15 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     "review_pending": _cell(consumer="review_deadline", assigned="review_deadline"),
     "review_received": _cell(consumer="rating author_role", assigned="rating author_role"),
     "closed": _cell(consumer="reviews", assigned="reviews"),
+    # A dispute and its refund: both parties see the reasons and how the refund splits
+    # (lifecycle.disputes); the gateway's refund id is the operator's.
+    "dispute_opened": _cell(consumer="dispute_id reason", assigned="dispute_id reason"),
+    "dispute_resolved": _cell(
+        consumer=f"dispute_id note {_REFUND_SPLIT}", assigned=f"dispute_id note {_REFUND_SPLIT}"
+    ),
+    "refunded": _cell(
+        consumer=f"dispute_id {_REFUND_SPLIT}", assigned=f"dispute_id {_REFUND_SPLIT}"
+    ),
 }
 
 # The job resource's fields each audience sees. Workers see what the opportunity listing
@@ -132,10 +152,15 @@ PAYMENT_FIELDS: dict[Audience, frozenset[str] | None] = {
         {
             *("job_id", "status", "amount_cents", "fee_cents", "worker_earnings_cents"),
             *("currency", "succeeded_at", "attempts"),
+            *("refunded_cents", "refunded_fee_cents", "refunded_earnings_cents"),
         }
     ),
     Audience.ASSIGNED: frozenset(
-        {"job_id", "status", "worker_earnings_cents", "currency", "succeeded_at", "attempts"}
+        {
+            *("job_id", "status", "worker_earnings_cents", "currency", "succeeded_at"),
+            # How a refund split is shown to both sides (its fee share, not the fee).
+            *("attempts", "refunded_cents", "refunded_fee_cents", "refunded_earnings_cents"),
+        }
     ),
     # A candidate sees no payment today (none exists while an opportunity is pending); were
     # there one, they would see what the job's status tells them already.
@@ -148,6 +173,22 @@ ATTEMPT_FIELDS: dict[Audience, frozenset[str] | None] = {
     Audience.CONSUMER: frozenset({"number", "attempted_at", "outcome"}),
     Audience.ASSIGNED: frozenset({"number", "attempted_at"}),
     Audience.CANDIDATE: frozenset({"number", "attempted_at"}),
+}
+# A dispute's fields: both parties see the reason, the resolution and how the refund splits
+# (the issue's "show it on both sides"); the refund's key and the processor's id only the
+# operator.
+_DISPUTE = frozenset(
+    {
+        *("id", "job_id", "status", "reason", "opened_at", "resolved_at", "note"),
+        *("refund_cents", "refund_fee_cents", "refund_earnings_cents", "refund_status"),
+        "refunded_at",
+    }
+)
+DISPUTE_FIELDS: dict[Audience, frozenset[str] | None] = {
+    Audience.OPERATOR: None,
+    Audience.CONSUMER: _DISPUTE,
+    Audience.ASSIGNED: _DISPUTE,
+    Audience.CANDIDATE: frozenset({"id", "job_id", "status"}),
 }
 # A review's fields: the author's role, not their id (a party knows who the other side is
 # from the job resource, as far as they may).
@@ -189,6 +230,9 @@ NOTIFICATION_FIELDS: dict[str, frozenset[str]] = {
     "expiry": frozenset(),
     "no_worker": frozenset(),
     "cancellation": frozenset(),
+    "dispute_opened": frozenset({"reason"}),
+    "dispute_resolved": frozenset({"note", *_REFUND_SPLIT.split()}),
+    "refund": frozenset(_REFUND_SPLIT.split()),
 }
 
 
@@ -298,6 +342,7 @@ def project_payment(payment: Payment, job: Job, viewer: Principal) -> dict[str, 
             "attempted_at": _iso(attempt.attempted_at),
             "outcome": attempt.outcome.value,
             "detail": attempt.detail,
+            "idempotency_key": attempt.idempotency_key,
         }
         for attempt in payment.attempts
     ]
@@ -311,8 +356,33 @@ def project_payment(payment: Payment, job: Job, viewer: Principal) -> dict[str, 
         "idempotency_key": payment.idempotency_key,
         "succeeded_at": _iso(payment.succeeded_at),
         "attempts": [_cut(attempt, ATTEMPT_FIELDS[who]) for attempt in attempts],
+        "refunded_cents": payment.refunded_cents,
+        "refunded_fee_cents": payment.refunded_fee_cents,
+        "refunded_earnings_cents": payment.refunded_cents - payment.refunded_fee_cents,
     }
     return _cut(full, PAYMENT_FIELDS[who])
+
+
+def project_dispute(dispute: Dispute, job: Job, viewer: Principal) -> dict[str, Any]:
+    """The job's dispute as ``viewer`` may see it (the API's DisputeSchema fields)."""
+    refund, fee = dispute.refund_cents, dispute.refund_fee_cents
+    full = {
+        "id": dispute.id,
+        "job_id": dispute.job_id,
+        "status": dispute.status.value,
+        "reason": dispute.reason,
+        "opened_at": _iso(dispute.opened_at),
+        "resolved_at": _iso(dispute.resolved_at),
+        "note": dispute.note,
+        "refund_cents": refund,
+        "refund_fee_cents": fee,
+        "refund_earnings_cents": None if refund is None else refund - (fee or 0),
+        "refund_status": dispute.refund_status.value if dispute.refund_status else None,
+        "refunded_at": _iso(dispute.refunded_at),
+        "refund_key": dispute.refund_key,
+        "gateway_refund_id": dispute.gateway_refund_id,
+    }
+    return _cut(full, DISPUTE_FIELDS[audience(job, viewer)])
 
 
 def project_review(review: Review, job: Job, viewer: Principal) -> dict[str, Any]:

@@ -4,10 +4,25 @@ from gigco.models.accounts import ApiToken, Consumer, Worker, worker_skills
 from gigco.models.activity import IdempotencyKey, Notification, Review
 from gigco.models.catalog import Category
 from gigco.models.counts import SHARDS, JobEventCount, JobStatusCount
-from gigco.models.enums import AttemptOutcome, JobStatus, OpportunityStatus, PaymentStatus, Role
+from gigco.models.enums import (
+    AttemptOutcome,
+    DisputeStatus,
+    JobStatus,
+    OpportunityStatus,
+    PaymentStatus,
+    RefundStatus,
+    Role,
+)
 from gigco.models.health import Heartbeat
 from gigco.models.jobs import Job, JobEvent, Opportunity
-from gigco.models.payments import Payment, PaymentAttempt, SimulatedCharge
+from gigco.models.payments import (
+    Dispute,
+    Payment,
+    PaymentAttempt,
+    ProcessorIntent,
+    SimulatedCharge,
+    SimulatedRefund,
+)
 from gigco.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -22,6 +37,8 @@ __all__ = [
     "Category",
     "Consumer",
     "DeliveryStatus",
+    "Dispute",
+    "DisputeStatus",
     "Heartbeat",
     "IdempotencyKey",
     "Job",
@@ -35,9 +52,12 @@ __all__ = [
     "Payment",
     "PaymentAttempt",
     "PaymentStatus",
+    "ProcessorIntent",
+    "RefundStatus",
     "Review",
     "Role",
     "SimulatedCharge",
+    "SimulatedRefund",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

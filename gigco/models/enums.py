@@ -44,6 +44,20 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
 
 
+class DisputeStatus(StrEnum):
+    """Where a consumer's dispute of a paid job stands."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class RefundStatus(StrEnum):
+    """Where the refund of a resolved dispute stands."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+
+
 class AttemptOutcome(StrEnum):
     """What one charge attempt at the gateway came to."""
 

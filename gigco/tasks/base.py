@@ -95,7 +95,9 @@ class LifecycleTask(DurableTask):
         with rt.sessions() as session, session.begin():
             timer = _due_deadline(session, job_id, ctx.now) if timed else None
             if step == Step.PAY:  # transaction 1 of 2: claim the attempt; the gateway is after
-                claimed = payments.claim_payment(session, job_id, ctx)
+                # The task's id names the claim: Celery's retry of this task (same id) after
+                # its database connection died takes the claim over at once.
+                claimed = payments.claim_payment(session, job_id, ctx, token=self.request.id)
                 claim, dues = (
                     (claimed, []) if isinstance(claimed, payments.Claim) else (None, claimed)
                 )

@@ -36,7 +36,16 @@ class Runtime:
 
     @cached_property
     def gateway(self) -> PaymentGateway:
-        """The payment gateway (the simulated processor)."""
+        """The payment gateway: the simulated processor, or Stripe (GIGCO_PAYMENT_GATEWAY)."""
+        settings = self.settings
+        if settings.payment_gateway == "stripe":
+            from gigco.lifecycle.stripe_gateway import StripeGateway, stripe_client
+
+            assert settings.stripe_api_key is not None
+            client = stripe_client(
+                settings.stripe_api_key, settings.stripe_api_base, settings.stripe_timeout_seconds
+            )
+            return StripeGateway(client, self.sessions)
         return SimulatedGateway(self.sessions)
 
     def dispose(self) -> None:

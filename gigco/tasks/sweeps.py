@@ -1,4 +1,5 @@
-"""Beat's sweep: applies due deadlines, arms the ones due soon, re-kicks stuck steps."""
+"""Beat's sweep: applies due deadlines, arms the ones due soon, re-kicks stuck steps and
+refunds whose run died."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 from gigco import clock
 from gigco.lifecycle import unsent
+from gigco.lifecycle.disputes import due_refunds
 from gigco.lifecycle.timers import due_timers, stuck_steps
 from gigco.lifecycle.transitions import Due
 from gigco.metrics import SWEEP_DURATION
@@ -16,6 +18,7 @@ from gigco.tasks.base import LifecycleTask
 from gigco.tasks.celery_settings import RECOVERY_QUEUE
 from gigco.tasks.dispatch import arming_horizon, send_each
 from gigco.tasks.names import SWEEP_TASK
+from gigco.tasks.refunds import send_refunds
 from gigco.tasks.runtime import runtime
 from gigco.tasks.webhooks import send_deliveries
 from gigco.webhooks import due_deliveries
@@ -52,6 +55,7 @@ def sweep() -> dict[str, int]:
             horizon_seconds=horizon,
             grace_seconds=settings.stuck_step_grace_seconds,
         )
+        refunds = due_refunds(session, now, settings.sweep_batch)
     # Late work (deadlines overdue past the grace, stuck steps) goes to the recovery queue,
     # so a backlog after an outage never delays a deadline due now.
     overdue = now - dt.timedelta(seconds=settings.stuck_step_grace_seconds)
@@ -76,12 +80,13 @@ def sweep() -> dict[str, int]:
                 claimed_at=now,
                 grace_seconds=settings.stuck_step_grace_seconds,
             )
-    sent = sent_fresh + sent_late + kicked
+    sent = sent_fresh + sent_late + kicked + send_refunds(refunds)
     SWEEP_DURATION.observe(time.perf_counter() - started)
     counts = {
         "timers": len(timers),
         "stuck": len(stuck),
         "deliveries": len(deliveries),
+        "refunds": len(refunds),
         "sent": sent,
         "unsent": len(failed) + len(unsent_kicks),
     }

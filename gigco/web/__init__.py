@@ -23,6 +23,7 @@ from gigco.web.ids import RowIdConverter
 from gigco.web.resources.accounts.routes import blp as accounts_blp
 from gigco.web.resources.actions.routes import blp as actions_blp
 from gigco.web.resources.categories.routes import blp as categories_blp
+from gigco.web.resources.disputes.routes import blp as disputes_blp
 from gigco.web.resources.health.routes import blp as health_blp
 from gigco.web.resources.jobs.routes import blp as jobs_blp
 from gigco.web.resources.notifications.routes import blp as notifications_blp
@@ -43,6 +44,7 @@ BLUEPRINTS = (
     opportunities_blp,
     reviews_blp,
     payments_blp,
+    disputes_blp,
     notifications_blp,
     webhooks_blp,
 )

@@ -30,6 +30,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "opportunity_declined",
         "payment_attempt_refused",
         "review_received",
+        "dispute_opened",
+        "dispute_resolved",
+        "refunded",
     )
 )
 

@@ -47,6 +47,26 @@ def closed_job(
     return job_id, consumer, worker
 
 
+def paid_job(
+    api: Api, sessions: sessionmaker[Session], place: dict[str, float] | None = None
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """A paid job in review_pending whose review window is held an hour open (the tests' is
+    4 s), with its consumer and worker; ``place`` (the worker's and the job's) keeps workers
+    of other jobs away."""
+    where = {"location": place} if place else {}
+    consumer, worker = api.consumer(), api.worker(**where)
+    job_id = worked_job(api, consumer, worker, **where)
+    api.wait_status(job_id, "review_pending")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with sessions() as s, s.begin():
+        s.execute(
+            sa.update(Job)
+            .where(Job.id == job_id)
+            .values(review_deadline=later, timer_at=later, timer_armed_at=None)
+        )
+    return job_id, consumer, worker
+
+
 def failed_payment_job(api: Api, consumer: dict[str, Any] | None = None) -> int:
     """A job whose consumer's card is always declined, left in payment_failed."""
     consumer = consumer or api.consumer(payment_method="pm_card_chargeDeclined")

@@ -13,6 +13,7 @@ from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
+from gigco.lifecycle import payments
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import ChargeResult, SimulatedGateway
 from gigco.lifecycle.schedule import Step
@@ -35,9 +36,12 @@ class DownGateway:
         self.calls = 0
 
     def charge(
-        self, *, idempotency_key: str, amount_cents: int, payment_method: str
+        self, *, idempotency_key: str, amount_cents: int, payment_method: str, reference: str
     ) -> ChargeResult:
         self.calls += 1
+        raise ConnectionRefusedError("gateway.example:443 refused the connection")
+
+    def refund(self, *, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
         raise ConnectionRefusedError("gateway.example:443 refused the connection")
 
 
@@ -51,7 +55,7 @@ class SlowGateway:
         self.calls = 0
 
     def charge(
-        self, *, idempotency_key: str, amount_cents: int, payment_method: str
+        self, *, idempotency_key: str, amount_cents: int, payment_method: str, reference: str
     ) -> ChargeResult:
         self.calls += 1
         self.entered.set()
@@ -60,6 +64,12 @@ class SlowGateway:
             idempotency_key=idempotency_key,
             amount_cents=amount_cents,
             payment_method=payment_method,
+            reference=reference,
+        )
+
+    def refund(self, *, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
+        return self.inner.refund(
+            idempotency_key=idempotency_key, charge_id=charge_id, amount_cents=amount_cents
         )
 
 
@@ -163,8 +173,12 @@ def test_no_lock_is_held_while_the_gateway_hangs_and_the_charge_happens_once(
         assert status in (S.PAID, S.REVIEW_PENDING)  # review requests follow in the same task
         attempts = s.scalars(sa.select(PaymentAttempt).where(PaymentAttempt.job_id == job_id)).all()
         assert [a.outcome.value for a in attempts] == ["succeeded"]
-        charge = s.get(SimulatedCharge, f"job-{job_id}")
-        assert charge is not None and charge.tries == 1 and charge.charge_id
+        charges = s.scalars(
+            sa.select(SimulatedCharge).where(SimulatedCharge.reference == f"job-{job_id}")
+        ).all()
+        assert [(c.idempotency_key, bool(c.charge_id)) for c in charges] == [
+            (f"job-{job_id}-intent-1", True)
+        ]
 
 
 def test_a_gateway_exception_in_the_worker_is_an_error_attempt_not_a_retry_loop(
@@ -187,3 +201,42 @@ def test_a_gateway_exception_in_the_worker_is_an_error_attempt_not_a_retry_loop(
             assert attempt.outcome.value == "error"
     finally:
         rt.dispose()
+
+
+@pytest.fixture
+def task_runtime(
+    settings: Settings, committed: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Runtime]:
+    """The task runtime on the test database with the simulated gateway, counting charges."""
+    rt = Runtime(settings)
+    rt.gateway = SlowGateway(SimulatedGateway(rt.sessions))  # type: ignore[misc]
+    rt.gateway.release.set()  # type: ignore[attr-defined]
+    monkeypatch.setattr(runtime_module, "_runtime", rt)
+    yield rt
+    rt.dispose()
+
+
+def test_a_retry_of_the_same_task_takes_its_claim_over_at_once_and_no_other_run_does(
+    task_runtime: Runtime,
+) -> None:
+    """A charge step's database connection died just after its claim committed (nothing
+    charged or recorded). Celery retries the task under its id: that retry charges at once
+    instead of waiting out the lease; a run under another id (a sweep's re-kick) still waits."""
+    gateway: SlowGateway = task_runtime.gateway  # type: ignore[assignment]
+    job_id, _ = _completed_job(task_runtime.sessions)
+    ctx = StepContext(settings=task_runtime.settings, now=dt.datetime.now(dt.UTC))
+    with task_runtime.sessions() as s, s.begin():
+        claim = payments.claim_payment(s, job_id, ctx, token="task-1")
+    assert isinstance(claim, payments.Claim)  # committed; then the connection died
+
+    process_payment.apply(args=[job_id], task_id="task-2")  # another run: the lease stands
+    assert gateway.calls == 0
+    process_payment.apply(args=[job_id], task_id="task-1")  # the retry: its own claim
+    assert gateway.calls == 1
+    with task_runtime.sessions() as s:
+        status = s.scalar(sa.select(Job.status).where(Job.id == job_id))
+        assert status in (S.PAID, S.REVIEW_PENDING)
+        attempts = s.scalars(sa.select(PaymentAttempt).where(PaymentAttempt.job_id == job_id)).all()
+        assert [(a.outcome.value, a.idempotency_key) for a in attempts] == [
+            ("succeeded", claim.idempotency_key)
+        ]

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
-from gigco.lifecycle import operator
+from gigco.lifecycle import disputes, operator
 from gigco.lifecycle.context import StepContext
-from gigco.lifecycle.gateway import SimulatedGateway
+from gigco.lifecycle.gateway import ChargeResult, GatewayRefused, SimulatedGateway
 from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.projection import project_payment
@@ -19,6 +19,7 @@ from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
 from gigco.lifecycle.transitions import Due
 from gigco.models import (
+    AttemptOutcome,
     Consumer,
     Job,
     JobEvent,
@@ -216,8 +217,17 @@ def test_flaky_card_is_charged_once_on_the_third_attempt(session: Session, at) -
     # A repeat charges nothing but names the review requests as still due.
     assert run_step(session, Step.PAY, job.id, at(now)) == [Due(Step.REQUEST_REVIEWS, job.id)]
     assert reread(session, job).status == S.PAID
-    charge = session.get(SimulatedCharge, f"job-{job.id}")
-    assert charge is not None and charge.tries == 3 and charge.charge_id
+    charges = session.scalars(
+        sa.select(SimulatedCharge)
+        .where(SimulatedCharge.reference == f"job-{job.id}")
+        .order_by(SimulatedCharge.idempotency_key)
+    ).all()
+    # Each refusal closes its intent: three intents, three keys, the third one charged.
+    assert [(c.idempotency_key, c.charge_id is not None) for c in charges] == [
+        (f"job-{job.id}-intent-1", False),
+        (f"job-{job.id}-intent-2", False),
+        (f"job-{job.id}-intent-3", True),
+    ]
     run_step(session, Step.REQUEST_REVIEWS, job.id, at(now))
     assert run_step(session, Step.PAY, job.id, at(now)) == []  # nothing is pending any more
 
@@ -265,16 +275,141 @@ def test_attempts_are_numbered_once_across_an_operator_retry(session: Session, a
         (3, "declined"),
         (4, "succeeded"),
     ]
+    # Every refusal closed its intent: the backoff's retry, the operator's retry and the new
+    # card each sent a new key.
+    assert [a.idempotency_key for a in payment.attempts] == [
+        f"job-{job.id}-intent-{n}" for n in (1, 2, 3, 4)
+    ]
 
 
 def test_gateway_replays_a_succeeded_key_without_moving_money(
     session: Session, isolated_sessions: sessionmaker[Session]
 ) -> None:
     gateway = SimulatedGateway(isolated_sessions)
-    first = gateway.charge(idempotency_key="job-x", amount_cents=500, payment_method="pm_card_visa")
-    again = gateway.charge(idempotency_key="job-x", amount_cents=500, payment_method="pm_card_visa")
+    visa = {"amount_cents": 500, "payment_method": "pm_card_visa", "reference": "job-x"}
+    first = gateway.charge(idempotency_key="job-x-intent-1", **visa)  # type: ignore[arg-type]
+    again = gateway.charge(idempotency_key="job-x-intent-1", **visa)  # type: ignore[arg-type]
     assert first.charge_id and again.charge_id == first.charge_id
     assert session.scalar(sa.select(sa.func.count()).select_from(SimulatedCharge)) == 1
+
+
+class TimeoutAfterSending:
+    """The simulated processor behind a connection that times out once the request is sent:
+    the first charge is taken, its answer lost (an in-doubt outcome)."""
+
+    def __init__(self, inner: SimulatedGateway) -> None:
+        self.inner = inner
+        self.sent: list[tuple[str, str]] = []
+
+    def charge(
+        self, *, idempotency_key: str, amount_cents: int, payment_method: str, reference: str
+    ) -> ChargeResult:
+        self.sent.append((idempotency_key, payment_method))
+        answer = self.inner.charge(
+            idempotency_key=idempotency_key,
+            amount_cents=amount_cents,
+            payment_method=payment_method,
+            reference=reference,
+        )
+        if len(self.sent) == 1:
+            raise TimeoutError("read timed out")
+        return answer
+
+    def refund(self, *, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
+        return self.inner.refund(
+            idempotency_key=idempotency_key, charge_id=charge_id, amount_cents=amount_cents
+        )
+
+
+def test_the_gateway_keeps_a_keys_first_answer_and_refuses_another_request_under_it(
+    session: Session, isolated_sessions: sessionmaker[Session]
+) -> None:
+    """Stripe's rules: a decline is stored and replayed like a charge; the same key with
+    another card or amount is refused and moves no money."""
+    gateway = SimulatedGateway(isolated_sessions)
+    declined = {"amount_cents": 500, "reference": "job-y"}
+    first = gateway.charge(
+        idempotency_key="job-y-intent-1", payment_method="pm_card_chargeDeclined", **declined
+    )
+    again = gateway.charge(
+        idempotency_key="job-y-intent-1", payment_method="pm_card_chargeDeclined", **declined
+    )
+    assert first.outcome == again.outcome == AttemptOutcome.DECLINED
+    with pytest.raises(GatewayRefused):  # a new card under the used key
+        gateway.charge(idempotency_key="job-y-intent-1", payment_method="pm_card_visa", **declined)
+    with pytest.raises(GatewayRefused):  # another amount under the used key
+        gateway.charge(
+            idempotency_key="job-y-intent-1",
+            payment_method="pm_card_chargeDeclined",
+            amount_cents=400,
+            reference="job-y",
+        )
+    charged = session.scalar(
+        sa.select(sa.func.count()).where(SimulatedCharge.charge_id.is_not(None))
+    )
+    assert charged == 0
+
+
+def test_a_new_card_after_a_decline_is_a_new_intent_under_a_new_key(session: Session, at) -> None:  # type: ignore[no-untyped-def]
+    job = _completed(session, "pm_card_chargeDeclined")
+    (due,) = run_step(session, Step.PAY, job.id, at(T0))
+    consumer = session.get(Consumer, job.consumer_id)
+    assert consumer is not None
+    consumer.payment_method = "pm_card_visa"  # PATCH /v1/consumers/me
+    session.flush()
+    assert run_step(session, Step.PAY, job.id, at(due.at)) == [Due(Step.REQUEST_REVIEWS, job.id)]
+    attempts = session.scalars(
+        sa.select(PaymentAttempt)
+        .where(PaymentAttempt.job_id == job.id)
+        .order_by(PaymentAttempt.number)
+    ).all()
+    assert [(a.number, a.outcome.value, a.idempotency_key) for a in attempts] == [
+        (1, "declined", f"job-{job.id}-intent-1"),
+        (2, "succeeded", f"job-{job.id}-intent-2"),
+    ]
+    ledger = session.execute(
+        sa.select(SimulatedCharge.idempotency_key, SimulatedCharge.payment_method)
+        .where(SimulatedCharge.reference == f"job-{job.id}")
+        .order_by(SimulatedCharge.idempotency_key)
+    ).all()
+    assert [tuple(row) for row in ledger] == [
+        (f"job-{job.id}-intent-1", "pm_card_chargeDeclined"),
+        (f"job-{job.id}-intent-2", "pm_card_visa"),
+    ]
+
+
+def test_an_in_doubt_charge_is_repeated_under_its_key_and_card_never_charged_again(
+    session: Session, settings: Settings, isolated_sessions: sessionmaker[Session]
+) -> None:
+    """The processor took the money but the answer timed out; meanwhile the consumer changed
+    card. The retry repeats the intent (same key, same card) and finds the charge: one charge,
+    and no new intent on the new card while the old one might have charged."""
+    gateway = TimeoutAfterSending(SimulatedGateway(isolated_sessions))
+    job = _completed(session, "pm_card_visa")
+    (due,) = run_step(session, Step.PAY, job.id, StepContext(settings, gateway, T0))
+    consumer = session.get(Consumer, job.consumer_id)
+    assert consumer is not None
+    consumer.payment_method = "pm_card_chargeDeclined"
+    session.flush()
+    assert run_step(session, Step.PAY, job.id, StepContext(settings, gateway, due.at)) == [
+        Due(Step.REQUEST_REVIEWS, job.id)
+    ]
+    key = f"job-{job.id}-intent-1"
+    assert gateway.sent == [(key, "pm_card_visa"), (key, "pm_card_visa")]
+    attempts = session.scalars(
+        sa.select(PaymentAttempt)
+        .where(PaymentAttempt.job_id == job.id)
+        .order_by(PaymentAttempt.number)
+    ).all()
+    assert [(a.outcome.value, a.idempotency_key) for a in attempts] == [
+        ("error", key),
+        ("succeeded", key),
+    ]
+    charges = session.scalars(
+        sa.select(SimulatedCharge.charge_id).where(SimulatedCharge.charge_id.is_not(None))
+    ).all()
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job.id))
+    assert payment is not None and charges == [payment.gateway_charge_id]
 
 
 def test_reviews_close_at_the_deadline_never_before(session: Session, at) -> None:  # type: ignore[no-untyped-def]
@@ -341,3 +476,29 @@ def test_a_job_is_locked_once_per_transaction_and_read_again_in_the_next(
         again = lock_job(s, job.id)
         assert again is not None and again.title == "Changed elsewhere"
         assert sum("FOR UPDATE" in q for q in seen) == 2
+
+
+def test_a_refund_is_taken_once_and_a_retry_of_its_run_resumes_its_claim(
+    session: Session, at
+) -> None:  # type: ignore[no-untyped-def]
+    job = _completed(session, "pm_card_visa")
+    run_step(session, Step.PAY, job.id, at(T0))
+    run_step(session, Step.REQUEST_REVIEWS, job.id, at(T0))
+    consumer = Principal(Role.CONSUMER, job.consumer_id)
+    disputes.open_dispute(session, job.id, consumer, at(T0), reason="Broken tap")
+    dispute = disputes.resolve_dispute(
+        session, job.id, Principal(Role.OPERATOR), at(T0), refund_cents=300, note="Part"
+    )
+    first = disputes.claim_refund(session, dispute.id, at(T0), token="task-1")
+    assert first is not None  # committed; then the run's connection died
+    assert disputes.claim_refund(session, dispute.id, at(T0), token="task-2") is None
+    again = disputes.claim_refund(session, dispute.id, at(T0), token="task-1")
+    assert again is not None and again.idempotency_key == first.idempotency_key
+    gateway = at(T0).gateway
+    refund_id = disputes.refund_at_gateway(gateway, again)
+    assert refund_id is not None
+    assert disputes.record_refund(session, again, refund_id, at(T0))
+    assert not disputes.record_refund(session, first, refund_id, at(T0))  # recorded once
+    payment = session.scalar(sa.select(Payment).where(Payment.job_id == job.id))
+    assert payment is not None and payment.refunded_cents == 300
+    assert history(session, job.id)[-3:] == ["dispute_opened", "dispute_resolved", "refunded"]

@@ -14,7 +14,7 @@ from tests.harness.env import ADMIN_TOKEN, limits_redis_url
 
 
 @pytest.mark.parametrize(
-    "path", ["/ops/", "/ops/jobs?status=offered", "/ops/jobs/1", "/ops/system"]
+    "path", ["/ops/", "/ops/jobs?status=offered", "/ops/jobs/1", "/ops/system", "/ops/finance.csv"]
 )
 def test_every_page_sends_a_stranger_to_the_login_form(app: Flask, path: str) -> None:
     r = app.test_client().get(path)

@@ -65,11 +65,12 @@ CHECKS: list[tuple[str, str]] = [
            GROUP BY j.id HAVING count(a.id) FILTER (WHERE a.outcome = 'succeeded') <> 1""",
     ),
     (
-        "gateway ledger: not one charge of the job's price under its key, or payment disagrees",
+        "gateway ledger: not one charge of the job's price under its reference, or payment"
+        " disagrees",
         """SELECT j.id, count(c.charge_id), min(c.amount_cents), j.price_cents,
                   min(p.status), min(p.gateway_charge_id) = min(c.charge_id)
            FROM jobs j
-           LEFT JOIN simulated_charges c ON c.idempotency_key = 'job-' || j.id
+           LEFT JOIN simulated_charges c ON c.reference = 'job-' || j.id
            LEFT JOIN payments p ON p.job_id = j.id
            WHERE j.id = ANY(:ids) GROUP BY j.id, j.price_cents
            HAVING count(c.charge_id) <> 1 OR count(p.id) <> 1
@@ -79,7 +80,7 @@ CHECKS: list[tuple[str, str]] = [
     (
         "money moved that no job asked for",
         """SELECT idempotency_key, charge_id FROM simulated_charges
-           WHERE charge_id IS NOT NULL AND idempotency_key NOT IN
+           WHERE charge_id IS NOT NULL AND reference NOT IN
              (SELECT 'job-' || id FROM jobs WHERE id = ANY(:ids))""",
     ),
     (

@@ -126,6 +126,15 @@ MATRIX = [
     # The operator.
     row("POST",  J + "/payment/retry",        S.PAYMENT_FAILED,  "401 401 403 404 403 404 404 200"),
     row("POST",  J + "/payment/retry",        S.REVIEW_PENDING,  "401 401 403 404 403 404 404 409"),
+    # Disputes: its consumer opens one once paid (the closed world has one already); the
+    # parties read it; the operator resolves it.
+    row("POST",  J + "/dispute",              S.REVIEW_PENDING,  "401 401 201 404 403 404 404 403"),
+    row("POST",  J + "/dispute",              S.SCHEDULED,       "401 401 409 404 403 404 404 403"),
+    row("POST",  J + "/dispute",              S.CLOSED,          "401 401 409 404 403 404 404 403"),
+    row("GET",   J + "/dispute",              S.CLOSED,          "401 401 200 404 200 404 404 200"),
+    row("GET",   J + "/dispute",              S.REVIEW_PENDING,  "401 401 404 404 404 404 404 404"),
+    row("POST",  J + "/dispute/resolve",      S.CLOSED,          "401 401 403 404 403 404 404 200"),
+    row("POST",  J + "/dispute/resolve",      S.REVIEW_PENDING,  "401 401 403 404 403 404 404 404"),
     # Webhook endpoints: each party's own; the world's endpoint belongs to the job's consumer.
     row("GET",   W,                           S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("POST",  W,                           S.ACCEPTED,        "401 401 201 201 -   201 201 201"),
@@ -166,6 +175,8 @@ NOT_BEARER = {
     ("POST", "/ops/jobs/<int:job_id>/cancel"): "console: session cookie and CSRF",
     ("POST", "/ops/jobs/<int:job_id>/rekick"): "console: session cookie and CSRF",
     ("POST", "/ops/jobs/bulk"): "console: session cookie and CSRF",
+    ("POST", "/ops/jobs/<int:job_id>/dispute/resolve"): "console: session cookie and CSRF",
+    ("GET", "/ops/finance.csv"): "console: operator session cookie",
     ("GET", "/ops/login"): "console: the login form",
     ("POST", "/ops/login"): "console: the login form",
     ("POST", "/ops/logout"): "console: session cookie and CSRF",
@@ -193,6 +204,18 @@ def test_every_route_has_a_row_or_a_reason(app: Flask) -> None:
     assert in_table - routes == set(), "a row for a route the app does not have"
 
 
+# The body each row sends where it is always the same.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/v1/workers/me"): {"available": False},
+    ("PATCH", "/v1/consumers/me"): {"payment_method": "pm_card_visa"},
+    ("POST", W): {"url": "http://127.0.0.1:9/hook"},
+    ("PATCH", WE): {"description": "changed"},
+    ("POST", J + "/reviews"): {"rating": 4, "comment": "Fine."},
+    ("POST", J + "/dispute"): {"reason": "The tap still drips."},
+    ("POST", J + "/dispute/resolve"): {"refund_cents": 100, "note": "Partly redone."},
+}
+
+
 def _body(row: Row) -> dict[str, Any] | None:
     unique = secrets.token_hex(6)
     if row.path == "/v1/consumers":
@@ -205,19 +228,9 @@ def _body(row: Row) -> dict[str, Any] | None:
             "location": {"lat": 52.5, "lng": 13.4},
             "service_radius_km": 10,
         }
-    if row.path == "/v1/workers/me":
-        return {"available": False}
-    if row.path == "/v1/consumers/me":
-        return {"payment_method": "pm_card_visa"}
     if row.method == "POST" and row.path == "/v1/jobs":
         return job_body()
-    if row.method == "POST" and row.path == "/v1/webhook-endpoints":
-        return {"url": "http://127.0.0.1:9/hook"}
-    if row.method == "PATCH" and row.path.startswith("/v1/webhook-endpoints/"):
-        return {"description": "changed"}
-    if row.method == "POST" and row.path.endswith("/reviews"):
-        return {"rating": 4, "comment": "Fine."}
-    return None
+    return BODIES.get((row.method, row.path))
 
 
 def _call(app: Flask, row: Row, world: World, party: str) -> tuple[int, Any]:

@@ -244,14 +244,19 @@ class LifecycleMachine(RuleBasedStateMachine):
                 )
             )
             payments = s.scalars(sa.select(Payment).where(Payment.job_id == self.job_id)).all()
-            charge = s.get(SimulatedCharge, f"job-{self.job_id}")
+            charges = s.scalars(
+                sa.select(SimulatedCharge.charge_id).where(
+                    SimulatedCharge.reference == f"job-{self.job_id}",
+                    SimulatedCharge.charge_id.is_not(None),
+                )
+            ).all()
             status = s.scalar(sa.select(Job.status).where(Job.id == self.job_id))
         assert succeeded in (0, 1) and len(payments) <= 1
         if status in (S.PAID, S.REVIEW_PENDING, S.CLOSED):
             assert succeeded == 1 and payments[0].status == PaymentStatus.SUCCEEDED
-            assert charge is not None and charge.charge_id is not None
+            assert len(charges) == 1
         if succeeded == 0:
-            assert charge is None or charge.charge_id is None
+            assert charges == []
 
     @invariant()
     def one_worker_at_most(self) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from gigco import clock
 from gigco.config import Settings
-from gigco.lifecycle import actions
+from gigco.lifecycle import actions, disputes
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.principals import Principal
@@ -62,7 +62,7 @@ from tests.harness.env import ADMIN_TOKEN
 S = JobStatus
 # Somewhere no other test's worker serves, so the candidates are the ones made here.
 HERE = (-45.0, -140.0)
-NEVER_SHOWN = ("distance_km", "charge_id", "detail")
+NEVER_SHOWN = ("distance_km", "charge_id", "detail", "refund_id")
 
 
 def _keys(text: str) -> frozenset[str]:
@@ -80,6 +80,12 @@ _EVERY_WORKER_SEES = {
     "opportunity_declined": _keys("worker_id round"),
     "opportunity_expired": _keys("worker_id round"),
     "no_worker": _keys("rounds"),
+}
+_SPLIT = "refund_cents refund_fee_cents refund_earnings_cents"
+_DISPUTE_SEES = {
+    "dispute_opened": _keys("dispute_id reason"),
+    "dispute_resolved": _keys(f"dispute_id note {_SPLIT}"),
+    "refunded": _keys(f"dispute_id {_SPLIT}"),  # not the processor's refund id
 }
 SEES: dict[str, dict[str, frozenset[str]]] = {
     "consumer": {
@@ -100,6 +106,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "review_pending": _keys("review_deadline"),
         "review_received": _keys("rating author_role"),
         "closed": _keys("reviews"),
+        **_DISPUTE_SEES,
     },
     "assigned": {
         **_EVERY_WORKER_SEES,
@@ -110,6 +117,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "review_pending": _keys("review_deadline"),
         "review_received": _keys("rating author_role"),
         "closed": _keys("reviews"),
+        **_DISPUTE_SEES,  # how a refund splits is shown to both sides
     },
     "candidate": _EVERY_WORKER_SEES,
 }
@@ -136,6 +144,9 @@ NOTIFICATION_SEES = {
     "assignment": _keys("worker_id"),
     "schedule": _keys("worker_id scheduled_start"),
     "payment_receipt": _keys("amount_cents earnings_cents"),
+    "dispute_opened": _keys("reason"),
+    "dispute_resolved": _keys(f"note {_SPLIT}"),
+    "refund": _keys(_SPLIT),
 }
 
 
@@ -336,6 +347,30 @@ def payment_failed(d: Driver) -> Built:
     )
 
 
+def disputed(d: Driver) -> Built:
+    """Paid, disputed by the consumer, resolved by the operator with a refund, refunded."""
+    consumer, c_headers = d.consumer()
+    w, w_headers = d.worker()
+    owner = d.session.get(Consumer, consumer.id)
+    job = f.job(d.session, owner, at=d.place, status=S.IN_PROGRESS, worker_id=w.id)
+    actions.complete(d.session, job.id, w, d.ctx())
+    d.step(Step.PAY, job.id)
+    d.step(Step.REQUEST_REVIEWS, job.id)
+    disputes.open_dispute(d.session, job.id, consumer, d.ctx(1), reason="Left a mess.")
+    dispute = disputes.resolve_dispute(
+        d.session, job.id, Principal(Role.OPERATOR), d.ctx(2), refund_cents=500, note="Cleaning."
+    )
+    assert disputes.take_refund(d.session, dispute.id, d.ctx(3))
+    return Built(
+        job.id,
+        [
+            d.party("consumer", consumer, c_headers, "consumer", {w.id}),
+            d.party("assigned worker", w, w_headers, "assigned", {w.id}),
+            d.operator(),
+        ],
+    )
+
+
 def ended_early(d: Driver, how: Callable[[Driver, int, Principal], None]) -> Built:
     consumer, c_headers = d.consumer()
     job_id = d.offered(consumer)
@@ -360,6 +395,7 @@ JOURNEYS: dict[str, Callable[[Driver], Built]] = {
     "matching": matching,
     "no worker": no_worker,
     "payment failed": payment_failed,
+    "disputed": disputed,
     "offer expired": lambda d: ended_early(d, _expire),
     "offer rejected": lambda d: ended_early(d, _reject),
     "cancelled": lambda d: ended_early(d, _cancel),
@@ -539,13 +575,15 @@ def test_the_operator_sees_what_others_may_not(
     isolated_app: Flask, session: Session, driven: dict[str, Built]
 ) -> None:
     """The hidden keys exist in the stored events: the projection hides, not the writer."""
-    built = driven["full path"]
-    operator = built.parties[-1]
-    text = json.dumps(
-        isolated_app.test_client()
-        .get(f"/v1/jobs/{built.job_id}/events", headers=operator.headers)
-        .get_json()
-    )
+    text = ""
+    for name in ("full path", "disputed"):
+        built = driven[name]
+        operator = built.parties[-1]
+        text += json.dumps(
+            isolated_app.test_client()
+            .get(f"/v1/jobs/{built.job_id}/events", headers=operator.headers)
+            .get_json()
+        )
     assert all(f'"{key}"' in text for key in NEVER_SHOWN)
 
 
@@ -811,6 +849,8 @@ READS = [
     read(RJ + "/payment",              "open", "404 404 404 404 404 404 401", _payment),
     read(RJ + "/reviews",              "done", "200 404 200 404 404 200 401", _reviews),
     read(RJ + "/reviews",              "open", "200 404 404 200 404 200 401", _reviews),
+    # Neither job is disputed (tests/api/test_disputes.py reads a dispute as each party).
+    read(RJ + "/dispute",              "done", "404 404 404 404 404 404 401"),
     read("/v1/opportunities",          None,   "403 403 200 200 200 403 401", _opportunities),
     read("/v1/notifications",          None,   "200 200 200 200 200 403 401", _notifications),
     read("/v1/notifications/feed",     None,   "200 200 200 200 200 403 401", _notifications),
@@ -828,6 +868,7 @@ READS = [
     read("/ops/jobs/find",             None,   "302 302 302 302 302 302 302", None),
     read("/ops/jobs/<int:job_id>",     "done", "302 302 302 302 302 302 302", None),
     read("/ops/system",                None,   "302 302 302 302 302 302 302", None),
+    read("/ops/finance.csv",           None,   "302 302 302 302 302 302 302", None),
     read("/ops/webhooks",              None,   "302 302 302 302 302 302 302", None),
     read("/ops/webhooks/<id:endpoint_id>", None, "302 302 302 302 302 302 302", None),
 ]

@@ -10,7 +10,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco import clock
-from gigco.models import Job, JobStatus, OpportunityStatus, Role, WebhookDelivery, WebhookEndpoint
+from gigco.models import (
+    AttemptOutcome,
+    Dispute,
+    Job,
+    JobStatus,
+    OpportunityStatus,
+    PaymentStatus,
+    Role,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tests import factories as f
 from tests.harness.database import row_counts
 from tests.harness.env import ADMIN_TOKEN
@@ -75,7 +85,7 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
         values = {"match_round": 1}
     if status in ASSIGNED_STATES:
         values = {"worker_id": assigned.id, "match_round": 1}
-    if status == S.REVIEW_PENDING:
+    if status in (S.REVIEW_PENDING, S.CLOSED):  # closed by both reviews, window still open
         values["review_deadline"] = now + dt.timedelta(days=7)
     job = f.job(session, owner, status=status, event_seq=1, **values)
     if status in (S.ACCEPTED, *ASSIGNED_STATES):
@@ -88,6 +98,15 @@ def build(session: Session, status: JobStatus, *, payment_method: str = "pm_card
         )
     if status == S.PAYMENT_FAILED:
         f.payment(session, job)
+    if status in (S.PAID, S.REVIEW_PENDING, S.CLOSED):
+        f.payment(
+            session,
+            job,
+            status=PaymentStatus.SUCCEEDED,
+            attempts=[(AttemptOutcome.SUCCEEDED, None)],
+        )
+    if status == S.CLOSED:  # its consumer disputed it
+        session.add(Dispute(job_id=job.id, reason="Not done."))
     endpoint = WebhookEndpoint(
         owner_role=Role.CONSUMER, owner_id=owner.id, url="http://127.0.0.1:9/hook", secret="s"
     )

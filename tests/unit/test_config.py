@@ -192,3 +192,24 @@ def test_the_metrics_token_is_not_the_operators() -> None:
     with pytest.raises(ConfigError, match="GIGCO_METRICS_TOKEN must differ"):
         load_settings({"GIGCO_ADMIN_TOKEN": token, "GIGCO_METRICS_TOKEN": token})
     assert load_settings({"GIGCO_METRICS_TOKEN": token}).metrics_token == token
+
+
+def test_stripe_needs_a_secret_key_and_a_timeout_well_inside_the_lease() -> None:
+    stripe = {"GIGCO_PAYMENT_GATEWAY": "stripe", "GIGCO_STRIPE_API_KEY": "sk_test_x"}
+    settings = load_settings(stripe | {"GIGCO_STRIPE_API_BASE": "http://127.0.0.1:8420"})
+    assert (settings.payment_gateway, settings.stripe_api_base) == (
+        "stripe",
+        "http://127.0.0.1:8420",
+    )
+    assert load_settings({}).payment_gateway == "simulated"  # gigco dev needs no processor
+    refused = [
+        {"GIGCO_PAYMENT_GATEWAY": "paypal"},
+        {"GIGCO_PAYMENT_GATEWAY": "stripe"},
+        stripe | {"GIGCO_STRIPE_API_KEY": "pk_test_public"},
+        stripe | {"GIGCO_STRIPE_TIMEOUT_SECONDS": "10"},  # 3 calls × 10 s ≥ half of 60 s
+        stripe | {"GIGCO_PAYMENT_LEASE_SECONDS": "20"},
+    ]
+    for env in refused:
+        with pytest.raises(ConfigError) as raised:
+            load_settings(env)
+        assert "\n" not in str(raised.value) and "sk_test_x" not in str(raised.value)

@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from gigco import clock
-from gigco.lifecycle import operator
+from gigco.lifecycle import disputes, operator
 from gigco.lifecycle.counts import jobs_per_status
 from gigco.lifecycle.errors import DomainError
+from gigco.lifecycle.ledger import csv_lines, ledger_days
 from gigco.lifecycle.schedule import STEP_FOR_STATUS
 from gigco.lifecycle.transitions import CANCELLABLE
 from gigco.models import JobStatus
+from gigco.tasks.refunds import send_refund_after_commit
 from gigco.web.db import commit, step_context
 from gigco.web.db import session as db_session
 from gigco.web.errors import http_status
@@ -240,6 +242,44 @@ def cancel(job_id: int) -> ResponseReturnValue:
 def rekick(job_id: int) -> ResponseReturnValue:
     """Send the job's pending step again, with a reason."""
     return _act("rekick", job_id)
+
+
+@blp.post("/jobs/<int:job_id>/dispute/resolve")
+def resolve_dispute(job_id: int) -> ResponseReturnValue:
+    """Resolve the job's dispute with a refund and a reason, as the API's resolve does."""
+    if job_id > MAX_ROW_ID:
+        abort(404, f"Job {job_id} not found.")
+    try:
+        refund_cents = int(request.form.get("refund_cents", ""))
+    except ValueError:
+        abort(400, "The refund must be a whole number of cents.")
+    s = db_session()
+    dispute = disputes.resolve_dispute(
+        s,
+        job_id,
+        operator.OPERATOR_PRINCIPAL,
+        step_context(),
+        refund_cents=refund_cents,
+        note=request.form.get("reason", ""),
+    )
+    if dispute.refund_cents:
+        send_refund_after_commit(s, dispute.id)
+    commit()
+    log.info("ops resolve_dispute", extra={"job_id": job_id})
+    flash(f"The dispute of job {job_id} is resolved; a refund of {refund_cents} cents follows.")
+    return redirect(url_for("ops.job", job_id=job_id), 303)
+
+
+@blp.get("/finance.csv")
+def finance_csv() -> Response:
+    """Charges, refunds and fees per day (UTC) as CSV, ``?from=`` and ``?to=`` (dates)."""
+    start, end = _time_arg("from", end=False), _time_arg("to", end=False)
+    days = ledger_days(db_session(), start.date() if start else None, end.date() if end else None)
+    return Response(
+        "".join(csv_lines(days)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="gigco-ledger.csv"'},
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gigco.models import (
     Category,
     Consumer,
+    Dispute,
     Job,
     JobEvent,
     JobStatus,
@@ -198,10 +199,11 @@ class JobDetail:
     reviews: list[Review]
     notifications: list[Notification]
     worker_names: dict[int, str] = field(default_factory=dict)
+    dispute: Dispute | None = None
 
 
 def job_detail(session: Session, job_id: int) -> JobDetail | None:
-    """The job with its history and side rows, or None: nine queries whatever their sizes."""
+    """The job with its history and side rows, or None: ten queries whatever their sizes."""
     job = session.scalar(sa.select(Job).where(Job.id == job_id))
     if job is None:
         return None
@@ -254,4 +256,5 @@ def job_detail(session: Session, job_id: int) -> JobDetail | None:
         reviews=list(reviews),
         notifications=list(notifications),
         worker_names=worker_names,
+        dispute=session.scalar(sa.select(Dispute).where(Dispute.job_id == job_id)),
     )

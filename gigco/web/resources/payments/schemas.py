@@ -22,13 +22,19 @@ class AttemptSchema(ma.Schema):
     detail = fields.String(
         allow_none=True, metadata={"description": f"The gateway's text. {_OPERATOR}"}
     )
+    idempotency_key = fields.String(
+        allow_none=True,
+        metadata={"description": f"The key of the charge intent this attempt tried. {_OPERATOR}"},
+    )
 
 
 class PaymentSchema(ma.Schema):
     """A job's payment, as ``gigco.lifecycle.projection.project_payment`` shows it to the caller.
 
     The consumer sees the charge and how it splits, the assigned worker what they earn; only
-    the operator sees the idempotency key and the gateway's text about each attempt.
+    the operator sees the idempotency key and the gateway's text about each attempt. A refund
+    splits like the charge: the platform gives back its fee's share, the rest comes out of
+    the worker's earnings.
     """
 
     job_id = fields.Integer()
@@ -44,4 +50,16 @@ class PaymentSchema(ma.Schema):
     currency = fields.String()
     idempotency_key = fields.String(metadata={"description": _OPERATOR})
     succeeded_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    refunded_cents = fields.Integer(metadata={"description": f"Refunded in all. {_CONSUMER}"})
+    refunded_fee_cents = fields.Integer(
+        metadata={
+            "description": f"The part of the refund the platform's fee gave back. {_CONSUMER}"
+        }
+    )
+    refunded_earnings_cents = fields.Integer(
+        metadata={
+            "description": "The part of the refund taken from the worker's earnings. Not to a "
+            "worker other than the assigned one."
+        }
+    )
     attempts = fields.List(fields.Nested(AttemptSchema))
