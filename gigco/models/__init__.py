@@ -8,6 +8,7 @@ from gigco.models.enums import AttemptOutcome, JobStatus, OpportunityStatus, Pay
 from gigco.models.health import Heartbeat
 from gigco.models.jobs import Job, JobEvent, Opportunity
 from gigco.models.payments import Payment, PaymentAttempt, SimulatedCharge
+from gigco.models.policies import LifecyclePolicy
 from gigco.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -29,6 +30,7 @@ __all__ = [
     "JobEventCount",
     "JobStatus",
     "JobStatusCount",
+    "LifecyclePolicy",
     "Notification",
     "Opportunity",
     "OpportunityStatus",

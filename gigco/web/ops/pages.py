@@ -16,11 +16,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from gigco import clock
-from gigco.lifecycle import operator
+from gigco.lifecycle import operator, policies
 from gigco.lifecycle.counts import jobs_per_status
 from gigco.lifecycle.errors import DomainError
 from gigco.lifecycle.schedule import STEP_FOR_STATUS
-from gigco.lifecycle.transitions import CANCELLABLE
+from gigco.lifecycle.transitions import CANCELLABLE, TERMINAL
 from gigco.models import JobStatus
 from gigco.web.db import commit, step_context
 from gigco.web.db import session as db_session
@@ -38,6 +38,7 @@ DONE = {
     "retry_payment": "Payment retry started for job {job_id}: attempts start again.",
     "cancel": "Job {job_id} is cancelled; its consumer and worker are told.",
     "rekick": "The pending step of job {job_id} was sent again.",
+    "upgrade_policy": "Job {job_id} runs under the newest lifecycle policy.",
 }
 
 
@@ -198,6 +199,7 @@ def job(job_id: int) -> str:
         abort(404, f"Job {job_id} not found.")
     step = STEP_FOR_STATUS.get(detail.job.status)
     pending = detail.job.step_due_at is not None or detail.job.timer_at is not None
+    policy = policies.policy_of(db_session(), detail.job, settings())
     return render_template(
         "ops/job.html",
         d=detail,
@@ -208,7 +210,9 @@ def job(job_id: int) -> str:
         can_rekick=step is not None and pending,
         pending_step=step.value if step else None,
         deadlines=helpers.pending_deadlines(detail.job, [o for o, _name in detail.opportunities]),
-        max_attempts=settings().payment_max_attempts,
+        max_attempts=policy.payment_max_attempts,
+        policy=policy,
+        can_upgrade=detail.job.status not in TERMINAL,
     )
 
 
@@ -240,6 +244,12 @@ def cancel(job_id: int) -> ResponseReturnValue:
 def rekick(job_id: int) -> ResponseReturnValue:
     """Send the job's pending step again, with a reason."""
     return _act("rekick", job_id)
+
+
+@blp.post("/jobs/<int:job_id>/policy/upgrade")
+def upgrade_policy(job_id: int) -> ResponseReturnValue:
+    """Move the job to the newest lifecycle policy, with a reason."""
+    return _act("upgrade_policy", job_id)
 
 
 @dataclass(frozen=True)

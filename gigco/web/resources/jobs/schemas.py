@@ -112,6 +112,12 @@ class JobSchema(ma.Schema):
     offer_expires_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     review_deadline = fields.String(allow_none=True, metadata={"format": "date-time"})
     match_round = fields.Integer()
+    policy_version = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "the lifecycle policy the job runs under (GET /v1/policies/<version>)"
+        },
+    )
     created_at = fields.String(metadata={"format": "date-time"})
     updated_at = fields.String(metadata={"format": "date-time"})
 
