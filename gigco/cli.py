@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+import gigco
 from gigco import clock, processes
 from gigco.config import ConfigError, Settings, load_settings
 from gigco.seed import CITIES
@@ -30,6 +31,7 @@ def _settings() -> Settings:
 
 
 @click.group()
+@click.version_option(gigco.__version__, prog_name="gigco")
 def main() -> None:
     """GigCo: a gig marketplace on Flask, PostgreSQL and Celery."""
 
