@@ -157,7 +157,8 @@ def full_path(d: Driver) -> Built:
 
 
 def matching(d: Driver) -> Built:
-    """Matching in progress: one worker declined, another holds the opportunity now."""
+    """Matching in progress: one worker declined, another holds the opportunity now; the
+    operator moves the job to the newest lifecycle policy."""
     consumer, c_headers = d.consumer()
     decliner, dec_headers = d.worker()
     holder, holder_headers = d.worker()
@@ -166,6 +167,7 @@ def matching(d: Driver) -> Built:
     d.step(Step.MATCH, job_id)
     actions.decline_opportunity(d.session, job_id, decliner, d.ctx())
     d.step(Step.MATCH, job_id)
+    actions.upgrade_policy(d.session, job_id, Principal(Role.OPERATOR), d.ctx(), reason="rules")
     return Built(
         job_id,
         [
