@@ -46,6 +46,15 @@ class Job(Base):
     payment_attempts: Mapped[int] = mapped_column(
         default=0, comment="charge attempts since the job last entered completed"
     )
+    # The previous release's (0.1.0) shadow deadlines: it reads and writes them, this release
+    # never does (timer_at holds them). Kept while 0.1.0 may run (migration 0013); the release
+    # after this one drops them.
+    next_match_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="written by 0.1.0 only; dropped by the release after 0.2.0"
+    )
+    next_payment_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="written by 0.1.0 only; dropped by the release after 0.2.0"
+    )
     timer_at: Mapped[dt.datetime | None] = mapped_column(
         comment="the job's earliest pending deadline; swept through a partial index"
     )
