@@ -34,14 +34,14 @@ def _status(sessions: sessionmaker[Session], job_id: int) -> JobStatus:
         return job.status
 
 
-def _held(job_id: int) -> list[dict[str, Any]]:
-    """The price messages for ``job_id`` the worker holds unacknowledged (Redis's ``unacked``:
-    an ETA message stays there until it runs)."""
+def _held(job_id: int, task: str = step_task_name(Step.PRICE)) -> list[dict[str, Any]]:
+    """The ``task`` messages for ``job_id`` the worker holds unacknowledged (Redis's
+    ``unacked``: an ETA message stays there until it runs)."""
     found = []
     for raw in redis.Redis.from_url(redis_url()).hvals("unacked"):
         message = json.loads(raw)[0]
         headers = message["headers"]
-        if headers.get("task") == step_task_name(Step.PRICE):
+        if headers.get("task") == task:
             args = json.loads(base64.b64decode(message["body"]))[0]
             if args == [job_id]:
                 found.append(headers)
@@ -61,6 +61,21 @@ def test_a_message_of_an_unknown_schema_goes_back_to_the_queue_and_runs_nowhere(
     )
     assert [(h[HEADER], h["eta"] is not None) for h in again] == [(99, True)]
     assert DEFER_SECONDS >= 10  # the worker does not spin on it
+    assert _status(sessions, job_id) == JobStatus.DRAFT
+
+
+def test_a_message_for_a_task_this_worker_does_not_know_goes_back_to_the_queue(
+    live_worker: subprocess.Popen[bytes], sessions: sessionmaker[Session], committed: None
+) -> None:
+    job_id = _draft(sessions)
+    renamed = f"{step_task_name(Step.PRICE)}_v2"  # a newer release's name for the step
+    sent = app.send_task(renamed, args=[job_id])
+    again = wait_for(
+        lambda: [h for h in _held(job_id, renamed) if h["id"] != sent.id],
+        timeout=10,
+        what="the unknown task's message back in the queue",
+    )
+    assert [(h[HEADER], h["eta"] is not None) for h in again] == [(CURRENT, True)]
     assert _status(sessions, job_id) == JobStatus.DRAFT
 
 
