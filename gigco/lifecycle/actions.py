@@ -292,12 +292,12 @@ def upgrade_policy(
     later ones follow the new policy. Already on it: nothing changes, no event."""
     visible_job(session, job_id, who)  # 404 before 403: existence is not revealed
     require_operator(who)
+    newest = policies.current(session, ctx.settings)  # before the row lock: it may write
     job = lock_job(session, job_id)
     if job is None:
         raise NotFound(f"Job {job_id} not found.")
     if job.status in TERMINAL:
         raise StatusConflict(job_id, job.status, "upgrading its policy")
-    newest = policies.current(session, ctx.settings)
     if job.policy_version == newest.version:
         return job, []
     data: dict[str, Any] = {"from_version": job.policy_version, "to_version": newest.version}
