@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+import gigco
 from gigco import clock, dev_instance, processes
 from gigco.config import ConfigError, Settings, documented, load_settings
 from gigco.seed import CITIES
@@ -31,6 +32,7 @@ def _settings() -> Settings:
 
 
 @click.group()
+@click.version_option(gigco.__version__, prog_name="gigco")
 def main() -> None:
     """GigCo: a gig marketplace on Flask, PostgreSQL and Celery."""
 

@@ -26,6 +26,7 @@ from kombu import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+import gigco
 from gigco import clock
 from gigco.broker import (
     QUEUES,
@@ -100,12 +101,16 @@ class Health:
 
     def as_dict(self, *, public: bool = False) -> dict[str, Any]:
         """``{"status": "ok"|"down", "down": [...], "checked_at": ..., <part>: {...}}``;
-        ``public`` leaves out what only the operator may read (``OPERATOR_ONLY``)."""
-        return {
+        ``public`` leaves out what only the operator may read (``OPERATOR_ONLY``), the
+        release this process runs among them."""
+        head: dict[str, Any] = {
             "status": OK if self.ok else DOWN,
             "down": self.down,
             "checked_at": self.checked_at.isoformat(),
-        } | {name: part.as_dict(public=public) for name, part in self.parts.items()}
+        }
+        if not public:
+            head["version"] = gigco.__version__
+        return head | {name: part.as_dict(public=public) for name, part in self.parts.items()}
 
 
 def _json(value: Any) -> Any:
@@ -186,8 +191,11 @@ def _migrations(session: Session) -> Part:
     facts = {"current": current, "head": head, "pending": pending}
     if set(current) == set(head):
         return Part(OK, facts=facts)
-    if not pending:  # the database is ahead of this code (a newer deploy migrated it)
-        return Part(DOWN, f"database at {current}, unknown to this code (head {head})", facts)
+    known = {revision.revision for revision in script.walk_revisions()}
+    if current and not set(current) <= known:
+        # The next release migrated the database: its migrations only expand
+        # (docs/deploy.md), so this release still runs on it while the rollout replaces it.
+        return Part(OK, facts={"current": current, "head": head, "pending": [], "ahead": True})
     return Part(
         DOWN,
         f"not migrated to head: {len(pending)} pending ({', '.join(pending)}); "
@@ -323,6 +331,7 @@ def nodes(session: Session, *, now: dt.datetime) -> list[dict[str, Any]]:
                 "last_task_finished_at": last,
                 "in_flight": row.in_flight,
                 "queues": row.queues.split(",") if row.queues else None,
+                "version": row.version,
                 "_heard": heard,
             }
         )
@@ -503,6 +512,7 @@ def record(
     _last_written[row] = ticked
     now = now or clock.now()
     values: dict[str, Any] = {"started_at": now} if started else {"beat_at": now}
+    values["version"] = gigco.__version__
     try:
         with sessions() as session, session.begin():
             _upsert(session, row, kind, values)
@@ -536,6 +546,7 @@ def tick(
         "seen_at": now or clock.now(),
         "in_flight": in_flight,
         "queues": ",".join(sorted(queues))[:255] or None,
+        "version": gigco.__version__,
     }
     try:
         with sessions() as session, session.begin():

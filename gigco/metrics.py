@@ -44,6 +44,13 @@ WEBHOOK_LAG = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000, 86400),
 )
 
+# A rolling deploy: messages of a newer schema a worker sent back to the queue (gigco.tasks.schema).
+TASKS_DEFERRED = Counter(
+    "gigco_task_messages_deferred",
+    "Task messages of a schema this worker does not understand, sent back to the queue.",
+    ["task", "schema"],
+)
+
 
 # --- the worker's own exporter ----------------------------------------------------------
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
+# Columns the schema keeps only for the previous release's code while a rollout runs it
+# (expand → migrate → contract, docs/deploy.md): no model maps them, nothing of this release
+# reads or writes them, and the next release's contract migration drops them.
+KEPT_FOR_PREVIOUS_RELEASE: dict[str, tuple[str, ...]] = {
+    "jobs": ("next_match_at", "next_payment_at"),
+}
+
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic config for the packaged migrations against ``database_url``."""

@@ -46,3 +46,13 @@ def test_dev_reset_refuses_a_database_it_does_not_own(tmp_path: Path) -> None:
     )
     with pytest.raises(click.ClickException, match="only deletes the embedded SQLite files"):
         _reset(settings)
+
+
+def test_gigco_version_names_the_release_in_pyproject() -> None:
+    import tomllib
+
+    pyproject = Path(__file__).parent.parent / "pyproject.toml"
+    release = tomllib.loads(pyproject.read_text())["project"]["version"]
+    gigco = Path(sys.executable).parent / "gigco"
+    shown = subprocess.run([gigco, "--version"], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == f"gigco, version {release}"

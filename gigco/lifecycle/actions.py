@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.db import built_once
+from gigco.lifecycle import policies
 from gigco.lifecycle.access import (
     require_assigned_worker,
     require_consumer_of,
@@ -34,6 +35,7 @@ from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import (
     AT_NOW,
     CANCELLABLE,
+    TERMINAL,
     Due,
     StatusConflict,
     dues_of,
@@ -281,6 +283,30 @@ def retry_payment(
         sa.update(Payment).where(Payment.job_id == job_id).values(status=PaymentStatus.PENDING)
     )
     return job, dues_of(job)
+
+
+def upgrade_policy(
+    session: Session, job_id: int, who: Principal, ctx: StepContext, *, reason: str | None = None
+) -> Outcome:
+    """Move the job to the current lifecycle policy (operator): deadlines already set stand,
+    later ones follow the new policy. Already on it: nothing changes, no event."""
+    visible_job(session, job_id, who)  # 404 before 403: existence is not revealed
+    require_operator(who)
+    newest = policies.current(session, ctx.settings)  # before the row lock: it may write
+    job = lock_job(session, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id} not found.")
+    if job.status in TERMINAL:
+        raise StatusConflict(job_id, job.status, "upgrading its policy")
+    if job.policy_version == newest.version:
+        return job, []
+    data: dict[str, Any] = {"from_version": job.policy_version, "to_version": newest.version}
+    if reason:
+        data["reason"] = reason
+    job.policy_version = newest.version
+    session.flush()
+    record_event(session, job_id, "policy_upgraded", actor=who.actor, now=ctx.now, data=data)
+    return job, []
 
 
 def submit_review(

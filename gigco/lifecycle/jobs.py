@@ -10,13 +10,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.accounts import categories_named
-from gigco.lifecycle.errors import Conflict, Forbidden
+from gigco.config import Settings
+from gigco.db import built_once
+from gigco.lifecycle.errors import Conflict, Forbidden, Invalid
 from gigco.lifecycle.history import add_event
+from gigco.lifecycle.policies import pin
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import Due, dues_of
-from gigco.models import IdempotencyKey, Job, JobEvent, Role
+from gigco.models import Category, IdempotencyKey, Job, JobEvent, Role
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
@@ -48,11 +50,23 @@ def create_job(
     scheduled_start: dt.datetime,
     estimated_hours: float,
     now: dt.datetime,
+    settings: Settings,
 ) -> tuple[Job, list[Due]]:
-    """Write a draft job and its first history event; pricing becomes due."""
+    """Write a draft job, pinned to the current lifecycle policy (``settings`` and the
+    categories' rates), and its first history event; pricing becomes due."""
     if who.role != Role.CONSUMER or who.id is None:
         raise Forbidden("Only consumers may post jobs.")
-    (cat,) = categories_named(session, [category], field="category")
+    # Every category at once (a handful of rows, the same round trip as the job's own): the
+    # policy holds all their rates.
+    known = {c.name: c for c in session.scalars(_all_categories())}
+    cat = known.get(category)
+    if cat is None:
+        names = ", ".join(sorted(known))
+        raise Invalid(
+            f"Unknown category; the categories are: {names}.",
+            errors={"category": [f"Unknown category: {category}; choose one of: {names}."]},
+        )
+    policy = pin(session, settings, {name: c.hourly_rate_cents for name, c in known.items()})
     job = Job(
         consumer_id=who.id,
         category=cat,
@@ -64,6 +78,7 @@ def create_job(
         scheduled_end=scheduled_start + dt.timedelta(hours=estimated_hours),
         estimated_hours=estimated_hours,
         event_seq=1,
+        policy_version=policy.version,
         created_at=now,
         updated_at=now,
         **Next.now().columns(now),
@@ -82,6 +97,11 @@ def create_job(
     )
     add_event(session, event)
     return job, dues_of(job)
+
+
+@built_once
+def _all_categories() -> sa.Select[Category]:
+    return sa.select(Category)
 
 
 def remember_response(

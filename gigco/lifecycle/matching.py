@@ -329,6 +329,7 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
     # new round is written once, with the deadline below.
     with session.no_autoflush:
         ranked = candidates(session, job, limit=1)
+        policy = ctx.policy(session, job.id)
 
     def round_started() -> None:
         if started:
@@ -343,7 +344,7 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
 
     if ranked:
         best = ranked[0]
-        expires = ctx.after(ctx.settings.opportunity_ttl_seconds)
+        expires = ctx.after(policy.opportunity_ttl_seconds)
         dues = set_next(job, Next.at(expires), ctx.now)
         # Flushes the job's round and deadline at once; the round starts before the worker
         # holds the opportunity, so its event is not theirs (webhooks decide at the event).
@@ -381,7 +382,7 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
         )
         return dues
     round_started()
-    if job.match_round >= ctx.settings.match_max_rounds:
+    if job.match_round >= policy.match_max_rounds:
         session.flush()
         moved = transition(
             session,
@@ -402,7 +403,7 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
                 job_id=job.id,
             )
         return []
-    next_at = ctx.after(job.match_round * ctx.settings.match_retry_base_seconds)
+    next_at = ctx.after(job.match_round * policy.match_retry_base_seconds)
     dues = set_next(job, Next.at(next_at), ctx.now)
     record_event(
         session,

@@ -1,4 +1,5 @@
-"""What the operator does to jobs from the console: cancel, re-kick a step, retry a payment.
+"""What the operator does to jobs from the console: cancel, re-kick a step, retry a payment,
+move a job to the newest lifecycle policy.
 
 Each takes a reason, goes through the same guarded transition (or event) as every other
 caller, and leaves an ``operator`` event in the job's history carrying that reason. One
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.actions import Outcome, cancel_job, retry_payment
+from gigco.lifecycle.actions import Outcome, cancel_job, retry_payment, upgrade_policy
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import Conflict, Invalid, NotFound
 from gigco.lifecycle.history import record_event
@@ -93,9 +94,15 @@ def retry(session: Session, job_id: int, ctx: StepContext, reason: str) -> Outco
     return retry_payment(session, job_id, OPERATOR_PRINCIPAL, ctx, reason=clean_reason(reason))
 
 
+def upgrade(session: Session, job_id: int, ctx: StepContext, reason: str) -> Outcome:
+    """Move the job to the newest lifecycle policy (later deadlines follow it)."""
+    return upgrade_policy(session, job_id, OPERATOR_PRINCIPAL, ctx, reason=clean_reason(reason))
+
+
 # The console's bulk actions: name → (label, function).
 ACTIONS: dict[str, tuple[str, OperatorAction]] = {
     "retry_payment": ("Retry payment", retry),
+    "upgrade_policy": ("Move to the newest policy", upgrade),
     "rekick": ("Re-kick the pending step", rekick),
     "cancel": ("Cancel", cancel),
 }

@@ -270,7 +270,8 @@ def record_payment(
             "detail": result.detail,
         },
     )
-    if job.payment_attempts >= ctx.settings.payment_max_attempts:
+    policy = ctx.policy(session, job_id)
+    if job.payment_attempts >= policy.payment_max_attempts:
         payment.status = PaymentStatus.FAILED
         session.flush()
         transition(
@@ -292,5 +293,5 @@ def record_payment(
         )
         return []
     # The backoff, like the budget, counts the attempts since the job entered completed.
-    delay = ctx.settings.payment_retry_base_seconds * 2 ** (job.payment_attempts - 1)
+    delay = policy.payment_retry_base_seconds * 2 ** (job.payment_attempts - 1)
     return set_next(job, Next.at(ctx.after(delay)), ctx.now)

@@ -124,6 +124,11 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     "refunded": _cell(
         consumer=f"dispute_id {_REFUND_SPLIT}", assigned=f"dispute_id {_REFUND_SPLIT}"
     ),
+    "policy_upgraded": _cell(
+        consumer="from_version to_version",
+        assigned="from_version to_version",
+        candidate="from_version to_version",
+    ),
 }
 
 # The job resource's fields each audience sees. Workers see what the opportunity listing
@@ -133,7 +138,7 @@ _WORKER_JOB = frozenset(
     {
         *("id", "worker_id", "title", "description", "category", "location"),
         *("scheduled_start", "estimated_hours", "status", "subtotal_cents", "currency"),
-        *("review_deadline", "created_at", "updated_at"),
+        *("review_deadline", "policy_version", "created_at", "updated_at"),
     }
 )
 JOB_FIELDS: dict[Audience, frozenset[str] | None] = {
@@ -327,6 +332,7 @@ def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
         "offer_expires_at": _iso(job.offer_expires_at),
         "review_deadline": _iso(job.review_deadline),
         "match_round": job.match_round,
+        "policy_version": job.policy_version,
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
     }

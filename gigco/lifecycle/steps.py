@@ -29,13 +29,14 @@ _OFFER_LAPSED = Job.offer_expires_at <= AT_NOW
 
 
 def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
-    """draft → priced: subtotal = rate × hours, fee = 10 %."""
+    """draft → priced: subtotal = rate × hours, plus the fee; both from the job's policy."""
     job = session.get(Job, job_id, populate_existing=True)
     if job is not None and job.status == S.PRICED and job.step_due_at is not None:
         return dues_of(job)  # a repeat: the offer is still to be sent
     if job is None or job.status != S.DRAFT:
         return []
-    price = price_for(job.category.hourly_rate_cents, job.estimated_hours)
+    policy = ctx.policy(session, job_id)
+    price = price_for(policy.rate_for(job.category), job.estimated_hours, policy.fee_rate)
     moved = transition(
         session,
         job_id,
@@ -59,8 +60,9 @@ def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 
 
 def send_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
-    """priced → offered: tell the consumer the price; the offer expires after OFFER_TTL."""
-    expires = ctx.after(ctx.settings.offer_ttl_seconds)
+    """priced → offered: tell the consumer the price; the offer expires after the policy's
+    offer window."""
+    expires = ctx.after(ctx.policy(session, job_id).offer_ttl_seconds)
     job = transition(
         session,
         job_id,
@@ -152,8 +154,9 @@ def schedule_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 
 
 def request_reviews(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
-    """paid → review_pending: ask both sides; the window closes after REVIEW_WINDOW."""
-    deadline = ctx.after(ctx.settings.review_window_seconds)
+    """paid → review_pending: ask both sides; the window closes after the policy's review
+    window."""
+    deadline = ctx.after(ctx.policy(session, job_id).review_window_seconds)
     job = transition(
         session,
         job_id,

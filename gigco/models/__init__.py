@@ -23,6 +23,7 @@ from gigco.models.payments import (
     SimulatedCharge,
     SimulatedRefund,
 )
+from gigco.models.policies import LifecyclePolicy
 from gigco.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -46,6 +47,7 @@ __all__ = [
     "JobEventCount",
     "JobStatus",
     "JobStatusCount",
+    "LifecyclePolicy",
     "Notification",
     "Opportunity",
     "OpportunityStatus",

@@ -32,3 +32,6 @@ class Heartbeat(Base):
     queues: Mapped[str | None] = mapped_column(
         sa.String(255), comment="a worker: the queues it consumes, comma-separated"
     )
+    version: Mapped[str | None] = mapped_column(
+        sa.String(32), comment="the GigCo release the process runs (none: before 0.2.0)"
+    )

@@ -57,6 +57,12 @@ class Job(Base):
         comment="when a pending system step became due; re-kicked once overdue by the grace"
     )
     event_seq: Mapped[int] = mapped_column(default=0, comment="seq of the latest event")
+    # Nullable while the previous release (which does not write it) may still create jobs:
+    # such a job follows the settings of whichever process runs it, as it did before.
+    policy_version: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("lifecycle_policies.version"),
+        comment="the lifecycle policy the job runs under (gigco.lifecycle.policies)",
+    )
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 

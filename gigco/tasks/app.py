@@ -18,7 +18,10 @@ from celery.signals import (
 
 from gigco import logs, metrics, tracing
 from gigco.config import Settings
-from gigco.tasks import flower
+from gigco.tasks import (
+    flower,
+    schema,  # noqa: F401 - importing stamps every published message
+)
 from gigco.tasks import runtime as rt
 from gigco.tasks.celery_settings import celery_settings
 from gigco.tasks.names import is_step_task

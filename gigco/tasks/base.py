@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -17,6 +18,7 @@ from gigco.lifecycle.schedule import DEADLINE_STEPS, Step
 from gigco.lifecycle.steps import run_step
 from gigco.lifecycle.transitions import Due
 from gigco.models import Job
+from gigco.tasks import schema
 from gigco.tasks.dispatch import send, send_after_commit
 from gigco.tasks.names import step_task_name
 from gigco.tasks.runtime import runtime
@@ -37,6 +39,27 @@ class DurableTask(Task):
     retry_backoff_max = 30
     retry_jitter = True
     max_retries = 8
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the message if this worker understands its schema; else send it back to the
+        queue, unchanged, for a worker that does (``gigco.tasks.schema``)."""
+        found = schema.schema_of(self.request)
+        if schema.understood(found):
+            return super().__call__(*args, **kwargs)
+        metrics.TASKS_DEFERRED.labels(task=self.name, schema=str(found)).inc()
+        log.warning(
+            "message of an unknown schema sent back to the queue",
+            extra={"task": self.name, "schema": found, "defer_seconds": schema.DEFER_SECONDS},
+        )
+        queue = (self.request.delivery_info or {}).get("routing_key")
+        self.apply_async(
+            args,
+            kwargs,
+            countdown=schema.DEFER_SECONDS,
+            headers={schema.HEADER: found},
+            **({"queue": queue} if queue else {}),
+        )
+        return None
 
 
 class LifecycleTask(DurableTask):

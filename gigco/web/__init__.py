@@ -29,6 +29,7 @@ from gigco.web.resources.jobs.routes import blp as jobs_blp
 from gigco.web.resources.notifications.routes import blp as notifications_blp
 from gigco.web.resources.opportunities.routes import blp as opportunities_blp
 from gigco.web.resources.payments.routes import blp as payments_blp
+from gigco.web.resources.policies.routes import blp as policies_blp
 from gigco.web.resources.reviews.routes import blp as reviews_blp
 from gigco.web.resources.webhooks.routes import blp as webhooks_blp
 from gigco.web.schemas import CommonErrorsPlugin
@@ -45,6 +46,7 @@ BLUEPRINTS = (
     reviews_blp,
     payments_blp,
     disputes_blp,
+    policies_blp,
     notifications_blp,
     webhooks_blp,
 )

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+import gigco
 from gigco import clock, health, migrate
 from gigco.config import Settings
 from gigco.db import make_engine, normalize_url
@@ -204,7 +205,9 @@ def test_gigco_health_exits_zero_when_healthy_and_one_naming_what_is_down(
 
     code, body, err = _gigco_health(test_env | {"GIGCO_DATABASE_URL": empty_database}, "--ready")
     assert (code, body["down"]) == (1, ["migrations"])
-    assert set(body) == {"status", "down", "checked_at", *health.READY_PARTS}
+    # The operator's view: with the release this command runs.
+    assert set(body) == {"status", "down", "checked_at", "version", *health.READY_PARTS}
+    assert body["version"] == gigco.__version__
     assert "gigco db upgrade" in err
 
     # A worker's probe: nothing waits, so an unknown or idle worker is alive.
@@ -233,4 +236,34 @@ def test_an_anonymous_healthz_names_no_worker_host_and_no_job_the_operator_sees_
     assert workers["status"] in ("ok", "down")
     assert not health.OPERATOR_ONLY & set(workers), workers
     assert "secret-host" not in r.get_data(as_text=True)
+    assert "version" not in r.get_json()
     assert "celery@secret-host" in ops.client.get("/ops/system").get_data(as_text=True)
+    # The operator's token shows the detail, with the release this API runs; another
+    # party's (or a wrong) token is the public view, never a 401.
+    mine = app.test_client().get("/healthz", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert mine.get_json()["version"] == gigco.__version__
+    names = [node["name"] for node in mine.get_json()["workers"]["nodes"]]
+    assert "celery@secret-host" in names
+    wrong = app.test_client().get("/healthz", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code in (200, 503) and "version" not in wrong.get_json()
+
+
+def test_the_previous_release_stays_ready_on_a_database_the_next_one_migrated(
+    app_on, empty_database: str
+) -> None:
+    migrate.upgrade(empty_database)
+    engine = make_engine(empty_database)
+    with engine.begin() as conn:  # as if the next release had added its migration
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_next'"))
+    engine.dispose()
+    client = app_on(database_url=empty_database).test_client()
+    ready = client.get("/readyz", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert ready.status_code == 200, ready.get_json()
+    assert ready.get_json()["migrations"] == {
+        "status": "ok",
+        "current": ["9999_next"],
+        "head": [HEAD],
+        "pending": [],
+        "ahead": True,
+    }
+    assert client.get("/v1/categories").status_code == 200

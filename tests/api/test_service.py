@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+import gigco
 from gigco import health
 from gigco.config import Settings
 from gigco.tasks import configure as configure_celery
@@ -75,7 +76,8 @@ def test_health_is_ok_when_database_and_broker_answer(api: Api) -> None:
     )
     body = r.json
     assert (body["status"], body["down"]) == ("ok", [])
-    assert set(body) == {"status", "down", "checked_at", *PARTS}
+    assert set(body) == {"status", "down", "checked_at", "version", *PARTS}
+    assert body["version"] == gigco.__version__  # the operator reads which release answers
     assert {part: body[part]["status"] for part in body if part in PARTS} == dict.fromkeys(
         PARTS, "ok"
     )

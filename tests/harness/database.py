@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 from gigco import migrate
 from gigco.db import Base, make_engine, normalize_url
 
-# Seeded by the migrations; never emptied or counted.
-KEEP_TABLES = frozenset({"categories", "alembic_version", "heartbeats"})
+# Seeded by the migrations, or (lifecycle policies) immutable rows that processes remember:
+# never emptied or counted.
+KEEP_TABLES = frozenset({"categories", "alembic_version", "heartbeats", "lifecycle_policies"})
 
 
 def url_of(server_url: str, name: str) -> str:

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
-from gigco.models import JobStatus
+from gigco.models import Job, JobStatus
 from tests import factories as f
 from tests.harness.console import Ops, csrf_from, table
 from tests.harness.http import Api
@@ -185,3 +185,38 @@ def test_bulk_rekick_sends_a_stuck_step_again(api: Api, ops: Ops, sessions, sett
     kick = next(e for e in api.events(job_id) if e["type"] == "operator_rekick")
     assert kick["actor"] == "operator"
     assert kick["data"]["reason"] == "lost message" and kick["data"]["step"] == "price_job"
+
+
+def test_the_job_page_shows_the_policy_and_moves_one_job_or_many_to_the_newest(
+    isolated_app: Flask, ops: Ops, session: Session, settings: Settings
+) -> None:
+    # Version 1 is the defaults (the migration's); the run's settings are the newest policy.
+    old, other = f.jobs(session, 2, status=JobStatus.OFFERED, policy_version=1)
+    ended = f.job(session, status=JobStatus.CLOSED, policy_version=1)
+    session.flush()
+    page = ops.page(f"/ops/jobs/{old.id}").text
+    assert "Policy v1" in page and 'id="upgrade-policy"' in page
+    assert ["offer_ttl_seconds", "86400.0"] in table(page, "policy-values")
+    assert 'id="upgrade-policy"' not in ops.page(f"/ops/jobs/{ended.id}").text
+
+    r = ops.submit(f"/ops/jobs/{old.id}", f"/ops/jobs/{old.id}/policy/upgrade", reason="new fee")
+    assert r.status_code == 303
+    page = ops.page(f"/ops/jobs/{old.id}").text
+    newest = session.get(Job, old.id, populate_existing=True).policy_version  # type: ignore[union-attr]
+    assert newest != 1 and f"Policy v{newest}" in page
+    assert ["offer_ttl_seconds", str(settings.offer_ttl_seconds)] in table(page, "policy-values")
+
+    token = csrf_from(ops.page("/ops/jobs").text)
+    form = {
+        "action": "upgrade_policy",
+        "reason": "new rules",
+        "job": [str(other.id), str(ended.id)],
+    }
+    confirm = ops.client.post("/ops/jobs/bulk", data={**form, "csrf_token": token})
+    assert confirm.status_code == 200 and _ids(confirm.text, "confirm-jobs") == [other.id, ended.id]
+    assert session.get(Job, other.id, populate_existing=True).policy_version == 1  # type: ignore[union-attr]
+    result = ops.client.post("/ops/jobs/bulk", data={**form, "csrf_token": token, "confirm": "yes"})
+    rows = table(result.text, "results")
+    assert [(r[0], r[1]) for r in rows] == [(f"#{other.id}", "done"), (f"#{ended.id}", "refused")]
+    assert session.get(Job, other.id, populate_existing=True).policy_version == newest  # type: ignore[union-attr]
+    assert session.get(Job, ended.id, populate_existing=True).policy_version == 1  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
+import gigco
 from gigco import clock, health
 from gigco.broker import QUEUES
 from gigco.config import Settings
@@ -150,6 +151,7 @@ def test_the_live_worker_is_listed_alive_with_its_queues_and_the_queue_depths(
 
     nodes = wait_for(listed, timeout=15, what="the live worker's tick")
     assert "celery, recovery, sweeps, webhooks" in [row[4] for row in nodes]
+    assert gigco.__version__ in [row[5] for row in nodes]  # the release it runs
     page = ops.client.get("/ops/system").text
     depths = table(page, "queues") or []
     assert page.count('data-queue="') == len(QUEUES)

@@ -135,6 +135,10 @@ MATRIX = [
     row("GET",   J + "/dispute",              S.REVIEW_PENDING,  "401 401 404 404 404 404 404 404"),
     row("POST",  J + "/dispute/resolve",      S.CLOSED,          "401 401 403 404 403 404 404 200"),
     row("POST",  J + "/dispute/resolve",      S.REVIEW_PENDING,  "401 401 403 404 403 404 404 404"),
+    row("POST",  J + "/policy/upgrade",       S.ACCEPTED,        "401 401 403 404 -   403 404 200"),
+    row("POST",  J + "/policy/upgrade",       S.SCHEDULED,       "401 401 403 404 403 404 404 200"),
+    # Lifecycle policies are the marketplace's rules: any signed-in party reads them.
+    row("GET",   "/v1/policies/{version}",    S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     # Webhook endpoints: each party's own; the world's endpoint belongs to the job's consumer.
     row("GET",   W,                           S.ACCEPTED,        "401 401 200 200 -   200 200 200"),
     row("POST",  W,                           S.ACCEPTED,        "401 401 201 201 -   201 201 201"),
@@ -174,6 +178,7 @@ NOT_BEARER = {
     ),
     ("POST", "/ops/jobs/<int:job_id>/cancel"): "console: session cookie and CSRF",
     ("POST", "/ops/jobs/<int:job_id>/rekick"): "console: session cookie and CSRF",
+    ("POST", "/ops/jobs/<int:job_id>/policy/upgrade"): "console: session cookie and CSRF",
     ("POST", "/ops/jobs/bulk"): "console: session cookie and CSRF",
     ("POST", "/ops/jobs/<int:job_id>/dispute/resolve"): "console: session cookie and CSRF",
     ("GET", "/ops/finance.csv"): "console: operator session cookie",
@@ -239,6 +244,7 @@ def _call(app: Flask, row: Row, world: World, party: str) -> tuple[int, Any]:
         worker_id=world.ids["holder"],
         endpoint_id=world.ids["endpoint"],
         delivery_id=world.ids["delivery"],
+        version=1,  # the migration's policy of the defaults
     )
     r = app.test_client().open(
         path, method=row.method, json=_body(row), headers=world.headers[party]

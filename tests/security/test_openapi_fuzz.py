@@ -188,7 +188,7 @@ def test_with_the_database_down_every_operation_answers_a_declared_503(
         if label == "POST /v1/jobs":
             body = job_body()
         r = client.open(
-            path.format(job_id=1, worker_id=1, endpoint_id=1, delivery_id=1),
+            path.format(job_id=1, worker_id=1, endpoint_id=1, delivery_id=1, version=1),
             method=method,
             json=body,
             headers={"Authorization": "Bearer gc_looked-up-in-the-database"},

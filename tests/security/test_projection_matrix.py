@@ -80,6 +80,7 @@ _EVERY_WORKER_SEES = {
     "opportunity_declined": _keys("worker_id round"),
     "opportunity_expired": _keys("worker_id round"),
     "no_worker": _keys("rounds"),
+    "policy_upgraded": _keys("from_version to_version"),  # not the operator's reason
 }
 _SPLIT = "refund_cents refund_fee_cents refund_earnings_cents"
 _DISPUTE_SEES = {
@@ -99,6 +100,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "opportunity_declined": _keys("round"),
         "opportunity_expired": _keys("round"),
         "no_worker": _keys("rounds"),
+        "policy_upgraded": _keys("from_version to_version"),
         "worker_assigned": _keys("worker_id"),
         "payment_attempt_refused": _keys("attempt outcome"),  # not the gateway's detail
         "payment_failed": _keys("attempts"),
@@ -131,7 +133,7 @@ EVENT_TYPES = set(SEES["consumer"]) | _keys(
 JOB_FIELDS = _keys(
     "id consumer_id worker_id title description category location scheduled_start "
     "estimated_hours status subtotal_cents fee_cents price_cents currency offer_expires_at "
-    "review_deadline match_round created_at updated_at"
+    "review_deadline match_round policy_version created_at updated_at"
 )
 WORKER_JOB_FIELDS = JOB_FIELDS - _keys(
     "consumer_id fee_cents price_cents offer_expires_at match_round"
@@ -294,7 +296,8 @@ def full_path(d: Driver) -> Built:
 
 
 def matching(d: Driver) -> Built:
-    """Matching in progress: one worker declined, another holds the opportunity now."""
+    """Matching in progress: one worker declined, another holds the opportunity now; the
+    operator moves the job to the newest lifecycle policy."""
     consumer, c_headers = d.consumer()
     decliner, dec_headers = d.worker()
     holder, holder_headers = d.worker()
@@ -303,6 +306,7 @@ def matching(d: Driver) -> Built:
     d.step(Step.MATCH, job_id)
     actions.decline_opportunity(d.session, job_id, decliner, d.ctx())
     d.step(Step.MATCH, job_id)
+    actions.upgrade_policy(d.session, job_id, Principal(Role.OPERATOR), d.ctx(), reason="rules")
     return Built(
         job_id,
         [
@@ -885,6 +889,8 @@ NO_JOB_DATA = {
     "/healthz": "the system's progress, not a job's; its code depends on a live worker and "
     "beat (tests/api/test_health.py)",
     "/metrics": "counts per status, no job's data; who may scrape: tests/test_metrics.py",
+    "/v1/policies/<id:version>": "the marketplace's rules, no job's data: any signed-in party "
+    "(tests/security/test_authz_matrix.py)",
 }
 
 # What only the operator may see, wherever it would appear: keys of any object in a body.

@@ -16,12 +16,12 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from gigco import clock
-from gigco.lifecycle import disputes, operator
+from gigco.lifecycle import disputes, operator, policies
 from gigco.lifecycle.counts import jobs_per_status
 from gigco.lifecycle.errors import DomainError
 from gigco.lifecycle.ledger import csv_lines, ledger_days
 from gigco.lifecycle.schedule import STEP_FOR_STATUS
-from gigco.lifecycle.transitions import CANCELLABLE
+from gigco.lifecycle.transitions import CANCELLABLE, TERMINAL
 from gigco.models import JobStatus
 from gigco.tasks.refunds import send_refund_after_commit
 from gigco.web.db import commit, step_context
@@ -40,6 +40,7 @@ DONE = {
     "retry_payment": "Payment retry started for job {job_id}: attempts start again.",
     "cancel": "Job {job_id} is cancelled; its consumer and worker are told.",
     "rekick": "The pending step of job {job_id} was sent again.",
+    "upgrade_policy": "Job {job_id} runs under the newest lifecycle policy.",
 }
 
 
@@ -200,6 +201,7 @@ def job(job_id: int) -> str:
         abort(404, f"Job {job_id} not found.")
     step = STEP_FOR_STATUS.get(detail.job.status)
     pending = detail.job.step_due_at is not None or detail.job.timer_at is not None
+    policy = policies.policy_of(db_session(), detail.job, settings())
     return render_template(
         "ops/job.html",
         d=detail,
@@ -210,7 +212,9 @@ def job(job_id: int) -> str:
         can_rekick=step is not None and pending,
         pending_step=step.value if step else None,
         deadlines=helpers.pending_deadlines(detail.job, [o for o, _name in detail.opportunities]),
-        max_attempts=settings().payment_max_attempts,
+        max_attempts=policy.payment_max_attempts,
+        policy=policy,
+        can_upgrade=detail.job.status not in TERMINAL,
     )
 
 
@@ -280,6 +284,12 @@ def finance_csv() -> Response:
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="gigco-ledger.csv"'},
     )
+
+
+@blp.post("/jobs/<int:job_id>/policy/upgrade")
+def upgrade_policy(job_id: int) -> ResponseReturnValue:
+    """Move the job to the newest lifecycle policy, with a reason."""
+    return _act("upgrade_policy", job_id)
 
 
 @dataclass(frozen=True)

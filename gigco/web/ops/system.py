@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import current_app, render_template
 
+import gigco
 from gigco import health
 from gigco.web.ops.blueprint import blp, settings
 
@@ -22,6 +23,8 @@ def report() -> health.Health:
 def system() -> tuple[str, int]:
     """Is the system making progress? Green, or red naming each part that is down."""
     result = report()
-    page = render_template("ops/system.html", health=result, parts=result.parts)
+    page = render_template(
+        "ops/system.html", health=result, parts=result.parts, version=gigco.__version__
+    )
     # The same status as /healthz, so a monitor may watch this page too.
     return page, 200 if result.ok else 503

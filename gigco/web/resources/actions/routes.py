@@ -63,3 +63,8 @@ _action_view(
 _action_view("start", actions.start, "Start the work (the assigned worker)")
 _action_view("complete", actions.complete, "Finish the work (the assigned worker)")
 _action_view("payment/retry", actions.retry_payment, "Retry a failed payment (operator)")
+_action_view(
+    "policy/upgrade",
+    actions.upgrade_policy,
+    "Move the job to the newest lifecycle policy (operator); deadlines already set stand",
+)

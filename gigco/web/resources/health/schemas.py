@@ -12,6 +12,9 @@ class HealthSchema(ma.Schema):
     status = fields.String()
     down = fields.List(fields.String())
     checked_at = fields.String()
+    version = fields.String(
+        metadata={"description": "the GigCo release this API process runs (operator only)"}
+    )
     database = fields.Dict()
     migrations = fields.Dict()
     broker = fields.Dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, jsonify, make_response, request
+from flask import Response, current_app, jsonify, make_response, request
 from flask.views import MethodView
 from sqlalchemy.exc import IntegrityError
 
@@ -70,7 +70,13 @@ class JobViews(MethodView):
             return _replayed(stored)
         location = data.pop("location")
         job, dues = jobs.create_job(
-            session(), who, lat=location["lat"], lng=location["lng"], now=clock.now(), **data
+            session(),
+            who,
+            lat=location["lat"],
+            lng=location["lng"],
+            now=clock.now(),
+            settings=current_app.config["GIGCO"],
+            **data,
         )
         body = project_job(job, who)
         if key:

@@ -124,6 +124,12 @@ class JobSchema(ma.Schema):
     )
     review_deadline = fields.String(allow_none=True, metadata={"format": "date-time"})
     match_round = fields.Integer(metadata={"description": _NOT_TO_WORKERS})
+    policy_version = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "the lifecycle policy the job runs under (GET /v1/policies/<version>)"
+        },
+    )
     created_at = fields.String(metadata={"format": "date-time"})
     updated_at = fields.String(metadata={"format": "date-time"})
 

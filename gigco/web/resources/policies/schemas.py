@@ -1,0 +1,28 @@
+"""Schemas of lifecycle policies: the rules a job runs under."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields
+
+
+class PolicySchema(ma.Schema):
+    """A lifecycle policy: its version and the values every job pinned to it runs under."""
+
+    version = fields.Integer()
+    offer_ttl_seconds = fields.Float()
+    opportunity_ttl_seconds = fields.Float()
+    match_retry_base_seconds = fields.Float()
+    match_max_rounds = fields.Integer()
+    review_window_seconds = fields.Float()
+    payment_max_attempts = fields.Integer()
+    payment_retry_base_seconds = fields.Float()
+    fee_rate = fields.String(
+        metadata={"description": "the fee's share of the subtotal, as an exact decimal"}
+    )
+    hourly_rates = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "each category's hourly rate in cents, as jobs are priced"},
+    )
+    created_at = fields.String(metadata={"format": "date-time"})

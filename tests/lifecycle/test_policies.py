@@ -1,0 +1,85 @@
+"""Lifecycle policies as plain functions: one row per set of values, and the steps read the
+job's policy, never the settings of the process that runs them."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gigco import clock
+from gigco.config import Settings
+from gigco.lifecycle import policies
+from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.schedule import Step
+from gigco.lifecycle.steps import run_step
+from gigco.models import Job, JobStatus, LifecyclePolicy
+from tests import factories as f
+from tests.harness.polling import race
+
+
+def _policy_row(session: Session, **changes: object) -> int:
+    """A policy row of the defaults with ``changes``, under a number of its own."""
+    values = policies.Policy.from_settings(
+        Settings(database_url="sqlite://", broker_url="memory://"), {}
+    ).values()
+    values.update(changes, nonce=uuid.uuid4().hex)  # a hash of its own
+    version = (session.scalar(sa.select(sa.func.max(LifecyclePolicy.version))) or 0) + 1
+    session.add(
+        LifecyclePolicy(version=version, values_hash=policies.values_hash(values), values=values)
+    )
+    session.flush()
+    return version
+
+
+def test_concurrent_creators_of_new_values_write_one_policy(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    fresh = settings.replace(offer_ttl_seconds=1000 + uuid.uuid4().int % 10**6)
+
+    def pin(_i: int) -> int | None:
+        with sessions() as session, session.begin():
+            return policies.pin(session, fresh, {"plumbing": 4500}).version
+
+    # Each thread has no remembered answer, so each goes to the database.
+    policies._versions.clear()
+    versions = race(8, pin)
+    assert len(set(versions)) == 1 and isinstance(versions[0], int), versions
+    digest = policies.values_hash(policies.Policy.from_settings(fresh, {"plumbing": 4500}).values())
+    with sessions() as session:
+        rows = session.scalars(
+            sa.select(LifecyclePolicy.version).where(LifecyclePolicy.values_hash == digest)
+        ).all()
+    assert rows == [versions[0]]
+
+
+def test_pricing_and_the_offer_follow_the_jobs_policy_not_the_running_settings(
+    session: Session, settings: Settings
+) -> None:
+    version = _policy_row(
+        session, fee_rate="0.25", hourly_rates={"plumbing": 1000}, offer_ttl_seconds=1234.0
+    )
+    job = f.job(session, hours=2, policy_version=version)
+    ctx = StepContext(settings=settings, now=clock.now())  # offer TTL 5 s, fee 10 %
+    run_step(session, Step.PRICE, job.id, ctx)
+    run_step(session, Step.SEND_OFFER, job.id, ctx)
+    priced = session.get(Job, job.id, populate_existing=True)
+    assert priced is not None and priced.status == JobStatus.OFFERED
+    assert (priced.subtotal_cents, priced.fee_cents, priced.price_cents) == (2000, 500, 2500)
+    assert priced.offer_expires_at is not None
+    assert (priced.offer_expires_at - ctx.now).total_seconds() == 1234
+
+
+def test_a_job_without_a_policy_follows_the_settings_that_run_it(
+    session: Session, settings: Settings
+) -> None:
+    # A job the previous release created during a rolling deploy carries no policy.
+    job = f.job(session, hours=2, policy_version=None)
+    ctx = StepContext(settings=settings, now=clock.now())
+    run_step(session, Step.PRICE, job.id, ctx)
+    run_step(session, Step.SEND_OFFER, job.id, ctx)
+    offered = session.get(Job, job.id, populate_existing=True)
+    assert offered is not None and offered.offer_expires_at is not None
+    assert (offered.offer_expires_at - ctx.now).total_seconds() == settings.offer_ttl_seconds
+    assert offered.fee_cents == offered.subtotal_cents // 10  # type: ignore[operator]
