@@ -1,8 +1,8 @@
 """One clock: an API and a worker whose hosts' clocks are 30 s off (Debian's ``faketime``,
 libfaketime, not a patched function) set and judge every deadline by the database's clock.
 
-Each scenario runs its own stack (a fresh database, a private redis-server, gunicorn and a
-worker with beat under ``faketime``) so no other worker of the run takes its tasks.
+Each scenario runs its own stack (tests/harness/private_stack.py) so no other worker of the
+run takes its tasks.
 """
 
 from __future__ import annotations
@@ -10,21 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gigco import processes
-from tests.harness import database
 from tests.harness.bodies import consumer_body, job_body
-from tests.harness.env import TIMERS, live_env, server_url
-from tests.harness.http import Client, Journal, healthy
+from tests.harness.env import TIMERS
+from tests.harness.http import Client
 from tests.harness.polling import wait_for
-from tests.harness.servers import free_port, gunicorn_argv, worker_argv
-from tests.resilience.services import PrivateRedis
+from tests.harness.private_stack import private_stack
 
 pytestmark = pytest.mark.skipif(
     shutil.which("faketime") is None, reason="faketime not installed (.ci/run installs it)"
@@ -38,9 +34,9 @@ USUAL_BOUND = float(TIMERS["GIGCO_SWEEP_INTERVAL_SECONDS"]) + float(
 SLACK = 1.0  # this machine is shared: scheduling, a test's polling
 
 
-def faked(skew: str, argv: list[str]) -> list[str]:
-    """``argv`` under libfaketime, its host clock ``skew`` off (say ``+30s``)."""
-    return ["faketime", "-f", skew, *argv]
+def faked(skew: str) -> tuple[str, ...]:
+    """The prefix that runs a program under libfaketime, its clock ``skew`` off (``+30s``)."""
+    return ("faketime", "-f", skew)
 
 
 @pytest.fixture
@@ -48,40 +44,12 @@ def skewed_stack(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[Client, dict[str, str]]]:
     """gunicorn with its clock ``api`` off and a worker (and beat) with its clock ``worker``
-    off, on a fresh database and a private redis-server; yields a client of the API."""
+    off, on a stack of their own; yields a client of the API."""
     skews: dict[str, str] = request.param
-    name = f"gigco_clock_{uuid.uuid4().hex[:10]}"
-    url = database.create_database(server_url(), name)
-    redis = PrivateRedis()
-    redis.start()
-    env = {**live_env(url, redis.url()), "GIGCO_LOG_LEVEL": "INFO"}
-    port = free_port()
-    worker_cmd = worker_argv(
-        "-B", "--pool", "threads", "--concurrency", "4",
-        "--schedule", str(tmp_path / "beat.schedule"), loglevel="INFO",
-    )  # fmt: skip
-    started = []
-    try:
-        started.append(
-            processes.start(
-                faked(skews["worker"], worker_cmd), env=env, log=tmp_path / "worker.log"
-            )
-        )
-        started.append(
-            processes.start(
-                faked(skews["api"], gunicorn_argv(port, workers=1)),
-                env=env,
-                log=tmp_path / "gunicorn.log",
-            )
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: healthy(base_url), timeout=30, what="gunicorn under faketime")
-        yield Client(base_url, Journal()), skews
-    finally:
-        for process in started:
-            processes.stop(process, timeout=10)
-        redis.destroy()
-        database.drop_database(server_url(), name)
+    with private_stack(
+        tmp_path, worker_prefix=faked(skews["worker"]), api_prefix=faked(skews["api"])
+    ) as client:
+        yield client, skews
 
 
 def _at(value: str) -> float:

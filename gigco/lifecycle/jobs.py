@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.accounts import categories_named
-from gigco.lifecycle.errors import Conflict, Forbidden
+from gigco.lifecycle.errors import Conflict, Forbidden, Invalid
 from gigco.lifecycle.history import add_event
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.test_clocks import clock_for_new_job
 from gigco.lifecycle.transitions import Due, dues_of
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 
@@ -48,10 +49,19 @@ def create_job(
     scheduled_start: dt.datetime,
     estimated_hours: float,
     now: dt.datetime,
+    test_clock_id: int | None = None,
 ) -> tuple[Job, list[Due]]:
-    """Write a draft job and its first history event; pricing becomes due."""
+    """Write a draft job and its first history event; pricing becomes due. A job on a test
+    clock of the consumer's (``test_clock_id``) is written at the clock's time."""
     if who.role != Role.CONSUMER or who.id is None:
         raise Forbidden("Only consumers may post jobs.")
+    if test_clock_id is not None:
+        now = clock_for_new_job(session, who, test_clock_id).frozen_time
+        if scheduled_start <= now:
+            raise Invalid(
+                "scheduled_start must be after the test clock's time.",
+                errors={"scheduled_start": [f"must be after {now.isoformat()}"]},
+            )
     (cat,) = categories_named(session, [category], field="category")
     job = Job(
         consumer_id=who.id,
@@ -64,6 +74,7 @@ def create_job(
         scheduled_end=scheduled_start + dt.timedelta(hours=estimated_hours),
         estimated_hours=estimated_hours,
         event_seq=1,
+        test_clock_id=test_clock_id,
         created_at=now,
         updated_at=now,
         **Next.now().columns(now),

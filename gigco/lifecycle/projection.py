@@ -210,6 +210,7 @@ def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
         "offer_expires_at": _iso(job.offer_expires_at),
         "review_deadline": _iso(job.review_deadline),
         "match_round": job.match_round,
+        "test_clock": job.test_clock_id,
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
     }

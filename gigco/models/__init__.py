@@ -8,6 +8,7 @@ from gigco.models.enums import AttemptOutcome, JobStatus, OpportunityStatus, Pay
 from gigco.models.health import Heartbeat
 from gigco.models.jobs import Job, JobEvent, Opportunity
 from gigco.models.payments import Payment, PaymentAttempt, SimulatedCharge
+from gigco.models.test_clocks import TestClock
 from gigco.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -38,6 +39,7 @@ __all__ = [
     "Review",
     "Role",
     "SimulatedCharge",
+    "TestClock",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -1,6 +1,6 @@
 """Celery: the app (``celery -A gigco.tasks``), one task per lifecycle step, beat sweeps."""
 
-from gigco.tasks import probe, steps, sweeps, webhooks
+from gigco.tasks import probe, steps, sweeps, test_clocks, webhooks
 from gigco.tasks.app import app, configure
 
-__all__ = ["app", "configure", "probe", "steps", "sweeps", "webhooks"]
+__all__ = ["app", "configure", "probe", "steps", "sweeps", "test_clocks", "webhooks"]

@@ -8,6 +8,7 @@ STEP_TASKS = "gigco.tasks.steps"  # one task per step, named after the step
 SWEEP_TASK = "gigco.tasks.sweeps.sweep"
 DELIVER_TASK = "gigco.tasks.webhooks.deliver"  # one webhook delivery
 FAN_OUT_TASK = "gigco.tasks.webhooks.fan_out"  # a deliver task for each of many deliveries
+ADVANCE_TASK = "gigco.tasks.test_clocks.advance_test_clock"  # a test clock's advance
 
 
 def step_task_name(step: Step) -> str:

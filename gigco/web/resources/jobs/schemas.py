@@ -47,6 +47,12 @@ class JobCreateSchema(StrictSchema):
         validate=_in_future,
         metadata={"description": f"ISO 8601 with offset; future, at most {MAX_DAYS_AHEAD} days"},
     )
+    test_clock = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        metadata={"description": "a test clock of yours to run the job on (GIGCO_TEST_CLOCKS=1)"},
+    )
     estimated_hours = fields.Float(
         required=True,
         allow_nan=False,
@@ -112,6 +118,7 @@ class JobSchema(ma.Schema):
     offer_expires_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     review_deadline = fields.String(allow_none=True, metadata={"format": "date-time"})
     match_round = fields.Integer()
+    test_clock = fields.Integer(allow_none=True, metadata={"description": "its test clock"})
     created_at = fields.String(metadata={"format": "date-time"})
     updated_at = fields.String(metadata={"format": "date-time"})
 

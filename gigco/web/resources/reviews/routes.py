@@ -30,7 +30,7 @@ class ReviewViews(MethodView):
     def post(self, data: dict[str, Any], job_id: int) -> Review:
         """Review the job (its consumer or assigned worker, once each, in review_pending)."""
         review, dues = actions.submit_review(
-            session(), job_id, current_principal(), step_context(), **data
+            session(), job_id, current_principal(), step_context(job_id), **data
         )
         commit(dues)
         return review
