@@ -19,22 +19,33 @@ def gigco_database_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def gigco(tmp_path: Path, gigco_database_template: Path) -> Iterator[GigCo]:
-    """An in-process GigCo of this test's own: API, worker (``gigco.run()``), test clocks."""
-    from gigco.tasks import configure
-    from gigco.tasks.runtime import runtime
+def gigco_settings() -> dict[str, str]:
+    """Extra GIGCO_* settings of the ``gigco`` fixture's GigCo; override it in a module or
+    conftest (say ``{"GIGCO_REVIEW_WINDOW_SECONDS": "86400"}``)."""
+    return {}
 
-    previous = runtime().settings if _configured() else None
-    kit = GigCo.start(tmp_path / "gigco", gigco_database_template)
+
+@pytest.fixture
+def gigco(
+    tmp_path: Path, gigco_database_template: Path, gigco_settings: dict[str, str]
+) -> Iterator[GigCo]:
+    """An in-process GigCo of this test's own: API, worker (``gigco.run()``), test clocks.
+    The process's Celery app and task runtime are pointed at it, and back afterwards."""
+    from gigco.tasks import runtime as runtime_module
+    from gigco.tasks.app import app as celery_app
+    from gigco.tasks.app import configure
+
+    previous = runtime_module._runtime
+    saved = {key: celery_app.conf.get(key) for key in ("broker_url", "broker_transport_options")}
+    kit = GigCo.start(tmp_path / "gigco", gigco_database_template, **gigco_settings)
     try:
         yield kit
     finally:
         kit.close()
         if previous is not None:
-            configure(previous)  # leave the process as the test found it
-
-
-def _configured() -> bool:
-    from gigco.tasks import runtime as module
-
-    return getattr(module, "_runtime", None) is not None
+            configure(previous.settings)
+        else:
+            celery_app.conf.update(saved)
+            celery_app._pool = None
+            celery_app.__dict__.pop("amqp", None)
+            runtime_module._runtime = None
