@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from gigco.lifecycle.principals import Principal
-from gigco.models import Job, JobEvent, Notification, Opportunity, Role
+from gigco.models import Job, JobEvent, Notification, Opportunity, Role, TestClock
 
 
 class Audience(StrEnum):
@@ -249,3 +249,16 @@ def project_opportunity(opp: Opportunity, viewer: Principal) -> dict[str, Any]:
     if own or viewer.role == Role.OPERATOR:
         shown["distance_km"] = opp.distance_km
     return shown
+
+
+def project_test_clock(test_clock: TestClock) -> dict[str, Any]:
+    """A test clock as its owner sees it (nobody else ever sees it: every query for one
+    is by its owner, ``gigco.lifecycle.test_clocks``), JSON-ready."""
+    return {
+        "id": test_clock.id,
+        "name": test_clock.name,
+        "frozen_time": _iso(test_clock.frozen_time),
+        "status": "ready" if test_clock.advance_to is None else "advancing",
+        "advancing_to": _iso(test_clock.advance_to),
+        "created_at": _iso(test_clock.created_at),
+    }

@@ -10,7 +10,6 @@ to the new time in due order, each at its own deadline, as real time would
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,18 +24,6 @@ from gigco.models import Job, TestClock
 
 # How far a clock may be set or advanced ahead of where it stands (Stripe's limit too).
 MAX_AHEAD = dt.timedelta(days=730)
-
-
-def project_test_clock(test_clock: TestClock) -> dict[str, Any]:
-    """The clock resource (only its owner ever sees it), JSON-ready."""
-    return {
-        "id": test_clock.id,
-        "name": test_clock.name,
-        "frozen_time": test_clock.frozen_time.isoformat(),
-        "status": "ready" if test_clock.advance_to is None else "advancing",
-        "advancing_to": test_clock.advance_to.isoformat() if test_clock.advance_to else None,
-        "created_at": test_clock.created_at.isoformat(),
-    }
 
 
 def create_test_clock(

@@ -3,10 +3,13 @@ worker with beat. No other worker of the run shares its broker, so none takes it
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from gigco import processes
 from tests.harness import database
@@ -29,6 +32,8 @@ def private_stack(
 
     ``worker_prefix``/``api_prefix`` run the worker or gunicorn under another program (say,
     ``faketime -f +30s``)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not found on PATH (a private stack runs its own)")
     name = f"gigco_stack_{uuid.uuid4().hex[:10]}"
     url = database.create_database(server_url(), name)
     redis = PrivateRedis()

@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from gigco.lifecycle.test_clocks import project_test_clock
+from gigco.lifecycle.projection import project_test_clock
 from gigco.models import TestClock
 from gigco.web.schemas import StrictSchema
 
