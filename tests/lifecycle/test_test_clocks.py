@@ -241,5 +241,24 @@ def test_bad_advances_and_other_parties_clocks_are_clear_4xx(stack: Client) -> N
     assert owner.call("POST", "/v1/jobs", job_body() | {"test_clock": made["id"]}).status == 422
 
 
+def test_a_job_on_a_clock_is_booked_ahead_of_its_clock_not_of_real_time(stack: Client) -> None:
+    consumer = Party(stack, "consumers")
+    year_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=365)).replace(microsecond=0)
+    made = _ok(consumer.call("POST", "/v1/test_clocks", {"frozen_time": year_ago.isoformat()}), 201)
+
+    def post(start: dt.datetime, clock_id: int | None) -> Answer:
+        body = job_body(start=start) | ({"test_clock": clock_id} if clock_id else {})
+        return consumer.call("POST", "/v1/jobs", body)
+
+    on_clock = post(year_ago + dt.timedelta(days=2), made["id"])
+    assert on_clock.status == 201, on_clock
+    assert _at(on_clock.body["created_at"]) == year_ago
+    before_clock = post(year_ago - dt.timedelta(hours=1), made["id"])
+    assert before_clock.status == 422 and "scheduled_start" in before_clock.body["errors"]
+    real = post(year_ago + dt.timedelta(days=2), None)
+    assert real.status == 422, real
+    assert real.body["errors"]["scheduled_start"] == ["Must be in the future."]
+
+
 def test_healthz_says_test_clocks_are_on(stack: Client) -> None:
     assert _ok(stack.call("GET", "/healthz"))["test_clocks"] == "on"
