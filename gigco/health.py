@@ -230,10 +230,12 @@ def _depth(conn: Connection, queue: str) -> int | None:
 
 
 def oldest_waiting(session: Session, *, now: dt.datetime) -> dt.datetime | None:
-    """Since when the oldest due work has waited: a step due now or a deadline passed."""
+    """Since when the oldest due work has waited: a step due now or a deadline passed (on
+    real time: a test clock's jobs wait for their clock, not for a worker)."""
+    real = Job.test_clock_id.is_(None)
     due = [
-        session.scalar(sa.select(sa.func.min(Job.step_due_at)).where(Job.step_due_at <= now)),
-        session.scalar(sa.select(sa.func.min(Job.timer_at)).where(Job.timer_at <= now)),
+        session.scalar(sa.select(sa.func.min(Job.step_due_at)).where(Job.step_due_at <= now, real)),
+        session.scalar(sa.select(sa.func.min(Job.timer_at)).where(Job.timer_at <= now, real)),
     ]
     found = [d for d in due if d is not None]
     return min(found) if found else None
@@ -243,7 +245,7 @@ def oldest_waiting_job(session: Session, *, since: dt.datetime) -> int | None:
     """The job whose step or deadline has waited since ``since``."""
     return session.scalar(
         sa.select(Job.id)
-        .where(sa.or_(Job.step_due_at == since, Job.timer_at == since))
+        .where(sa.or_(Job.step_due_at == since, Job.timer_at == since), Job.test_clock_id.is_(None))
         .order_by(Job.id)
         .limit(1)
     )

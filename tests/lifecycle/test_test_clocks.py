@@ -147,6 +147,8 @@ def test_a_clocks_jobs_run_only_when_it_is_advanced_in_due_order(stack: Client) 
     assert consumer.job(unmatched)["status"] == "accepted"
     assert declined.job(failing)["status"] == "completed"
     assert _ok(declined.call("GET", f"/v1/test_clocks/{paying_clock}"))["status"] == "ready"
+    # Nor does health count them as work waiting for a worker.
+    assert _ok(stack.call("GET", "/healthz"))["workers"]["waiting_seconds"] < 60
 
     # Advance eight days: every deadline up to then fires, each at its own time.
     real_offered = consumer.post_job(None)
