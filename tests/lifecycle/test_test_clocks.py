@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +33,15 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the stack's processes log."""
+    return tmp_path_factory.mktemp("clocks")
+
+
+@pytest.fixture(scope="module")
+def stack(stack_logs: Path) -> Iterator[Client]:
     """GigCo with test clocks on, on a database and broker of its own."""
-    with private_stack(tmp_path_factory.mktemp("clocks"), ENV) as client:
+    with private_stack(stack_logs, ENV) as client:
         yield client
 
 
@@ -262,5 +269,9 @@ def test_a_job_on_a_clock_is_booked_ahead_of_its_clock_not_of_real_time(stack: C
     assert real.body["errors"]["scheduled_start"] == ["Must be in the future."]
 
 
-def test_healthz_says_test_clocks_are_on(stack: Client) -> None:
+def test_healthz_and_the_startup_logs_say_test_clocks_are_on(
+    stack: Client, stack_logs: Path
+) -> None:
     assert _ok(stack.call("GET", "/healthz"))["test_clocks"] == "on"
+    for log in ("gunicorn.log", "worker.log"):
+        assert "test clocks are on (GIGCO_TEST_CLOCKS=1)" in (stack_logs / log).read_text(), log
