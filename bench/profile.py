@@ -110,10 +110,10 @@ class Meter:
             self.round_trips += 1
 
     def _checkout(self, dbapi: Any, record: Any, _proxy: Any) -> None:
-        if self.on and record._ConnectionRecord__pool._pre_ping:
-            self.round_trips += 1  # pool_pre_ping's SELECT 1 …
-            if not dbapi.autocommit and dbapi.status == 2:
-                self.round_trips += 1  # … and the BEGIN psycopg2 sent before it
+        # gigco.db's checkout check (SELECT clock_timestamp(), in autocommit: no BEGIN) on
+        # every PostgreSQL checkout; it replaced pool_pre_ping's SELECT 1.
+        if self.on and type(dbapi).__module__.startswith("psycopg2"):
+            self.round_trips += 1
 
     def _reset(self, dbapi: Any, _record: Any, _state: Any) -> None:
         if self.on and not dbapi.autocommit and dbapi.status == 2:

@@ -55,6 +55,8 @@ class Settings:
     webhook_endpoint_concurrency: int = 2
     webhook_max_endpoints: int = 10
     ops_secure_cookie: bool = True
+    # Test clocks (a sandbox's simulated time, /v1/test_clocks): off unless turned on.
+    test_clocks: bool = False
     # Bounds on waiting (docs/deploy.md): a request never waits on the database or the
     # broker for more than a few seconds; a worker's statements may run longer.
     db_statement_timeout_ms: int = 5000
@@ -302,6 +304,7 @@ def _parsers() -> dict[str, tuple[str, Callable[[str, str], object]]]:
         "GIGCO_OPS_SECURE_COOKIE": ("ops_secure_cookie", _flag),
         "GIGCO_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _hops),
         "GIGCO_METRICS_TOKEN": ("metrics_token", _secret),
+        "GIGCO_TEST_CLOCKS": ("test_clocks", _flag),
     }
     parsers.update({name: (field, _rate) for name, field in _RATE_LIMITS.items()})
     parsers.update({name: (field, _duration) for name, field in _DURATIONS.items()})
@@ -410,6 +413,8 @@ MEANINGS: dict[str, str] = {
     "GIGCO_FLOWER_BASIC_AUTH": "`user:password`, password ≥ 12 chars; commas for several",
     "GIGCO_OPS_SECURE_COOKIE": "the console's session cookie is `Secure`; `false` only for "
     "plain HTTP off localhost",
+    "GIGCO_TEST_CLOCKS": "`1` turns on test clocks (`/v1/test_clocks`): simulated time for "
+    "a sandbox's jobs; never in production",
     "GIGCO_TRACING": "`1` turns OpenTelemetry tracing on, `0` off "
     "([docs/ops.md](docs/ops.md#tracing))",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "the collector's OTLP/HTTP URL (spans go to `/v1/traces` "

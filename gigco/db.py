@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
@@ -16,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from gigco import clock
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +157,11 @@ def make_engine(
         if kwargs.get("isolation_level") != "AUTOCOMMIT":
             event.listen(engine, "begin", _begin_immediate)
         return engine
-    # pool_pre_ping costs a round trip per checkout, and is kept: without it a connection
-    # the server dropped while idle (a restart, a killed backend) fails the next request
-    # with a 503 instead of being replaced (tests/resilience/test_postgres_restart.py).
-    kwargs.setdefault("pool_pre_ping", True)
+    # The checkout check (_read_the_clock) costs a round trip per checkout, as the
+    # pool_pre_ping it replaces did, and is kept: without it a connection the server dropped
+    # while idle (a restart, a killed backend) fails the next request with a 503 instead of
+    # being replaced (tests/resilience/test_postgres_restart.py). It also reads the
+    # database's clock for gigco.clock.
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     options = " ".join(
@@ -172,7 +176,32 @@ def make_engine(
         {"options": options} if options else {}
     )
     kwargs.setdefault("connect_args", connect_args)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    event.listen(engine, "checkout", _read_the_clock)
+    clock.calibrate_with(lambda: engine.connect().close())
+    return engine
+
+
+def _read_the_clock(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Every checkout asks the server for its clock (``gigco.clock.observe``): one round trip,
+    which also proves the connection alive. A dead one raises DisconnectionError, on which
+    the pool invalidates it and checks out another (up to three times), as
+    ``pool_pre_ping`` did. Run in autocommit, so it opens no transaction (psycopg2's
+    ``autocommit`` is a client-side flag: no round trip)."""
+    was_autocommit = dbapi_connection.autocommit
+    try:
+        if not was_autocommit:
+            dbapi_connection.autocommit = True
+        with dbapi_connection.cursor() as cursor:
+            sent = time.time()
+            cursor.execute("SELECT clock_timestamp()")
+            (database_time,) = cursor.fetchone()
+            received = time.time()
+        if not was_autocommit:
+            dbapi_connection.autocommit = False
+    except Exception as error:
+        raise sa.exc.DisconnectionError(f"connection failed its checkout check: {error}") from error
+    clock.observe(sent, database_time, received)
 
 
 @cache

@@ -254,18 +254,22 @@ def oldest_waiting(
 ) -> dt.datetime | None:
     """Since when the oldest work *sent* to ``queues`` has waited: on the lifecycle's queues a
     step due now or a deadline a sweep armed that has passed; on the webhooks queue a pending
-    message due now. A deadline no sweep has armed waits on beat, not on a worker: not counted.
+    message due now. A deadline no sweep has armed waits on beat, not on a worker: not counted;
+    nor does a test clock's job, which waits for its clock.
     """
+    real = Job.test_clock_id.is_(None)
     wanted = set(queues)
     due: list[dt.datetime | None] = []
     if wanted & LIFECYCLE_QUEUES:
         due.append(
-            session.scalar(sa.select(sa.func.min(Job.step_due_at)).where(Job.step_due_at <= now))
+            session.scalar(
+                sa.select(sa.func.min(Job.step_due_at)).where(Job.step_due_at <= now, real)
+            )
         )
         due.append(
             session.scalar(
                 sa.select(sa.func.min(Job.timer_at)).where(
-                    Job.timer_at <= now, Job.timer_armed_at.is_not(None)
+                    Job.timer_at <= now, Job.timer_armed_at.is_not(None), real
                 )
             )
         )
@@ -286,7 +290,7 @@ def oldest_waiting_job(session: Session, *, since: dt.datetime) -> int | None:
     """The job whose step or deadline has waited since ``since``."""
     return session.scalar(
         sa.select(Job.id)
-        .where(sa.or_(Job.step_due_at == since, Job.timer_at == since))
+        .where(sa.or_(Job.step_due_at == since, Job.timer_at == since), Job.test_clock_id.is_(None))
         .order_by(Job.id)
         .limit(1)
     )

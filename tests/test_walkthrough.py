@@ -15,6 +15,7 @@ import pytest
 
 from tests.harness import database
 from tests.harness.env import live_env, server_url
+from tests.harness.private_stack import private_stack
 from tests.harness.servers import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +108,34 @@ def test_readme_shows_the_walkthroughs_first_steps() -> None:
     script = SCRIPT.read_text()
     # Every command the README's "Try it" shows is one the script runs.
     assert 'TOKEN=$(echo "$CONSUMER" | json \'["token"]\')' in script
+
+
+def test_the_test_clock_walkthrough_skips_a_day_and_a_week_in_seconds(tmp_path: Path) -> None:
+    """examples/test_clocks.sh against a GigCo with test clocks on and the real windows: a
+    24-hour offer and a 7-day review window, both passed by advancing the clock."""
+    real_windows = {
+        "GIGCO_TEST_CLOCKS": "1",
+        "GIGCO_OFFER_TTL_SECONDS": "86400",
+        "GIGCO_OPPORTUNITY_TTL_SECONDS": "900",
+        "GIGCO_REVIEW_WINDOW_SECONDS": "604800",
+    }
+    with private_stack(tmp_path, real_windows) as client:
+        started = time.monotonic()
+        result = subprocess.run(
+            ["bash", str(ROOT / "examples" / "test_clocks.sh")],
+            env={**os.environ, "GIGCO_URL": client.base_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        took = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    lines = result.stdout.splitlines()
+    expired = next(i for i, line in enumerate(lines) if line.endswith(": expired"))
+    closed = next(i for i, line in enumerate(lines) if line.endswith(": closed"))
+    assert expired < closed
+    assert any(line.startswith("the clock stands at") for line in lines[:expired])
+    history = [line.split()[2] for line in lines if line[:1].isdigit()]
+    assert history[-2:] == ["review_pending", "closed"], history
+    assert took < 60, took

@@ -17,6 +17,7 @@ from gigco.lifecycle.history import add_event
 from gigco.lifecycle.policies import pin
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.test_clocks import clock_for_new_job
 from gigco.lifecycle.transitions import Due, dues_of
 from gigco.models import Category, IdempotencyKey, Job, JobEvent, Role
 
@@ -51,11 +52,20 @@ def create_job(
     estimated_hours: float,
     now: dt.datetime,
     settings: Settings,
+    test_clock_id: int | None = None,
 ) -> tuple[Job, list[Due]]:
     """Write a draft job, pinned to the current lifecycle policy (``settings`` and the
-    categories' rates), and its first history event; pricing becomes due."""
+    categories' rates), and its first history event; pricing becomes due. A job on a test
+    clock of the consumer's (``test_clock_id``) is written at the clock's time."""
     if who.role != Role.CONSUMER or who.id is None:
         raise Forbidden("Only consumers may post jobs.")
+    if test_clock_id is not None:
+        now = clock_for_new_job(session, who, test_clock_id).frozen_time
+        if scheduled_start <= now:
+            raise Invalid(
+                "scheduled_start must be after the test clock's time.",
+                errors={"scheduled_start": [f"must be after {now.isoformat()}"]},
+            )
     # Every category at once (a handful of rows, the same round trip as the job's own): the
     # policy holds all their rates.
     known = {c.name: c for c in session.scalars(_all_categories())}
@@ -79,6 +89,7 @@ def create_job(
         estimated_hours=estimated_hours,
         event_seq=1,
         policy_version=policy.version,
+        test_clock_id=test_clock_id,
         created_at=now,
         updated_at=now,
         **Next.now().columns(now),

@@ -33,6 +33,7 @@ from gigco.models import (
     Payment,
     Review,
     Role,
+    TestClock,
 )
 
 
@@ -333,6 +334,7 @@ def project_job(job: Job, viewer: Principal) -> dict[str, Any]:
         "review_deadline": _iso(job.review_deadline),
         "match_round": job.match_round,
         "policy_version": job.policy_version,
+        "test_clock": job.test_clock_id,
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
     }
@@ -443,3 +445,16 @@ def project_opportunity(opp: Opportunity, viewer: Principal) -> dict[str, Any]:
             lat, lng = approximate(opp.job.lat, opp.job.lng)
             shown["distance_km"] = round(km_between(opp.worker.lat, opp.worker.lng, lat, lng), 1)
     return shown
+
+
+def project_test_clock(test_clock: TestClock) -> dict[str, Any]:
+    """A test clock as its owner sees it (nobody else ever sees it: every query for one
+    is by its owner, ``gigco.lifecycle.test_clocks``), JSON-ready."""
+    return {
+        "id": test_clock.id,
+        "name": test_clock.name,
+        "frozen_time": _iso(test_clock.frozen_time),
+        "status": "ready" if test_clock.advance_to is None else "advancing",
+        "advancing_to": _iso(test_clock.advance_to),
+        "created_at": _iso(test_clock.created_at),
+    }

@@ -24,6 +24,7 @@ from gigco.models.payments import (
     SimulatedRefund,
 )
 from gigco.models.policies import LifecyclePolicy
+from gigco.models.test_clocks import TestClock
 from gigco.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -60,6 +61,7 @@ __all__ = [
     "Role",
     "SimulatedCharge",
     "SimulatedRefund",
+    "TestClock",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -15,6 +15,8 @@ from gigco.models.catalog import Category
 from gigco.models.columns import JSONType, created_at, enum_column
 from gigco.models.enums import JobStatus, OpportunityStatus
 
+_UNARMED = "timer_at IS NOT NULL AND timer_armed_at IS NULL AND test_clock_id IS NULL"
+
 
 class Job(Base):
     """One job and where its lifecycle stands; ``status`` is the state."""
@@ -63,6 +65,10 @@ class Job(Base):
         sa.ForeignKey("lifecycle_policies.version"),
         comment="the lifecycle policy the job runs under (gigco.lifecycle.policies)",
     )
+    test_clock_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("test_clocks.id"),
+        comment="the test clock the job runs on; NULL (every real job) is real time",
+    )
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
@@ -84,25 +90,34 @@ class Job(Base):
             postgresql_where=sa.text("timer_at IS NOT NULL"),
             sqlite_where=sa.text("timer_at IS NOT NULL"),
         ),
+        # A test clock's advance reads its jobs' deadlines here; the real sweeps' indexes
+        # below leave clock jobs out, so real time never fires them.
+        sa.Index(
+            "ix_jobs_test_clock_timer",
+            "test_clock_id",
+            "timer_at",
+            postgresql_where=sa.text("test_clock_id IS NOT NULL"),
+            sqlite_where=sa.text("test_clock_id IS NOT NULL"),
+        ),
         # The sweep's claim: deadlines no sweep has sent yet, and sent ones by when they were
         # sent (re-sent once they could have been lost).
         sa.Index(
             "ix_jobs_timer_unarmed",
             "timer_at",
-            postgresql_where=sa.text("timer_at IS NOT NULL AND timer_armed_at IS NULL"),
-            sqlite_where=sa.text("timer_at IS NOT NULL AND timer_armed_at IS NULL"),
+            postgresql_where=sa.text(_UNARMED),
+            sqlite_where=sa.text(_UNARMED),
         ),
         sa.Index(
             "ix_jobs_timer_armed_at",
             "timer_armed_at",
-            postgresql_where=sa.text("timer_armed_at IS NOT NULL"),
-            sqlite_where=sa.text("timer_armed_at IS NOT NULL"),
+            postgresql_where=sa.text("timer_armed_at IS NOT NULL AND test_clock_id IS NULL"),
+            sqlite_where=sa.text("timer_armed_at IS NOT NULL AND test_clock_id IS NULL"),
         ),
         sa.Index(
             "ix_jobs_step_due_at",
             "step_due_at",
-            postgresql_where=sa.text("step_due_at IS NOT NULL"),
-            sqlite_where=sa.text("step_due_at IS NOT NULL"),
+            postgresql_where=sa.text("step_due_at IS NOT NULL AND test_clock_id IS NULL"),
+            sqlite_where=sa.text("step_due_at IS NOT NULL AND test_clock_id IS NULL"),
         ),
     )
 

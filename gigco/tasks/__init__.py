@@ -1,6 +1,15 @@
 """Celery: the app (``celery -A gigco.tasks``), one task per lifecycle step, beat sweeps."""
 
-from gigco.tasks import probe, refunds, steps, sweeps, webhooks
+from gigco.tasks import probe, refunds, steps, sweeps, test_clocks, webhooks
 from gigco.tasks.app import app, configure
 
-__all__ = ["app", "configure", "probe", "refunds", "steps", "sweeps", "webhooks"]
+__all__ = [
+    "app",
+    "configure",
+    "probe",
+    "refunds",
+    "steps",
+    "sweeps",
+    "test_clocks",
+    "webhooks",
+]

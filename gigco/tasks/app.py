@@ -67,6 +67,8 @@ def _trace_worker(sender: Any, **_: object) -> None:
     # pool sends worker_process_init too; the threads pool runs tasks in this process.
     if "prefork" not in concurrency.get_implementation(sender.pool_cls).__module__:
         start_tracing("gigco-worker")
+    if rt.runtime().settings.test_clocks:
+        log.warning("test clocks are on (GIGCO_TEST_CLOCKS=1): a sandbox, not for production")
 
 
 @beat_init.connect

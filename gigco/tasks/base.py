@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from gigco import clock, metrics
-from gigco.lifecycle import payments
+from gigco.lifecycle import payments, test_clocks
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.schedule import DEADLINE_STEPS, Step
@@ -102,20 +102,24 @@ class LifecycleTask(DurableTask):
         """The gateway call with no transaction open, then the outcome in a second one."""
         rt = runtime()
         result = payments.charge(rt.gateway, claim)
-        ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=clock.now())
         with rt.sessions() as session, session.begin():
+            ctx, on_clock = _context(session, claim.job_id)
             dues = payments.record_payment(session, claim, result, ctx)
             session.flush()
-            send_after_commit(session, [d for d in dues if d.at is not None])
+            if not on_clock:
+                send_after_commit(session, [d for d in dues if d.at is not None])
         return dues
 
     def _run_one(self, step: Step, job_id: int) -> list[Due]:
-        """One step in one transaction; sends its later dues after commit, returns the others."""
+        """One step in one transaction; sends its later dues after commit, returns the others.
+
+        A job on a test clock runs at its clock's time, and its deadlines wait for the clock's
+        advance (``gigco.tasks.test_clocks``) instead of the broker."""
         rt = runtime()
-        ctx = StepContext(settings=rt.settings, gateway=rt.gateway, now=clock.now())
         timed = step in DEADLINE_STEPS  # only these can fire a deadline worth timing
         claim: payments.Claim | None = None
         with rt.sessions() as session, session.begin():
+            ctx, on_clock = _context(session, job_id)
             timer = _due_deadline(session, job_id, ctx.now) if timed else None
             if step == Step.PAY:  # transaction 1 of 2: claim the attempt; the gateway is after
                 # The task's id names the claim: Celery's retry of this task (same id) after
@@ -127,10 +131,11 @@ class LifecycleTask(DurableTask):
             else:
                 dues = run_step(session, step, job_id, ctx)
             fired = timed and _deadline_moved(session, job_id, timer)
-            send_after_commit(session, [d for d in dues if d.at is not None])
+            if not on_clock:
+                send_after_commit(session, [d for d in dues if d.at is not None])
         if claim is not None:
             dues = self._pay(claim)
-        if fired and timer is not None:
+        if fired and timer is not None and not on_clock:
             late = (ctx.now - timer).total_seconds()
             metrics.TIMER_LATENESS.labels(step=step.value).observe(late)
         log.info(
@@ -138,6 +143,15 @@ class LifecycleTask(DurableTask):
             extra={"job_id": job_id, "task": step_task_name(step), "due": len(dues)},
         )
         return [d for d in dues if d.at is None]
+
+
+def _context(session: Session, job_id: int) -> tuple[StepContext, bool]:
+    """The context a step of ``job_id`` runs in, and whether the job is on a test clock: its
+    clock's time then, else the database's (asked only with GIGCO_TEST_CLOCKS=1)."""
+    rt = runtime()
+    clocked = test_clocks.job_time(session, job_id) if rt.settings.test_clocks else None
+    now = clocked if clocked is not None else clock.now()
+    return StepContext(settings=rt.settings, gateway=rt.gateway, now=now), clocked is not None
 
 
 # --- timer lateness, read around a step under the step's own row lock -------------------

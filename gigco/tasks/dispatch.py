@@ -29,15 +29,18 @@ NATIVE_DELAY_FLOOR = dt.timedelta(seconds=1)
 def broker_timing(at: dt.datetime) -> dict[str, object]:
     """The send options that arm a task due at ``at`` on this process's broker.
 
-    An exact ETA on Redis. On RabbitMQ a countdown of at least ``NATIVE_DELAY_FLOOR``: Celery
-    turns an ETA into whole seconds with its own clock, so an ETA a hair over a second away
-    becomes a countdown of 0 (an error) if the thread stalls before Celery reads its clock
-    (docs/deploy.md); a countdown is kept as given.
+    An exact ETA on Redis, given on this host's clock (``clock.to_host``): the worker that
+    receives it judges it with its own, and a step that arrives early (its host's clock runs
+    ahead of this one's) finds its deadline not yet passed on the database's clock and sends
+    itself again, by its own host's clock. On RabbitMQ a countdown of at least
+    ``NATIVE_DELAY_FLOOR``: Celery turns an ETA into whole seconds with its own clock, so an
+    ETA a hair over a second away becomes a countdown of 0 (an error) if the thread stalls
+    before Celery reads its clock (docs/deploy.md); a countdown is kept as given.
     """
     if is_rabbitmq(runtime().settings.broker_url):
         seconds = (at - clock.now()).total_seconds()
         return {"countdown": max(NATIVE_DELAY_FLOOR.total_seconds(), seconds)}
-    return {"eta": at}
+    return {"eta": clock.to_host(at)}
 
 
 def arming_horizon(settings: Settings) -> dt.timedelta:

@@ -9,6 +9,7 @@ SWEEP_TASK = "gigco.tasks.sweeps.sweep"
 DELIVER_TASK = "gigco.tasks.webhooks.deliver"  # one webhook delivery
 FAN_OUT_TASK = "gigco.tasks.webhooks.fan_out"  # a deliver task for each of many deliveries
 REFUND_TASK = "gigco.tasks.refunds.take_refund"  # a resolved dispute's refund
+ADVANCE_TASK = "gigco.tasks.test_clocks.advance_test_clock"  # a test clock's advance
 
 
 def step_task_name(step: Step) -> str:

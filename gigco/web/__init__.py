@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -31,10 +32,13 @@ from gigco.web.resources.opportunities.routes import blp as opportunities_blp
 from gigco.web.resources.payments.routes import blp as payments_blp
 from gigco.web.resources.policies.routes import blp as policies_blp
 from gigco.web.resources.reviews.routes import blp as reviews_blp
+from gigco.web.resources.test_clocks.routes import blp as test_clocks_blp
 from gigco.web.resources.webhooks.routes import blp as webhooks_blp
 from gigco.web.schemas import CommonErrorsPlugin
 
 __all__ = ["MAX_BODY_BYTES", "MAX_JSON_DEPTH", "create_app"]
+
+log = logging.getLogger(__name__)
 
 BLUEPRINTS = (
     health_blp,
@@ -118,6 +122,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gigco_api"] = api
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
+    if settings.test_clocks:  # off: its paths answer 404, and the spec does not show them
+        api.register_blueprint(test_clocks_blp)
+        log.warning("test clocks are on (GIGCO_TEST_CLOCKS=1): a sandbox, not for production")
     register_error_handlers(app)
     app.add_url_rule("/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     # Before the body is read: a flood of refused bodies is counted too.

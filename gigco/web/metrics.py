@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from gigco import clock
 from gigco.config import Settings
 from gigco.lifecycle.counts import events_per_kind, jobs_per_status
+from gigco.lifecycle.timers import REAL_TIME
 from gigco.models import Job, JobStatus
 
 CACHE_SECONDS = 15.0
@@ -58,12 +59,16 @@ class DatabaseCollector(Collector):
         with self.sessions() as session:
             by_status = jobs_per_status(session)
             events = events_per_kind(session)
+            # Jobs on real time only: a test clock's jobs are never overdue on it.
             timers = session.scalar(
-                sa.select(sa.func.count()).where(Job.timer_at.is_not(None), Job.timer_at < now)
+                sa.select(sa.func.count()).where(
+                    Job.timer_at.is_not(None), REAL_TIME, Job.timer_at < now
+                )
             )
             steps = session.scalar(
                 sa.select(sa.func.count()).where(
                     Job.step_due_at.is_not(None),
+                    REAL_TIME,
                     Job.step_due_at < now - grace,
                 )
             )

@@ -129,14 +129,15 @@ EVENT_TYPES = set(SEES["consumer"]) | _keys(
 )
 
 # The job resource: its consumer and the operator see all of it; a worker sees what the
-# opportunity listing shows (no consumer id, no price or fee, no offer, no matching round).
+# opportunity listing shows (no consumer id, no price or fee, no offer, no matching round,
+# no test clock).
 JOB_FIELDS = _keys(
     "id consumer_id worker_id title description category location scheduled_start "
     "estimated_hours status subtotal_cents fee_cents price_cents currency offer_expires_at "
-    "review_deadline match_round policy_version created_at updated_at"
+    "review_deadline match_round policy_version test_clock created_at updated_at"
 )
 WORKER_JOB_FIELDS = JOB_FIELDS - _keys(
-    "consumer_id fee_cents price_cents offer_expires_at match_round"
+    "consumer_id fee_cents price_cents offer_expires_at match_round test_clock"
 )
 
 # The data keys each notification kind shows its recipient (a worker id: see SEES).

@@ -223,7 +223,7 @@ def _act(name: str, job_id: int) -> ResponseReturnValue:
         abort(404, f"Job {job_id} not found.")
     _label, action = operator.ACTIONS[name]
     reason = request.form.get("reason", "")
-    _job, dues = action(db_session(), job_id, step_context(), reason)
+    _job, dues = action(db_session(), job_id, step_context(job_id), reason)
     commit(dues)
     log.info("ops %s", name, extra={"job_id": job_id})
     flash(DONE[name].format(job_id=job_id))
@@ -353,7 +353,7 @@ def bulk() -> Any:
     results: list[BulkResult] = []
     for job_id in ids:
         try:
-            job, dues = action(s, job_id, step_context(), reason)
+            job, dues = action(s, job_id, step_context(job_id), reason)
             status = job.status.value
             commit(dues)
         except DomainError as error:

@@ -29,7 +29,7 @@ Action = Callable[[Session, int, Principal, StepContext], actions.Outcome]
 
 def run_action(action: Action, job_id: int) -> Job:
     """Apply ``action`` as the caller, commit, then send whatever step became due."""
-    job, dues = action(session(), job_id, current_principal(), step_context())
+    job, dues = action(session(), job_id, current_principal(), step_context(job_id))
     commit(dues)
     return job
 

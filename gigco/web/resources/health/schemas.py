@@ -20,6 +20,7 @@ class HealthSchema(ma.Schema):
     broker = fields.Dict()
     workers = fields.Dict()
     beat = fields.Dict()
+    test_clocks = fields.String(metadata={"description": "`on` when GIGCO_TEST_CLOCKS=1"})
 
 
 class LiveSchema(ma.Schema):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from gigco import clock
 from gigco.lifecycle import jobs
 from gigco.lifecycle.access import visible_job, visible_job_lists
+from gigco.lifecycle.errors import Invalid
 from gigco.lifecycle.projection import project_event, project_job
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 from gigco.web.auth import BEARER, current_principal, login_required
@@ -69,6 +70,15 @@ class JobViews(MethodView):
         if key and (stored := jobs.replay(session(), who, key, fingerprint)):
             return _replayed(stored)
         location = data.pop("location")
+        if data["test_clock"] is None:
+            del data["test_clock"]
+        elif not current_app.config["GIGCO"].test_clocks:
+            raise Invalid(
+                "Test clocks are off on this server.",
+                errors={"test_clock": ["test clocks are off (GIGCO_TEST_CLOCKS)"]},
+            )
+        else:
+            data["test_clock_id"] = data.pop("test_clock")
         job, dues = jobs.create_job(
             session(),
             who,

@@ -25,11 +25,8 @@ def _quarter_hours(value: float) -> None:
         raise ma.ValidationError("Must be a multiple of 0.25.")
 
 
-def _in_future(value: dt.datetime) -> None:
-    now = clock.now()
-    if value <= now:
-        raise ma.ValidationError("Must be in the future.")
-    if value > now + dt.timedelta(days=MAX_DAYS_AHEAD):
+def _not_too_far(value: dt.datetime) -> None:
+    if value > clock.now() + dt.timedelta(days=MAX_DAYS_AHEAD):
         raise ma.ValidationError(f"Must be at most {MAX_DAYS_AHEAD} days ahead.")
 
 
@@ -44,8 +41,17 @@ class JobCreateSchema(StrictSchema):
     location = fields.Nested(LocationSchema, required=True)
     scheduled_start = fields.AwareDateTime(
         required=True,
-        validate=_in_future,
-        metadata={"description": f"ISO 8601 with offset; future, at most {MAX_DAYS_AHEAD} days"},
+        validate=_not_too_far,
+        metadata={
+            "description": f"ISO 8601 with offset; future (on its test clock, if on one), "
+            f"at most {MAX_DAYS_AHEAD} days"
+        },
+    )
+    test_clock = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        metadata={"description": "a test clock of yours to run the job on (GIGCO_TEST_CLOCKS=1)"},
     )
     estimated_hours = fields.Float(
         required=True,
@@ -53,6 +59,14 @@ class JobCreateSchema(StrictSchema):
         validate=[validate.Range(0.5, 12), _quarter_hours],
         metadata={"multipleOf": 0.25, "description": "0.5 to 12, in steps of a quarter hour"},
     )
+
+    @ma.validates_schema(skip_on_field_errors=False)
+    def _in_future(self, data: dict[str, Any], **_: Any) -> None:
+        """In the future; a job on a test clock is checked against its clock's time instead
+        (``gigco.lifecycle.jobs.create_job``)."""
+        start = data.get("scheduled_start")
+        if start is not None and data.get("test_clock") is None and start <= clock.now():
+            raise ma.ValidationError("Must be in the future.", field_name="scheduled_start")
 
     @ma.post_load
     def _in_utc(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -130,6 +144,7 @@ class JobSchema(ma.Schema):
             "description": "the lifecycle policy the job runs under (GET /v1/policies/<version>)"
         },
     )
+    test_clock = fields.Integer(allow_none=True, metadata={"description": "its test clock"})
     created_at = fields.String(metadata={"format": "date-time"})
     updated_at = fields.String(metadata={"format": "date-time"})
 

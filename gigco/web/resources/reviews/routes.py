@@ -30,7 +30,7 @@ class ReviewViews(MethodView):
     def post(self, data: dict[str, Any], job_id: int) -> dict[str, Any]:
         """Review the job (its consumer or assigned worker, once each, in review_pending)."""
         who = current_principal()
-        review, dues = actions.submit_review(session(), job_id, who, step_context(), **data)
+        review, dues = actions.submit_review(session(), job_id, who, step_context(job_id), **data)
         job = session().get(Job, job_id)  # read and locked by submit_review
         assert job is not None
         shown = project_review(review, job, who)
