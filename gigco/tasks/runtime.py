@@ -39,7 +39,7 @@ class Runtime:
         """The payment gateway: the simulated processor, or Stripe (GIGCO_PAYMENT_GATEWAY)."""
         settings = self.settings
         if settings.payment_gateway == "stripe":
-            from gigco.lifecycle.stripe_gateway import StripeGateway, stripe_client
+            from gigco.gateways.stripe import StripeGateway, stripe_client
 
             assert settings.stripe_api_key is not None
             client = stripe_client(

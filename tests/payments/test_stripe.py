@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
+from gigco.gateways.stripe import StripeGateway, stripe_client
 from gigco.lifecycle import disputes, ledger, operator, payments
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.steps import run_step
-from gigco.lifecycle.stripe_gateway import StripeGateway, stripe_client
 from gigco.models import Consumer, Job, JobStatus, Payment, PaymentAttempt, Role
 from tests import factories as f
 from tests.payments.conftest import API_KEY
