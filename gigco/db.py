@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from gigco.config import host_list_as_query
+
 log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
@@ -118,7 +120,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def normalize_url(url: str) -> str:
-    """Pin plain ``postgresql://`` URLs to psycopg2 (SQLAlchemy 2.1 defaults to psycopg 3)."""
+    """Pin plain ``postgresql://`` URLs to psycopg2 (SQLAlchemy 2.1 defaults to psycopg 3), a
+    libpq host list (``@h1:5432,h2:5432/db``) rewritten to the query form SQLAlchemy parses."""
+    url = host_list_as_query(url)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
