@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from gigco import db_wait
 from gigco.config import host_list_as_query
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,9 @@ def normalize_url(url: str) -> str:
     return url
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def _begin_immediate(connection: sa.Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -172,9 +176,16 @@ def make_engine(
         )
         if value
     )
-    connect_args: dict[str, Any] = {"connect_timeout": 5} | (
-        {"options": options} if options else {}
-    )
+    # With a statement timeout, every round trip is bounded on the client too (db_wait): a
+    # silent server cannot hold a request or a step past that timeout plus a margin.
+    if statement_timeout_ms:
+        db_wait.install()
+    connect_args: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "connection_factory": db_wait.bounded_connection(
+            statement_timeout_ms, CONNECT_TIMEOUT_SECONDS
+        ),
+    } | ({"options": options} if options else {})
     kwargs.setdefault("connect_args", connect_args)
     return sa.create_engine(url, **kwargs)
 

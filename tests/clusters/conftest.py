@@ -16,7 +16,10 @@ import pytest
 
 from gigco.db import make_engine
 from tests.resilience.brokers import Broker, RedisBroker
-from tests.resilience.conftest import private_redis  # noqa: F401  (a fixture used here)
+from tests.resilience.conftest import (  # noqa: F401  (fixtures used here)
+    private_postgres,
+    private_redis,
+)
 from tests.resilience.services import PrivateRedis, cannot_run_postgres
 from tests.resilience.stack import Stack
 from tests.resilience.topology import ADMIN_TOKEN, TIMERS, Topology
@@ -51,10 +54,13 @@ def redis_broker(private_redis: PrivateRedis) -> RedisBroker:  # noqa: F811
 @pytest.fixture
 def launch(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
     """``launch(database_url, broker, **env)``: gunicorn, one Celery worker and one beat on
-    ``database_url`` and ``broker``; stopped (and their logs shown on failure) at the end."""
+    ``database_url`` and ``broker``; stopped (and their logs shown on failure) at the end.
+    The test's own engine uses ``observer_url`` when given (a path around a broken proxy)."""
     stacks: list[Stack] = []
 
-    def start(database_url: str, broker: Broker, **env: str) -> Stack:
+    def start(
+        database_url: str, broker: Broker, *, observer_url: str | None = None, **env: str
+    ) -> Stack:
         topology = Topology(
             env={
                 "GIGCO_DATABASE_URL": database_url,
@@ -66,7 +72,7 @@ def launch(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[
             },
             logs=tmp_path,
         )
-        engine = make_engine(database_url, pool_size=2, max_overflow=2)
+        engine = make_engine(observer_url or database_url, pool_size=2, max_overflow=2)
         stack = Stack(None, broker, topology, engine)  # type: ignore[arg-type]
         stacks.append(stack)
         topology.start_api()
