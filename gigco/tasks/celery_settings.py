@@ -47,6 +47,9 @@ def _rabbitmq_queues() -> dict[str, Any]:
         "task_default_queue_type": "quorum",
         "worker_detect_quorum_queues": True,
         "broker_native_delayed_delivery_queue_type": "quorum",
+        # Delayed delivery set up once per connect, not once per failover URL with sleeps
+        # for a dead node (gigco/tasks/consumer.py).
+        "worker_consumer": "gigco.tasks.consumer:Consumer",
     }
 
 
@@ -60,6 +63,7 @@ def _plain_queues() -> dict[str, Any]:
         "task_default_exchange_type": "direct",
         "task_default_routing_key": None,
         "task_default_queue_type": "classic",
+        "worker_consumer": "celery.worker.consumer:Consumer",
     }
 
 
