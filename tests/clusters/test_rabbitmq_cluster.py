@@ -7,18 +7,23 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 
 from gigco.broker import QUEUES, STEPS_QUEUE
 from tests.clusters.conftest import unique_name
 from tests.clusters.rabbit_cluster import RabbitCluster, cannot_run_cluster
 from tests.harness.polling import wait_for
+from tests.resilience.invariants import recovery, step_timings, violations
 from tests.resilience.services import PrivatePostgres
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
+
+BROKER_TIMEOUT_S = 2.0  # GIGCO_BROKER_TIMEOUT_SECONDS' default
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("postgres_binaries")]
 
@@ -122,11 +127,64 @@ def test_losing_the_node_the_worker_uses_and_the_main_queue_leader_costs_seconds
     assert consuming_at - killed_at <= SWEEP_SECONDS + GRACE_SECONDS + SLACK_SECONDS
     assert measured.worst_delay_seconds <= SWEEP_SECONDS + GRACE_SECONDS + SLACK_SECONDS
 
+    # Then a second node goes: one node of three is no quorum. RabbitMQ confirms no publish
+    # to the quorum queues and delivers nothing; the API still answers (its after-commit
+    # sends time out and are logged), steps wait in the database, and once a node returns
+    # the sweeper sends them again.
+    b = cluster.nodes[1]
+    second = stack.fleet(size=6, regions=2, workers_per_region=2)
+    lost_quorum_at = cluster.kill(b)
+    second.start()
+    wait_for(
+        lambda: len(second.job_ids) == second.size,
+        timeout=60,
+        every=0.1,
+        what="the second fleet's jobs posted without a quorum",
+    )
+    with stack.engine.connect() as conn:
+        waiting = conn.execute(
+            sa.text("SELECT status, step_due_at IS NOT NULL FROM jobs WHERE id = ANY(:ids)"),
+            {"ids": list(second.job_ids.values())},
+        ).all()
+    assert waiting == [("draft", True)] * second.size  # posted, their first step waiting
+    without_quorum = stack.journal.between(lost_quorum_at, time.time())
+    statuses = Counter(a.status for a in without_quorum)
+    assert without_quorum
+    assert [a for a in without_quorum if a.status is None or a.status >= 500] == []
+    # A call that sends a step waits for the publisher confirm that never comes (the broker
+    # timeout), reconnects, waits for a queue declare that is never answered (the same
+    # timeout: the transport's read timeout) and gives up: a few broker timeouts, then it
+    # answers.
+    slowest = max(a.answered_at - a.sent_at for a in without_quorum)
+    assert slowest < 5 * BROKER_TIMEOUT_S
 
-def worker_events(stack: Stack, marker: str) -> list[float]:
-    """When (epoch seconds) the worker logged lines containing ``marker``."""
+    restarted_at = time.time()
+    cluster.start_node(b)
+    back_at = time.time()
+    closed_again_at = second.wait_all_closed(timeout=120)
+    second.stop()
+    every_job = [*fleet.job_ids.values(), *second.job_ids.values()]
+    assert violations(stack.engine, every_job) == []
+    assert stack.journal.server_errors() == []
+    after_quorum = recovery(
+        step_timings(stack.engine, second.job_ids.values()),
+        fault_at=lost_quorum_at,
+        healthy_at=back_at,
+    )
+    report(
+        f"second node killed: no quorum for {back_at - lost_quorum_at:.1f}s "
+        f"({back_at - restarted_at:.1f}s of it the node's boot); {len(without_quorum)} API calls "
+        f"meanwhile, all answered ({dict(statuses)}, the slowest in {slowest:.2f}s), "
+        f"{second.size} jobs posted and left waiting in draft; {after_quorum.summary()}; "
+        f"all closed {closed_again_at - back_at:.1f}s after the node was back"
+    )
+    assert after_quorum.worst_delay_seconds <= SWEEP_SECONDS + GRACE_SECONDS + SLACK_SECONDS
+
+
+def worker_events(stack: Stack, marker: str, process: str = "worker") -> list[float]:
+    """When (epoch seconds) ``process`` logged lines containing ``marker``."""
     stamps = []
-    for line in stack.topology.log("worker").read_text(errors="replace").splitlines():
+    for line in stack.topology.log(process).read_text(errors="replace").splitlines():
         if line.startswith("ts=") and marker in line:
             parsed = dt.datetime.fromisoformat(line[3:32])
             stamps.append(parsed.timestamp())
