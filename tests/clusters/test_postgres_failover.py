@@ -16,6 +16,7 @@ from tests.harness.http import Answer, is_error_envelope
 from tests.harness.polling import wait_for
 from tests.resilience.brokers import RedisBroker
 from tests.resilience.fleet import job_body
+from tests.resilience.services import postgres_bindir
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
 
@@ -28,6 +29,9 @@ EVENTS = sa.text("SELECT id, job_id, seq, type, to_status FROM job_events ORDER 
 @pytest.fixture
 def pair() -> Iterator[PostgresPair]:
     """A primary and its synchronous standby."""
+    bindir = postgres_bindir()
+    if bindir is None or not (bindir / "pg_basebackup").exists():
+        pytest.skip("pg_basebackup not found beside initdb (install the PostgreSQL server)")
     pg = PostgresPair()
     try:
         pg.start()
