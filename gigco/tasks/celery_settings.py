@@ -70,8 +70,11 @@ def _plain_queues() -> dict[str, Any]:
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for ``settings``: JSON only, late acks, sweeps on beat."""
     queues = _rabbitmq_queues() if is_rabbitmq(settings.broker_url) else _plain_queues()
+    sentinel = settings.broker_url.startswith("sentinel")
     return {
         "broker_url": settings.broker_url,
+        # A Sentinel failover must not stop the worker (gigco/tasks/sentinel.py).
+        "broker_transport": "gigco.tasks.sentinel:SentinelTransport" if sentinel else None,
         "broker_connection_retry_on_startup": True,
         # A request publishes after its commit: a broker that accepts TCP and never answers
         # costs it at most two timeouts (the step waits in the database for the sweeper).
