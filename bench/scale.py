@@ -38,7 +38,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from bench.seed import analyze, dsn
-from gigco import clock
+from gigco import clock, db_wait
 from gigco.config import Settings, load_settings
 from gigco.db import make_engine
 from gigco.lifecycle.accounts import hash_token
@@ -126,7 +126,8 @@ COUNTED = ("jobs", "job_events")
 
 
 def _copy(cur: Any, table: str, columns: str, lines: Iterable[str]) -> None:
-    cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", LineStream(lines), size=1 << 16)
+    with db_wait.suspended():
+        cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", LineStream(lines), size=1 << 16)
 
 
 def _ts(value: dt.datetime) -> str:

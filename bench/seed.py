@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import psycopg2
 
+from gigco import db_wait
 from gigco.db import normalize_url
 
 JOB_COLUMNS = (
@@ -107,9 +108,11 @@ def copy_rows(
         if returning_ids:
             cur.execute(f"SELECT coalesce(max(id), 0) FROM {table}")
             before = cur.fetchone()[0]
-        cur.copy_expert(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
-        )
+        with db_wait.suspended():
+            cur.copy_expert(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
+                buffer,
+            )
         if returning_ids:
             cur.execute(f"SELECT id FROM {table} WHERE id > %s ORDER BY id", (before,))
             return [r[0] for r in cur.fetchall()]

@@ -52,5 +52,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     if is_rabbitmq(settings.broker_url):
         # Publisher confirms: a send returns once RabbitMQ has the message (in a quorum
         # queue: on a majority of nodes), not when it left our socket.
-        return {"confirm_publish": True}
+        # read/write_timeout bound every other wait on the socket too: without a quorum,
+        # a queue declare after a reconnect is never answered (tests/clusters).
+        return {"confirm_publish": True, "read_timeout": timeout, "write_timeout": timeout}
     return {}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import limits
 
@@ -184,6 +186,42 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
+def host_list_as_query(url: str) -> str:
+    """A PostgreSQL URL with libpq's host list (``postgresql://u@h1:5432,h2:5432/db``) in the
+    query form SQLAlchemy parses (``postgresql://u@/db?host=h1:5432&host=h2:5432``); any
+    other URL unchanged. libpq tries the hosts in order (``target_session_attrs`` picks
+    among them)."""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        return url
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    query = "&".join(
+        [f"host={host}" for host in hosts.split(",")] + [parts.query] * bool(parts.query)
+    )
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return f"{parts.scheme}://{userinfo}{at}{parts.path}?{query}{fragment}"
+
+
+# One host of a PostgreSQL URL: a name, an IPv4 address or a bracketed IPv6 one, and a port.
+_PG_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*)(:[0-9]*)?")
+
+
+def _database_url(raw: str) -> str:
+    url = host_list_as_query(_url("GIGCO_DATABASE_URL", raw, ("postgresql", "sqlite")))
+    parts = urlsplit(url)
+    hosts = [parts.netloc.rpartition("@")[2]] + [
+        value
+        for key, _, value in (p.partition("=") for p in parts.query.split("&"))
+        if key == "host"
+    ]
+    for host in hosts:
+        if not _PG_HOST.fullmatch(host):
+            raise ConfigError(f"GIGCO_DATABASE_URL has a malformed host[:port], {host!r}")
+    return url
+
+
 def _schedule(name: str, raw: str) -> tuple[float, ...]:
     delays = []
     for part in raw.split(","):
@@ -321,10 +359,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     data_dir = env.get("GIGCO_DATA_DIR") or ".gigco"
     data_path = Path(data_dir).absolute()
     values: dict[str, object] = {"data_dir": str(data_path)}
-    values["database_url"] = _url(
-        "GIGCO_DATABASE_URL",
-        env.get("GIGCO_DATABASE_URL") or f"sqlite:///{data_path / 'gigco.db'}",
-        ("postgresql", "sqlite"),
+    values["database_url"] = _database_url(
+        env.get("GIGCO_DATABASE_URL") or f"sqlite:///{data_path / 'gigco.db'}"
     )
     values["broker_url"] = _url(
         "GIGCO_BROKER_URL",
@@ -490,14 +526,14 @@ class _Reads(Mapping[str, str]):
 
 
 # Settings read only when another one chooses them (the Stripe gateway's).
-_CHOOSING = ({"GIGCO_PAYMENT_GATEWAY": "stripe", "GIGCO_STRIPE_API_KEY": "sk_test_docs"},)
+CHOOSING = ({"GIGCO_PAYMENT_GATEWAY": "stripe", "GIGCO_STRIPE_API_KEY": "sk_test_docs"},)
 
 
 def variables_read() -> list[str]:
     """Every environment variable ``load_settings`` reads, in the order it reads them (with
     the defaults, then with each choice that reads more)."""
     names: list[str] = []
-    for given in ({}, *_CHOOSING):
+    for given in ({}, *CHOOSING):
         env = _Reads(given)
         load_settings(env)
         names += env.names

@@ -18,7 +18,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from gigco import clock
+from gigco import clock, db_wait
+from gigco.config import host_list_as_query
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def normalize_url(url: str) -> str:
-    """Pin plain ``postgresql://`` URLs to psycopg2 (SQLAlchemy 2.1 defaults to psycopg 3)."""
+    """Pin plain ``postgresql://`` URLs to psycopg2 (SQLAlchemy 2.1 defaults to psycopg 3), a
+    libpq host list (``@h1:5432,h2:5432/db``) rewritten to the query form SQLAlchemy parses."""
+    url = host_list_as_query(url)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def _begin_immediate(connection: sa.Connection) -> None:
@@ -172,9 +178,16 @@ def make_engine(
         )
         if value
     )
-    connect_args: dict[str, Any] = {"connect_timeout": 5} | (
-        {"options": options} if options else {}
-    )
+    # With a statement timeout, every round trip is bounded on the client too (db_wait): a
+    # silent server cannot hold a request or a step past that timeout plus a margin.
+    if statement_timeout_ms:
+        db_wait.install()
+    connect_args: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "connection_factory": db_wait.bounded_connection(
+            statement_timeout_ms, CONNECT_TIMEOUT_SECONDS
+        ),
+    } | ({"options": options} if options else {})
     kwargs.setdefault("connect_args", connect_args)
     engine = sa.create_engine(url, **kwargs)
     event.listen(engine, "checkout", _read_the_clock)

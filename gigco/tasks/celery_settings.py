@@ -47,6 +47,9 @@ def _rabbitmq_queues() -> dict[str, Any]:
         "task_default_queue_type": "quorum",
         "worker_detect_quorum_queues": True,
         "broker_native_delayed_delivery_queue_type": "quorum",
+        # Delayed delivery set up once per connect, not once per failover URL with sleeps
+        # for a dead node (gigco/tasks/consumer.py).
+        "worker_consumer": "gigco.tasks.consumer:Consumer",
     }
 
 
@@ -60,14 +63,18 @@ def _plain_queues() -> dict[str, Any]:
         "task_default_exchange_type": "direct",
         "task_default_routing_key": None,
         "task_default_queue_type": "classic",
+        "worker_consumer": "celery.worker.consumer:Consumer",
     }
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for ``settings``: JSON only, late acks, sweeps on beat."""
     queues = _rabbitmq_queues() if is_rabbitmq(settings.broker_url) else _plain_queues()
+    sentinel = settings.broker_url.startswith("sentinel")
     return {
         "broker_url": settings.broker_url,
+        # A Sentinel failover must not stop the worker (gigco/tasks/sentinel.py).
+        "broker_transport": "gigco.tasks.sentinel:SentinelTransport" if sentinel else None,
         "broker_connection_retry_on_startup": True,
         # A request publishes after its commit: a broker that accepts TCP and never answers
         # costs it at most two timeouts (the step waits in the database for the sweeper).

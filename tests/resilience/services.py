@@ -70,6 +70,7 @@ class PrivatePostgres:
     bindir: Path
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gigco-res-pg-")))
     port: int = field(default_factory=free_port)
+    settings: tuple[str, ...] = ()  # more ``name=value`` server settings (tests/clusters)
 
     @property
     def data(self) -> Path:
@@ -114,7 +115,7 @@ class PrivatePostgres:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        ) + "".join(f" -c {setting}" for setting in self.settings)
         self._run(
             str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
             "-o", options, "-w", "-t", "60", "start",

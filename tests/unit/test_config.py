@@ -37,6 +37,8 @@ BAD_VALUES = [
     ("GIGCO_PAYMENT_MAX_ATTEMPTS", "1000"),
     ("GIGCO_DATABASE_URL", "mysql://db/gigco"),
     ("GIGCO_DATABASE_URL", "gigco.db"),
+    ("GIGCO_DATABASE_URL", "postgresql://u@h1:5432,h2:x/db"),
+    ("GIGCO_DATABASE_URL", "postgresql://u@h1:5432:1/db"),
     ("GIGCO_BROKER_URL", "http://127.0.0.1:6379"),
     ("GIGCO_BROKER_URL", "localhost:6379"),
     ("GIGCO_ADMIN_TOKEN", "short"),
@@ -213,3 +215,33 @@ def test_stripe_needs_a_secret_key_and_a_timeout_well_inside_the_lease() -> None
         with pytest.raises(ConfigError) as raised:
             load_settings(env)
         assert "\n" not in str(raised.value) and "sk_test_x" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://gigco:s%40cret@10.0.0.1:5491,10.0.0.2:5492/gigco"
+        "?target_session_attrs=read-write",
+        "postgresql://gigco:s%40cret@/gigco"
+        "?host=10.0.0.1:5491&host=10.0.0.2:5492&target_session_attrs=read-write",
+    ],
+)
+def test_a_postgresql_host_list_reaches_libpq_in_either_form(url: str) -> None:
+    # libpq's host list (what a PostgreSQL failover pair is given as) and SQLAlchemy's query
+    # form both reach psycopg2 as one host list with its ports, in order, the rest kept.
+    from gigco.db import make_engine
+
+    settings = load_settings({"GIGCO_DATABASE_URL": url})
+    engine = make_engine(settings.database_url)
+    _, params = engine.dialect.create_connect_args(engine.url)
+    assert params["host"] == "10.0.0.1,10.0.0.2"
+    assert params["port"] == "5491,5492"
+    assert params["dbname"] == "gigco"
+    assert (params["user"], params["password"]) == ("gigco", "s@cret")
+    assert params["target_session_attrs"] == "read-write"
+    assert engine.url.render_as_string(hide_password=True).count("***") == 1
+
+
+def test_a_single_host_url_is_kept_as_it_is() -> None:
+    url = "postgresql://gigco:secret@db:5432/gigco?sslmode=require"
+    assert load_settings({"GIGCO_DATABASE_URL": url}).database_url == url
