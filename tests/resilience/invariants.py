@@ -67,20 +67,26 @@ CHECKS: list[tuple[str, str]] = [
     (
         "gateway ledger: not one charge of the job's price under its reference, or payment"
         " disagrees",
-        """SELECT j.id, count(c.charge_id), min(c.amount_cents), j.price_cents,
-                  min(p.status), min(p.gateway_charge_id) = min(c.charge_id)
+        # A job's intents are rows under its reference (the previous release wrote none: its
+        # one key per job is the reference); only the one that took money has a charge id
+        # (declined intents are stored too, as Stripe stores a declined key).
+        """SELECT j.id, count(c.charge_id), min(c.amount_cents) FILTER (WHERE c.charge_id
+                  IS NOT NULL), j.price_cents, min(p.status),
+                  min(p.gateway_charge_id) = min(c.charge_id)
            FROM jobs j
-           LEFT JOIN simulated_charges c ON c.reference = 'job-' || j.id
+           LEFT JOIN simulated_charges c
+             ON coalesce(c.reference, c.idempotency_key) = 'job-' || j.id
            LEFT JOIN payments p ON p.job_id = j.id
            WHERE j.id = ANY(:ids) GROUP BY j.id, j.price_cents
-           HAVING count(c.charge_id) <> 1 OR count(p.id) <> 1
-              OR min(c.amount_cents) <> j.price_cents OR min(p.status) <> 'succeeded'
+           HAVING count(c.charge_id) <> 1 OR count(DISTINCT p.id) <> 1
+              OR min(c.amount_cents) FILTER (WHERE c.charge_id IS NOT NULL) <> j.price_cents
+              OR min(p.status) <> 'succeeded'
               OR min(p.gateway_charge_id) IS DISTINCT FROM min(c.charge_id)""",
     ),
     (
         "money moved that no job asked for",
         """SELECT idempotency_key, charge_id FROM simulated_charges
-           WHERE charge_id IS NOT NULL AND reference NOT IN
+           WHERE charge_id IS NOT NULL AND coalesce(reference, idempotency_key) NOT IN
              (SELECT 'job-' || id FROM jobs WHERE id = ANY(:ids))""",
     ),
     (
