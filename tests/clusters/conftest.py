@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gigco.db import make_engine
+from tests.harness.env import limits_env
 from tests.resilience.brokers import Broker, RedisBroker
 from tests.resilience.conftest import (  # noqa: F401  (fixtures used here)
     private_postgres,
@@ -68,6 +69,7 @@ def launch(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[
                 "GIGCO_ADMIN_TOKEN": ADMIN_TOKEN,
                 "GIGCO_LOG_LEVEL": "WARNING",
                 **TIMERS,
+                **limits_env(),  # limits it never meets, counted on the suite's Redis
                 **env,
             },
             logs=tmp_path,
