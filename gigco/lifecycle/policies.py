@@ -47,6 +47,8 @@ class Policy:
     payment_retry_base_seconds: float
     fee_rate: Decimal
     hourly_rates: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Rules added after the first policies: a policy stored before them runs without them.
+    withdrawals: bool = False  # the assigned worker may withdraw (worker_assigned, scheduled)
 
     def rate_for(self, category: Category) -> int:
         """The hourly rate, in cents, a job in ``category`` is priced at under this policy."""
@@ -65,6 +67,7 @@ class Policy:
             "payment_retry_base_seconds": float(self.payment_retry_base_seconds),
             "fee_rate": str(self.fee_rate),
             "hourly_rates": {name: int(rate) for name, rate in sorted(self.hourly_rates.items())},
+            "withdrawals": bool(self.withdrawals),
         }
 
     @classmethod
@@ -81,6 +84,7 @@ class Policy:
             payment_retry_base_seconds=float(values["payment_retry_base_seconds"]),
             fee_rate=Decimal(values["fee_rate"]),
             hourly_rates=dict(values.get("hourly_rates") or {}),
+            withdrawals=bool(values.get("withdrawals", False)),
         )
 
     @classmethod
@@ -98,6 +102,7 @@ class Policy:
             payment_retry_base_seconds=settings.payment_retry_base_seconds,
             fee_rate=FEE_RATE,
             hourly_rates=dict(hourly_rates),
+            withdrawals=True,
         )
 
 

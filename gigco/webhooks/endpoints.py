@@ -28,6 +28,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "opportunity_offered",
         "opportunity_expired",
         "opportunity_declined",
+        "worker_withdrew",
         "payment_attempt_refused",
         "review_received",
         "dispute_opened",

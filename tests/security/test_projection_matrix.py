@@ -125,7 +125,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
 }
 # Every event type the lifecycle writes; the journeys below write each of them.
 EVENT_TYPES = set(SEES["consumer"]) | _keys(
-    "rejected accepted cancelled scheduled in_progress completed payment_retry"
+    "rejected accepted cancelled scheduled in_progress completed payment_retry worker_withdrew"
 )
 
 # The job resource: its consumer and the operator see all of it; a worker sees what the
@@ -150,6 +150,7 @@ NOTIFICATION_SEES = {
     "dispute_opened": _keys("reason"),
     "dispute_resolved": _keys(f"note {_SPLIT}"),
     "refund": _keys(_SPLIT),
+    "withdrawal": frozenset(),  # not who withdrew
 }
 
 
@@ -319,6 +320,30 @@ def matching(d: Driver) -> Built:
     )
 
 
+def withdrawn(d: Driver) -> Built:
+    """Scheduled, then its worker withdraws: matching again offers it to another."""
+    consumer, c_headers = d.consumer()
+    quitter, q_headers = d.worker()
+    holder, holder_headers = d.worker()
+    job_id = d.offered(consumer)
+    actions.accept_offer(d.session, job_id, consumer, d.ctx())
+    d.step(Step.MATCH, job_id)  # offered to the quitter (ranked first: the lower id)
+    actions.accept_opportunity(d.session, job_id, quitter, d.ctx(1))
+    d.step(Step.SCHEDULE, job_id, later=1)
+    actions.withdraw(d.session, job_id, quitter, d.ctx(2))
+    d.step(Step.MATCH, job_id, later=2)  # offered to the other worker
+    return Built(
+        job_id,
+        [
+            # The consumer was told who the quitter was, and keeps knowing them in its history.
+            d.party("consumer", consumer, c_headers, "consumer", {quitter.id}),
+            d.party("candidate worker", holder, holder_headers, "candidate", {holder.id}),
+            d.party("worker who withdrew", quitter, q_headers, None, {quitter.id}),
+            d.operator(),
+        ],
+    )
+
+
 def no_worker(d: Driver) -> Built:
     """Nobody serves the place: two empty rounds, then no_worker."""
     consumer, c_headers = d.consumer()
@@ -399,6 +424,7 @@ JOURNEYS: dict[str, Callable[[Driver], Built]] = {
     "full path": full_path,
     "matching": matching,
     "no worker": no_worker,
+    "withdrawn": withdrawn,
     "payment failed": payment_failed,
     "disputed": disputed,
     "offer expired": lambda d: ended_early(d, _expire),
@@ -518,7 +544,8 @@ def test_every_party_s_webhooks_show_what_its_history_shows(
     isolated_app: Flask, session: Session, driven: dict[str, Built]
 ) -> None:
     """The outbox's payloads for each party's endpoint: the event as that party's history
-    shows it (a worker no longer on the job: as the candidate they were), and the job."""
+    shows it (a worker no longer on the job: as the candidate, or the assigned worker, they
+    were when it was sent), and the job."""
     client = isolated_app.test_client()
     for name, built in driven.items():
         stored = {e.seq: e for e in _stored(session, built.job_id)}
@@ -545,8 +572,10 @@ def test_every_party_s_webhooks_show_what_its_history_shows(
                 sent = payload["data"]
                 event = stored[sent["seq"]]
                 assert payload["type"] == f"job.{event.type}"
-                _check_event(party, party.role or "candidate", sent["event"], event)
-                _check_job(party.role or "candidate", sent["job"], (name, party.name))
+                # A worker no longer on the job: as they were then (assigned, or a candidate).
+                then = "assigned" if sent["job"]["worker_id"] == party.who.id else "candidate"
+                _check_event(party, party.role or then, sent["event"], event)
+                _check_job(party.role or then, sent["job"], (name, party.name))
                 if party.role != "operator":
                     assert sent["job"]["worker_id"] in party.knows | {None}, (name, party.name)
                 if party.role is not None:

@@ -202,10 +202,12 @@ class JobDetail:
     notifications: list[Notification]
     worker_names: dict[int, str] = field(default_factory=dict)
     dispute: Dispute | None = None
+    # Each worker on the page: (withdrawals, no-shows), counted over all their jobs.
+    reliability: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def job_detail(session: Session, job_id: int) -> JobDetail | None:
-    """The job with its history and side rows, or None: ten queries whatever their sizes."""
+    """The job with its history and side rows, or None: eleven queries whatever their sizes."""
     job = session.scalar(sa.select(Job).where(Job.id == job_id))
     if job is None:
         return None
@@ -231,6 +233,16 @@ def job_detail(session: Session, job_id: int) -> JobDetail | None:
         ).one_or_none()
         if worker is not None:
             worker_names[worker.id] = worker.name
+    reliability: dict[int, tuple[int, int]] = {}
+    if worker_names:
+        reliability = {
+            worker_id: (withdrawals, no_shows)
+            for worker_id, withdrawals, no_shows in session.execute(
+                sa.select(Worker.id, Worker.withdrawals, Worker.no_shows).where(
+                    Worker.id.in_(sorted(worker_names))
+                )
+            ).all()
+        }
     events = session.scalars(
         sa.select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
     ).all()
@@ -259,4 +271,5 @@ def job_detail(session: Session, job_id: int) -> JobDetail | None:
         notifications=list(notifications),
         worker_names=worker_names,
         dispute=session.scalar(sa.select(Dispute).where(Dispute.job_id == job_id)),
+        reliability=reliability,
     )

@@ -25,4 +25,7 @@ class PolicySchema(ma.Schema):
         values=fields.Integer(),
         metadata={"description": "each category's hourly rate in cents, as jobs are priced"},
     )
+    withdrawals = fields.Boolean(
+        metadata={"description": "whether the assigned worker may withdraw (false: older policy)"}
+    )
     created_at = fields.String(metadata={"format": "date-time"})
