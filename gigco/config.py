@@ -31,6 +31,8 @@ class Settings:
     review_window_seconds: float = 604800
     payment_max_attempts: int = 5
     payment_retry_base_seconds: float = 60
+    # A scheduled job not started this long after its scheduled start is a no-show.
+    start_grace_seconds: float = 1800
     # A claimed payment attempt keeps other runs away this long: longer than any gateway
     # call; a run that dies after its claim leaves the job due again when it ends.
     payment_lease_seconds: float = 60
@@ -113,6 +115,7 @@ _DURATIONS = {
     "GIGCO_MATCH_RETRY_BASE_SECONDS": "match_retry_base_seconds",
     "GIGCO_REVIEW_WINDOW_SECONDS": "review_window_seconds",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
+    "GIGCO_START_GRACE_SECONDS": "start_grace_seconds",
     "GIGCO_PAYMENT_LEASE_SECONDS": "payment_lease_seconds",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
@@ -378,6 +381,8 @@ MEANINGS: dict[str, str] = {
     "GIGCO_MATCH_MAX_ROUNDS": "matching rounds before `no_worker`",
     "GIGCO_REVIEW_WINDOW_SECONDS": "how long reviews are collected",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "charge attempts before `payment_failed`",
+    "GIGCO_START_GRACE_SECONDS": "a `scheduled` job not started this long after its "
+    "`scheduled_start` is a no-show: back to matching without that worker (a policy value)",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "backoff: base × 2^(attempt−1)",
     "GIGCO_PAYMENT_LEASE_SECONDS": "a claimed charge attempt keeps other runs away this long "
     "(longer than any gateway call); a worker that dies mid-attempt leaves the payment due "

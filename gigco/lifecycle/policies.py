@@ -49,6 +49,7 @@ class Policy:
     hourly_rates: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Rules added after the first policies: a policy stored before them runs without them.
     withdrawals: bool = False  # the assigned worker may withdraw (worker_assigned, scheduled)
+    start_grace_seconds: float | None = None  # None: a worker who does not come is waited for
 
     def rate_for(self, category: Category) -> int:
         """The hourly rate, in cents, a job in ``category`` is priced at under this policy."""
@@ -68,6 +69,9 @@ class Policy:
             "fee_rate": str(self.fee_rate),
             "hourly_rates": {name: int(rate) for name, rate in sorted(self.hourly_rates.items())},
             "withdrawals": bool(self.withdrawals),
+            "start_grace_seconds": (
+                None if self.start_grace_seconds is None else float(self.start_grace_seconds)
+            ),
         }
 
     @classmethod
@@ -85,6 +89,11 @@ class Policy:
             fee_rate=Decimal(values["fee_rate"]),
             hourly_rates=dict(values.get("hourly_rates") or {}),
             withdrawals=bool(values.get("withdrawals", False)),
+            start_grace_seconds=(
+                None
+                if values.get("start_grace_seconds") is None
+                else float(values["start_grace_seconds"])
+            ),
         )
 
     @classmethod
@@ -103,6 +112,7 @@ class Policy:
             fee_rate=FEE_RATE,
             hourly_rates=dict(hourly_rates),
             withdrawals=True,
+            start_grace_seconds=settings.start_grace_seconds,
         )
 
 

@@ -108,6 +108,7 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     "worker_assigned": _cell(consumer="worker_id", assigned="worker_id opportunity_id"),
     # Who withdrew is the operator's to know; the consumer sees that the job is matched again.
     "worker_withdrew": _cell(),
+    "worker_no_show": _cell(consumer="late_by_seconds"),
     "scheduled": _cell(),
     "in_progress": _cell(),
     "completed": _cell(),
@@ -239,6 +240,7 @@ NOTIFICATION_FIELDS: dict[str, frozenset[str]] = {
     "no_worker": frozenset(),
     "cancellation": frozenset(),
     "withdrawal": frozenset(),
+    "no_show": frozenset(),
     "dispute_opened": frozenset({"reason"}),
     "dispute_resolved": frozenset({"note", *_REFUND_SPLIT.split()}),
     "refund": frozenset(_REFUND_SPLIT.split()),

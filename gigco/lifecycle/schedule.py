@@ -3,10 +3,11 @@
 A job's step follows from its status (``STEP_FOR_STATUS``); its deadline columns say only
 when: ``step_due_at`` marks a step due now, ``timer_at`` a step due at a deadline (an
 offer's or an opportunity's expiry, the next matching round, a charge's lease or a payment
-retry's backoff, the review deadline). A ``Next`` value is the one way to write them:
-through ``transition`` and ``set_next`` (``gigco.lifecycle.transitions``), and the re-kick of
-a stalled step (the stuck-step sweep, the operator's re-kick) is ``Next.now()`` again.
-``offer_expires_at`` and ``review_deadline`` are facts the API shows, not swept.
+retry's backoff, a scheduled job's start grace (the no-show), the review deadline). A
+``Next`` value is the one way to write them: through ``transition`` and ``set_next``
+(``gigco.lifecycle.transitions``), and the re-kick of a stalled step (the stuck-step sweep,
+the operator's re-kick) is ``Next.now()`` again. ``offer_expires_at`` and
+``review_deadline`` are facts the API shows, not swept.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Step(StrEnum):
     EXPIRE_OFFER = "expire_offer"
     MATCH = "match_job"
     SCHEDULE = "schedule_job"
+    NO_SHOW = "mark_no_show"
     PAY = "process_payment"
     REQUEST_REVIEWS = "request_reviews"
     CLOSE = "close_job"
@@ -38,13 +40,14 @@ STEP_FOR_STATUS: dict[S, Step] = {
     S.OFFERED: Step.EXPIRE_OFFER,
     S.ACCEPTED: Step.MATCH,
     S.WORKER_ASSIGNED: Step.SCHEDULE,
+    S.SCHEDULED: Step.NO_SHOW,  # at scheduled_start + the start grace, if not started
     S.COMPLETED: Step.PAY,
     S.PAID: Step.REQUEST_REVIEWS,
     S.REVIEW_PENDING: Step.CLOSE,
 }
 
 # The steps a deadline (jobs.timer_at) can wake; the others only follow a commit.
-DEADLINE_STEPS = frozenset({Step.EXPIRE_OFFER, Step.MATCH, Step.PAY, Step.CLOSE})
+DEADLINE_STEPS = frozenset({Step.EXPIRE_OFFER, Step.MATCH, Step.NO_SHOW, Step.PAY, Step.CLOSE})
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "opportunity_expired",
         "opportunity_declined",
         "worker_withdrew",
+        "worker_no_show",
         "payment_attempt_refused",
         "review_received",
         "dispute_opened",

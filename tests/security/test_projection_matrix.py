@@ -102,6 +102,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "no_worker": _keys("rounds"),
         "policy_upgraded": _keys("from_version to_version"),
         "worker_assigned": _keys("worker_id"),
+        "worker_no_show": _keys("late_by_seconds"),  # not who (it names them to the operator)
         "payment_attempt_refused": _keys("attempt outcome"),  # not the gateway's detail
         "payment_failed": _keys("attempts"),
         "paid": _keys("amount_cents attempt"),  # not the charge id
@@ -151,6 +152,7 @@ NOTIFICATION_SEES = {
     "dispute_resolved": _keys(f"note {_SPLIT}"),
     "refund": _keys(_SPLIT),
     "withdrawal": frozenset(),  # not who withdrew
+    "no_show": frozenset(),
 }
 
 
@@ -344,6 +346,32 @@ def withdrawn(d: Driver) -> Built:
     )
 
 
+def no_show(d: Driver) -> Built:
+    """Scheduled, its worker never starts: past the start grace it is matched again."""
+    consumer, c_headers = d.consumer()
+    absent, a_headers = d.worker()
+    holder, holder_headers = d.worker()
+    job_id = d.offered(consumer)
+    actions.accept_offer(d.session, job_id, consumer, d.ctx())
+    d.step(Step.MATCH, job_id)  # offered to the absent worker (ranked first: the lower id)
+    actions.accept_opportunity(d.session, job_id, absent, d.ctx(1))
+    d.step(Step.SCHEDULE, job_id, later=1)
+    job = d.session.get(Job, job_id)
+    assert job is not None and job.timer_at is not None
+    late = (job.timer_at - d.now).total_seconds() + 5
+    d.step(Step.NO_SHOW, job_id, later=late)
+    d.step(Step.MATCH, job_id, later=late)  # offered to the other worker
+    return Built(
+        job_id,
+        [
+            d.party("consumer", consumer, c_headers, "consumer", {absent.id}),
+            d.party("candidate worker", holder, holder_headers, "candidate", {holder.id}),
+            d.party("worker who did not come", absent, a_headers, None, {absent.id}),
+            d.operator(),
+        ],
+    )
+
+
 def no_worker(d: Driver) -> Built:
     """Nobody serves the place: two empty rounds, then no_worker."""
     consumer, c_headers = d.consumer()
@@ -425,6 +453,7 @@ JOURNEYS: dict[str, Callable[[Driver], Built]] = {
     "matching": matching,
     "no worker": no_worker,
     "withdrawn": withdrawn,
+    "no show": no_show,
     "payment failed": payment_failed,
     "disputed": disputed,
     "offer expired": lambda d: ended_early(d, _expire),

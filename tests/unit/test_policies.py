@@ -11,7 +11,7 @@ from gigco.config import Settings
 from gigco.lifecycle import policies
 
 # Rules added after version 1 (issue 24): the defaults now have them, version 1 does not.
-ADDED_SINCE = {"withdrawals"}
+ADDED_SINCE = {"withdrawals", "start_grace_seconds"}
 MIGRATION = Path(gigco.__file__).parent / "migrations" / "versions" / "0013_lifecycle_policies.py"
 
 
@@ -29,5 +29,7 @@ def test_a_process_on_the_default_settings_finds_the_migrations_version_one() ->
     assert then == values
     assert policies.values_hash(then) == digest
     old = policies.Policy.of(1, values)
-    assert not old.withdrawals  # version 1's jobs run without the rules added since
-    assert policies.Policy.from_settings(defaults, rates).withdrawals
+    # Version 1's jobs run without the rules added since: no withdrawals, no no-show.
+    assert (old.withdrawals, old.start_grace_seconds) == (False, None)
+    new = policies.Policy.from_settings(defaults, rates)
+    assert (new.withdrawals, new.start_grace_seconds) == (True, 1800)

@@ -28,4 +28,11 @@ class PolicySchema(ma.Schema):
     withdrawals = fields.Boolean(
         metadata={"description": "whether the assigned worker may withdraw (false: older policy)"}
     )
+    start_grace_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "a scheduled job not started this long after its start is a no-show"
+            " (null: older policy, no no-show)"
+        },
+    )
     created_at = fields.String(metadata={"format": "date-time"})
