@@ -31,7 +31,7 @@ from gigco.lifecycle.matching import (
 )
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
 from gigco.lifecycle.principals import Principal, consumer_actor
-from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.schedule import Next, expected_end
 from gigco.lifecycle.transitions import (
     AT_NOW,
     CANCELLABLE,
@@ -224,8 +224,11 @@ def decline_opportunity(session: Session, job_id: int, who: Principal, ctx: Step
 
 
 def start(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
-    """scheduled → in_progress, by the assigned worker."""
-    require_assigned_worker(visible_job(session, job_id, who), who)
+    """scheduled → in_progress, by the assigned worker; the overrun deadline (the policy's
+    ``expected_end``) is in_progress's deadline."""
+    seen = visible_job(session, job_id, who)
+    require_assigned_worker(seen, who)
+    end = expected_end(seen, ctx.policy(session, job_id).overrun_factor)
     job = require_transition(
         session,
         job_id,
@@ -233,10 +236,10 @@ def start(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Ou
         S.IN_PROGRESS,
         wanted="starting",
         actor=who.actor,
-        then=Next.nothing(),
+        then=Next.nothing() if end is None else Next.at(end),
         now=ctx.now,
     )
-    return job, []
+    return job, dues_of(job)
 
 
 WITHDRAWABLE = frozenset({S.WORKER_ASSIGNED, S.SCHEDULED})

@@ -50,6 +50,7 @@ class Policy:
     # Rules added after the first policies: a policy stored before them runs without them.
     withdrawals: bool = False  # the assigned worker may withdraw (worker_assigned, scheduled)
     start_grace_seconds: float | None = None  # None: a worker who does not come is waited for
+    overrun_factor: float | None = None  # None: work that runs long is not flagged
 
     def rate_for(self, category: Category) -> int:
         """The hourly rate, in cents, a job in ``category`` is priced at under this policy."""
@@ -72,6 +73,7 @@ class Policy:
             "start_grace_seconds": (
                 None if self.start_grace_seconds is None else float(self.start_grace_seconds)
             ),
+            "overrun_factor": None if self.overrun_factor is None else float(self.overrun_factor),
         }
 
     @classmethod
@@ -94,6 +96,9 @@ class Policy:
                 if values.get("start_grace_seconds") is None
                 else float(values["start_grace_seconds"])
             ),
+            overrun_factor=(
+                None if values.get("overrun_factor") is None else float(values["overrun_factor"])
+            ),
         )
 
     @classmethod
@@ -113,6 +118,7 @@ class Policy:
             hourly_rates=dict(hourly_rates),
             withdrawals=True,
             start_grace_seconds=settings.start_grace_seconds,
+            overrun_factor=settings.overrun_factor,
         )
 
 

@@ -109,6 +109,9 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     # Who withdrew is the operator's to know; the consumer sees that the job is matched again.
     "worker_withdrew": _cell(),
     "worker_no_show": _cell(consumer="late_by_seconds"),
+    "overrun_flagged": _cell(
+        consumer="expected_end late_by_seconds", assigned="expected_end late_by_seconds"
+    ),
     "scheduled": _cell(),
     "in_progress": _cell(),
     "completed": _cell(),
@@ -241,6 +244,7 @@ NOTIFICATION_FIELDS: dict[str, frozenset[str]] = {
     "cancellation": frozenset(),
     "withdrawal": frozenset(),
     "no_show": frozenset(),
+    "overrun": frozenset({"expected_end"}),
     "dispute_opened": frozenset({"reason"}),
     "dispute_resolved": frozenset({"note", *_REFUND_SPLIT.split()}),
     "refund": frozenset(_REFUND_SPLIT.split()),

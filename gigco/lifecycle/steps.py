@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.history import record_event
 from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.matching import match_job
 from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
 from gigco.lifecycle.payments import process_payment
 from gigco.lifecycle.pricing import price_for
 from gigco.lifecycle.principals import SYSTEM
-from gigco.lifecycle.schedule import Next, Step
+from gigco.lifecycle.schedule import Next, Step, expected_end
 from gigco.lifecycle.transitions import AT_NOW, Due, dues_of, set_next, transition
 from gigco.models import Job, JobStatus, Review, Worker
 
@@ -225,6 +226,39 @@ def mark_no_show(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     return dues_of(moved)
 
 
+def flag_overrun(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
+    """Work in progress past its expected end: ``overrun_flagged`` once, the consumer told;
+    the job stays in progress (its deadline cleared: nothing more is due until complete)."""
+    job = lock_job(session, job_id)  # the task locked it already: no round trip
+    if job is None or job.status != S.IN_PROGRESS or job.overrun_flagged_at is not None:
+        return []
+    end = job.timer_at or expected_end(job, ctx.policy(session, job_id).overrun_factor)
+    if end is None:
+        return []  # its policy never flags
+    if end > ctx.now:
+        return set_next(job, Next.at(end), ctx.now)  # not yet: the deadline stands
+    set_next(job, Next.nothing(), ctx.now)
+    job.overrun_flagged_at = ctx.now
+    session.flush()
+    record_event(
+        session,
+        job_id,
+        "overrun_flagged",
+        actor=SYSTEM,
+        now=ctx.now,
+        data={"expected_end": end.isoformat(), "late_by_seconds": (ctx.now - end).total_seconds()},
+    )
+    notify_consumer(
+        session,
+        job.consumer_id,
+        "overrun",
+        f"'{job.title}' is taking longer than expected (due to end by {end.isoformat()}).",
+        job_id=job_id,
+        expected_end=end.isoformat(),
+    )
+    return []
+
+
 def request_reviews(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     """paid → review_pending: ask both sides; the window closes after the policy's review
     window."""
@@ -286,6 +320,7 @@ STEPS: dict[Step, Callable[[Session, int, StepContext], list[Due]]] = {
     Step.MATCH: match_job,
     Step.SCHEDULE: schedule_job,
     Step.NO_SHOW: mark_no_show,
+    Step.OVERRUN: flag_overrun,
     Step.PAY: process_payment,
     Step.REQUEST_REVIEWS: request_reviews,
     Step.CLOSE: close_job,

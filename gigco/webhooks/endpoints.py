@@ -30,6 +30,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "opportunity_declined",
         "worker_withdrew",
         "worker_no_show",
+        "overrun_flagged",
         "payment_attempt_refused",
         "review_received",
         "dispute_opened",

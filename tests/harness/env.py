@@ -15,6 +15,7 @@ TIMERS = {
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "3",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "0.3",
     "GIGCO_START_GRACE_SECONDS": "1",
+    "GIGCO_OVERRUN_FACTOR": "1",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "1",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "2",
     # Webhooks: receivers on 127.0.0.1, quick retries, a short timeout.

@@ -103,6 +103,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "policy_upgraded": _keys("from_version to_version"),
         "worker_assigned": _keys("worker_id"),
         "worker_no_show": _keys("late_by_seconds"),  # not who (it names them to the operator)
+        "overrun_flagged": _keys("expected_end late_by_seconds"),
         "payment_attempt_refused": _keys("attempt outcome"),  # not the gateway's detail
         "payment_failed": _keys("attempts"),
         "paid": _keys("amount_cents attempt"),  # not the charge id
@@ -114,6 +115,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
     "assigned": {
         **_EVERY_WORKER_SEES,
         "worker_assigned": _keys("worker_id opportunity_id"),
+        "overrun_flagged": _keys("expected_end late_by_seconds"),
         "payment_attempt_refused": _keys("attempt"),
         "payment_failed": _keys("attempts"),
         "paid": _keys("attempt"),
@@ -153,6 +155,7 @@ NOTIFICATION_SEES = {
     "refund": _keys(_SPLIT),
     "withdrawal": frozenset(),  # not who withdrew
     "no_show": frozenset(),
+    "overrun": _keys("expected_end"),
 }
 
 
@@ -372,6 +375,26 @@ def no_show(d: Driver) -> Built:
     )
 
 
+def overrun(d: Driver) -> Built:
+    """Work runs past its expected end (flagged once), then completes."""
+    consumer, c_headers = d.consumer()
+    w, w_headers = d.worker()
+    owner = d.session.get(Consumer, consumer.id)
+    job = f.job(d.session, owner, at=d.place, status=S.IN_PROGRESS, worker_id=w.id)
+    late = (job.scheduled_start - d.now).total_seconds() + float(job.estimated_hours) * 7200
+    d.step(Step.OVERRUN, job.id, later=late)
+    d.step(Step.OVERRUN, job.id, later=late + 60)  # run again: still flagged once
+    actions.complete(d.session, job.id, w, d.ctx(late + 120))
+    return Built(
+        job.id,
+        [
+            d.party("consumer", consumer, c_headers, "consumer", {w.id}),
+            d.party("assigned worker", w, w_headers, "assigned", {w.id}),
+            d.operator(),
+        ],
+    )
+
+
 def no_worker(d: Driver) -> Built:
     """Nobody serves the place: two empty rounds, then no_worker."""
     consumer, c_headers = d.consumer()
@@ -454,6 +477,7 @@ JOURNEYS: dict[str, Callable[[Driver], Built]] = {
     "no worker": no_worker,
     "withdrawn": withdrawn,
     "no show": no_show,
+    "overrun": overrun,
     "payment failed": payment_failed,
     "disputed": disputed,
     "offer expired": lambda d: ended_early(d, _expire),

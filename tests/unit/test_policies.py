@@ -11,7 +11,7 @@ from gigco.config import Settings
 from gigco.lifecycle import policies
 
 # Rules added after version 1 (issue 24): the defaults now have them, version 1 does not.
-ADDED_SINCE = {"withdrawals", "start_grace_seconds"}
+ADDED_SINCE = {"withdrawals", "start_grace_seconds", "overrun_factor"}
 MIGRATION = Path(gigco.__file__).parent / "migrations" / "versions" / "0013_lifecycle_policies.py"
 
 
@@ -29,7 +29,8 @@ def test_a_process_on_the_default_settings_finds_the_migrations_version_one() ->
     assert then == values
     assert policies.values_hash(then) == digest
     old = policies.Policy.of(1, values)
-    # Version 1's jobs run without the rules added since: no withdrawals, no no-show.
-    assert (old.withdrawals, old.start_grace_seconds) == (False, None)
+    # Version 1's jobs run without the rules added since: no withdrawals, no no-show, no
+    # overrun flag.
+    assert (old.withdrawals, old.start_grace_seconds, old.overrun_factor) == (False, None, None)
     new = policies.Policy.from_settings(defaults, rates)
-    assert (new.withdrawals, new.start_grace_seconds) == (True, 1800)
+    assert (new.withdrawals, new.start_grace_seconds, new.overrun_factor) == (True, 1800, 2)

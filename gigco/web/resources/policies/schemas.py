@@ -35,4 +35,11 @@ class PolicySchema(ma.Schema):
             " (null: older policy, no no-show)"
         },
     )
+    overrun_factor = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "work in progress past its start + estimated hours x this is flagged"
+            " as an overrun (null: older policy, never flagged)"
+        },
+    )
     created_at = fields.String(metadata={"format": "date-time"})
