@@ -51,6 +51,7 @@ class Policy:
     withdrawals: bool = False  # the assigned worker may withdraw (worker_assigned, scheduled)
     start_grace_seconds: float | None = None  # None: a worker who does not come is waited for
     overrun_factor: float | None = None  # None: work that runs long is not flagged
+    reliability_rank: bool = False  # matching ranks fewer strikes first within a rating
 
     def rate_for(self, category: Category) -> int:
         """The hourly rate, in cents, a job in ``category`` is priced at under this policy."""
@@ -74,6 +75,7 @@ class Policy:
                 None if self.start_grace_seconds is None else float(self.start_grace_seconds)
             ),
             "overrun_factor": None if self.overrun_factor is None else float(self.overrun_factor),
+            "reliability_rank": bool(self.reliability_rank),
         }
 
     @classmethod
@@ -99,6 +101,7 @@ class Policy:
             overrun_factor=(
                 None if values.get("overrun_factor") is None else float(values["overrun_factor"])
             ),
+            reliability_rank=bool(values.get("reliability_rank", False)),
         )
 
     @classmethod
@@ -119,6 +122,7 @@ class Policy:
             withdrawals=True,
             start_grace_seconds=settings.start_grace_seconds,
             overrun_factor=settings.overrun_factor,
+            reliability_rank=True,
         )
 
 

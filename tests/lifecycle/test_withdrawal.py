@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -149,3 +150,22 @@ def test_withdrawal_consumer_cancel_and_operator_cancel_race_with_one_winner(
         rows = table(ops.page(f"/ops/jobs/{job_id}").text, "opportunities")
         assert rows[0][1] == ("1" if "withdraw" in ok else "0"), rows  # counted once, or not
     assert sum(outcomes.values()) == 4
+
+
+def test_a_worker_who_withdrew_is_asked_after_an_equally_rated_one_farther_away(api: Api) -> None:
+    place = {"lat": 30.0, "lng": 30.0}
+    consumer = api.consumer()
+    near, far = api.worker(location=place), api.worker(location={"lat": 30.05, "lng": 30.0})
+    first = assigned(api, consumer, near, "scheduled", place)  # near is asked first: nearer
+    assert api.signal(first, "withdraw", near).status_code == 200
+    wait_for(lambda: opportunities(api, far), what="the first job passed on")
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    second = api.post_job(consumer, location=place, start=start)["id"]
+    api.wait_status(second, "offered")
+    api.signal(second, "offer/accept", consumer)
+    # Both unrated: one strike puts the nearer worker behind the farther one.
+    offered = wait_for(
+        lambda: [e for e in api.events(second) if e["type"] == "opportunity_offered"],
+        what="the second job's first opportunity",
+    )
+    assert offered[0]["data"]["worker_id"] == far["id"]

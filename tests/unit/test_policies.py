@@ -11,7 +11,7 @@ from gigco.config import Settings
 from gigco.lifecycle import policies
 
 # Rules added after version 1 (issue 24): the defaults now have them, version 1 does not.
-ADDED_SINCE = {"withdrawals", "start_grace_seconds", "overrun_factor"}
+ADDED_SINCE = {"withdrawals", "start_grace_seconds", "overrun_factor", "reliability_rank"}
 MIGRATION = Path(gigco.__file__).parent / "migrations" / "versions" / "0013_lifecycle_policies.py"
 
 

@@ -42,4 +42,10 @@ class PolicySchema(ma.Schema):
             " as an overrun (null: older policy, never flagged)"
         },
     )
+    reliability_rank = fields.Boolean(
+        metadata={
+            "description": "matching ranks workers of equal rating by fewer withdrawals plus"
+            " no-shows first (false: older policy)"
+        }
+    )
     created_at = fields.String(metadata={"format": "date-time"})
