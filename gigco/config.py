@@ -33,6 +33,10 @@ class Settings:
     review_window_seconds: float = 604800
     payment_max_attempts: int = 5
     payment_retry_base_seconds: float = 60
+    # A scheduled job not started this long after its scheduled start is a no-show.
+    start_grace_seconds: float = 1800
+    # Work in progress past scheduled_start + estimated_hours x this is flagged as an overrun.
+    overrun_factor: float = 2
     # A claimed payment attempt keeps other runs away this long: longer than any gateway
     # call; a run that dies after its claim leaves the job due again when it ends.
     payment_lease_seconds: float = 60
@@ -115,6 +119,7 @@ _DURATIONS = {
     "GIGCO_MATCH_RETRY_BASE_SECONDS": "match_retry_base_seconds",
     "GIGCO_REVIEW_WINDOW_SECONDS": "review_window_seconds",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
+    "GIGCO_START_GRACE_SECONDS": "start_grace_seconds",
     "GIGCO_PAYMENT_LEASE_SECONDS": "payment_lease_seconds",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
@@ -157,6 +162,16 @@ def _duration(name: str, raw: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive, finite number of seconds, got {raw!r}")
+    return value
+
+
+def _factor(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not 1 <= value < float("inf"):
+        raise ConfigError(f"{name} must be a finite number of at least 1, got {raw!r}")
     return value
 
 
@@ -343,6 +358,7 @@ def _parsers() -> dict[str, tuple[str, Callable[[str, str], object]]]:
         "GIGCO_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _hops),
         "GIGCO_METRICS_TOKEN": ("metrics_token", _secret),
         "GIGCO_TEST_CLOCKS": ("test_clocks", _flag),
+        "GIGCO_OVERRUN_FACTOR": ("overrun_factor", _factor),
     }
     parsers.update({name: (field, _rate) for name, field in _RATE_LIMITS.items()})
     parsers.update({name: (field, _duration) for name, field in _DURATIONS.items()})
@@ -414,6 +430,10 @@ MEANINGS: dict[str, str] = {
     "GIGCO_MATCH_MAX_ROUNDS": "matching rounds before `no_worker`",
     "GIGCO_REVIEW_WINDOW_SECONDS": "how long reviews are collected",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "charge attempts before `payment_failed`",
+    "GIGCO_START_GRACE_SECONDS": "a `scheduled` job not started this long after its "
+    "`scheduled_start` is a no-show: back to matching without that worker (a policy value)",
+    "GIGCO_OVERRUN_FACTOR": "work still in progress past `scheduled_start` + `estimated_hours` "
+    "× this is flagged once as an overrun, to the consumer and operators (a policy value, ≥ 1)",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "backoff: base × 2^(attempt−1)",
     "GIGCO_PAYMENT_LEASE_SECONDS": "a claimed charge attempt keeps other runs away this long "
     "(longer than any gateway call); a worker that dies mid-attempt leaves the payment due "

@@ -31,7 +31,7 @@ from gigco.lifecycle.matching import (
 )
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
 from gigco.lifecycle.principals import Principal, consumer_actor
-from gigco.lifecycle.schedule import Next
+from gigco.lifecycle.schedule import Next, expected_end
 from gigco.lifecycle.transitions import (
     AT_NOW,
     CANCELLABLE,
@@ -224,8 +224,11 @@ def decline_opportunity(session: Session, job_id: int, who: Principal, ctx: Step
 
 
 def start(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
-    """scheduled → in_progress, by the assigned worker."""
-    require_assigned_worker(visible_job(session, job_id, who), who)
+    """scheduled → in_progress, by the assigned worker; the overrun deadline (the policy's
+    ``expected_end``) is in_progress's deadline."""
+    seen = visible_job(session, job_id, who)
+    require_assigned_worker(seen, who)
+    end = expected_end(seen, ctx.policy(session, job_id).overrun_factor)
     job = require_transition(
         session,
         job_id,
@@ -233,10 +236,59 @@ def start(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Ou
         S.IN_PROGRESS,
         wanted="starting",
         actor=who.actor,
-        then=Next.nothing(),
+        then=Next.nothing() if end is None else Next.at(end),
         now=ctx.now,
     )
-    return job, []
+    return job, dues_of(job)
+
+
+WITHDRAWABLE = frozenset({S.WORKER_ASSIGNED, S.SCHEDULED})
+
+
+def withdraw(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
+    """worker_assigned or scheduled → accepted, by the assigned worker; counted on them.
+
+    A new matching round starts at once (``match_round`` from 0, matching due now); the
+    worker held an opportunity on the job, so matching never asks them again. Read under
+    the job's row lock, then a compare-and-set: a cancel or a no-show racing it finds the
+    job moved on, or is found so. A job whose policy predates withdrawals: 409.
+    """
+    job = visible_job(session, job_id, who, lock=True)
+    require_assigned_worker(job, who)
+    if job.status not in WITHDRAWABLE:
+        raise StatusConflict(job_id, job.status, "withdrawing")
+    policy = ctx.policy(session, job_id)
+    if not policy.withdrawals:
+        raise Conflict(
+            f"Job {job_id} runs under lifecycle policy {policy.version}, which has no"
+            " withdrawals; ask an operator to cancel it instead.",
+            current_status=job.status.value,
+        )
+    job = require_transition(
+        session,
+        job_id,
+        job.status,
+        S.ACCEPTED,
+        wanted="withdrawing",
+        event="worker_withdrew",
+        actor=who.actor,
+        then=Next.now(),
+        now=ctx.now,
+        data={"worker_id": who.id},
+        values={"worker_id": None, "match_round": 0},
+    )
+    notify(
+        session,
+        to_consumer(
+            job.consumer_id,
+            "withdrawal",
+            f"The worker for '{job.title}' can no longer come; we are finding another.",
+            job_id=job_id,
+        ),
+    )
+    # Last (after autoflush writes the event): the worker's row is shared by all their jobs.
+    session.execute(_count_statement(Worker, "withdrawals"), {"party_id": who.id})
+    return job, dues_of(job)
 
 
 def complete(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
@@ -402,6 +454,18 @@ def _count_completed_statement(model: type[Worker] | type[Consumer]) -> sa.Updat
         sa.update(model)
         .where(model.id == _PARTY)
         .values(completed_jobs=model.completed_jobs + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@built_once
+def _count_statement(model: type[Worker] | type[Consumer], column: str) -> sa.Update:
+    """One more of a party's ``column`` (a count)."""
+    counted = getattr(model, column)
+    return (
+        sa.update(model)
+        .where(model.id == _PARTY)
+        .values({column: counted + 1})
         .execution_options(synchronize_session=False)
     )
 

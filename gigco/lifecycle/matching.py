@@ -134,8 +134,13 @@ def _haversine_km() -> sa.ColumnElement[float]:
     return great_circle_km(_JOB_LAT, _JOB_LNG, Worker.lat, Worker.lng)
 
 
-def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[Candidate]:
+def candidates(
+    session: Session, job: Job, *, limit: int | None = None, reliability: bool = False
+) -> list[Candidate]:
     """The workers who may be offered ``job`` now, best first (at most ``limit``).
+
+    With ``reliability`` (a policy value), among workers of the same rating those with
+    fewer strikes (``strikes``: withdrawals plus no-shows) come first, then the nearer.
 
     Both dialects filter, rank and limit in SQL, with one ranking statement
     (``_ranked_statement``): the exact haversine (``great_circle_km``) checks each worker's
@@ -151,12 +156,13 @@ def candidates(session: Session, job: Job, *, limit: int | None = None) -> list[
     params = job_params(job)
     if session.get_bind().dialect.name != "postgresql":
         params["limit"] = -1 if limit is None else limit
-        stmt: sa.Executable = _ranked_statement(False)  # positional: built_once keys on them
+        # positional: built_once keys on them
+        stmt: sa.Executable = _ranked_statement(False, reliability)
     elif limit == 1:
-        stmt = _next_candidate_statement()
+        stmt = _next_candidate_statement(reliability)
     else:
-        stmt, params["limit"] = _ranked_statement(True), limit
-    return [Candidate(w, r, d) for w, r, d in session.execute(stmt, params).all()]
+        stmt, params["limit"] = _ranked_statement(True, reliability), limit
+    return [Candidate(row[0], row[1], row[2]) for row in session.execute(stmt, params).all()]
 
 
 def _reach_km() -> sa.ColumnElement[float]:
@@ -185,21 +191,30 @@ def _nearby(distance: sa.ColumnElement[float], *, in_box: bool) -> list[sa.Colum
     return [_reach_box().op("@>")(job), *near]
 
 
+def strikes() -> sa.ColumnElement[int]:
+    """A worker's strikes: the jobs they withdrew from plus those they did not come to."""
+    return Worker.withdrawals + Worker.no_shows
+
+
 @built_once
-def _ranked_statement(in_box: bool) -> sa.Select[int, float, float]:
-    """Every candidate, ranked (rating, unrated last, distance, id); ``limit`` a parameter."""
+def _ranked_statement(in_box: bool, reliability: bool) -> sa.Select[int, float, float]:
+    """Every candidate, ranked (rating, unrated last, [strikes,] distance, id); ``limit`` a
+    parameter."""
     distance = _haversine_km().label("distance_km")
     rating = _rating().label("rating")
+    order: list[sa.ColumnElement[Any]] = [rating.desc().nulls_last()]
+    order += [strikes()] if reliability else []
+    order.append(distance)
     return (
         sa.select(Worker.id, rating, distance)
         .where(*_nearby(distance, in_box=in_box))
-        .order_by(rating.desc().nulls_last(), distance, Worker.id)
+        .order_by(*order, Worker.id)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
 
 
 @built_once
-def _next_candidate_statement() -> sa.CompoundSelect[int, float, float]:
+def _next_candidate_statement(reliability: bool) -> sa.CompoundSelect[int, float, float, int]:
     """The first candidate in ``candidates``' order, reading only the best-rated group.
 
     One statement: ``best`` walks ``ix_workers_earth_rating`` best rating first (KNN) and
@@ -214,10 +229,12 @@ def _next_candidate_statement() -> sa.CompoundSelect[int, float, float]:
     nearest_best = rating.op("<->")(sa.literal(BEST_RATING, sa.Double))
     best = sa.select(rating.label("rating")).where(*where).order_by(nearest_best).limit(1)
     best_rating = best.cte("best").select().scalar_subquery()
-    columns = (Worker.id, rating.label("rating"), distance)
+    # With ``reliability`` the best group is ranked by strikes first, then distance.
+    struck = strikes() if reliability else sa.literal_column("0")
+    columns = (Worker.id, rating.label("rating"), distance, struck.label("strikes"))
     rated = sa.select(*columns).where(*where, rating == best_rating)
     unrated = sa.select(*columns).where(*where, rating.is_(None), best_rating.is_(None))
-    return sa.union_all(rated, unrated).order_by(sa.text("distance_km, id")).limit(1)
+    return sa.union_all(rated, unrated).order_by(sa.text("strikes, distance_km, id")).limit(1)
 
 
 # --- opportunities: each a compare-and-set from pending -----------------------------------
@@ -328,8 +345,8 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
     # it stays cheap at any number of workers (docs/scaling.md). Not flushed first: the job's
     # new round is written once, with the deadline below.
     with session.no_autoflush:
-        ranked = candidates(session, job, limit=1)
         policy = ctx.policy(session, job.id)
+        ranked = candidates(session, job, limit=1, reliability=policy.reliability_rank)
 
     def round_started() -> None:
         if started:

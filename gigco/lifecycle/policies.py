@@ -47,6 +47,11 @@ class Policy:
     payment_retry_base_seconds: float
     fee_rate: Decimal
     hourly_rates: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Rules added after the first policies: a policy stored before them runs without them.
+    withdrawals: bool = False  # the assigned worker may withdraw (worker_assigned, scheduled)
+    start_grace_seconds: float | None = None  # None: a worker who does not come is waited for
+    overrun_factor: float | None = None  # None: work that runs long is not flagged
+    reliability_rank: bool = False  # matching ranks fewer strikes first within a rating
 
     def rate_for(self, category: Category) -> int:
         """The hourly rate, in cents, a job in ``category`` is priced at under this policy."""
@@ -65,6 +70,12 @@ class Policy:
             "payment_retry_base_seconds": float(self.payment_retry_base_seconds),
             "fee_rate": str(self.fee_rate),
             "hourly_rates": {name: int(rate) for name, rate in sorted(self.hourly_rates.items())},
+            "withdrawals": bool(self.withdrawals),
+            "start_grace_seconds": (
+                None if self.start_grace_seconds is None else float(self.start_grace_seconds)
+            ),
+            "overrun_factor": None if self.overrun_factor is None else float(self.overrun_factor),
+            "reliability_rank": bool(self.reliability_rank),
         }
 
     @classmethod
@@ -81,6 +92,16 @@ class Policy:
             payment_retry_base_seconds=float(values["payment_retry_base_seconds"]),
             fee_rate=Decimal(values["fee_rate"]),
             hourly_rates=dict(values.get("hourly_rates") or {}),
+            withdrawals=bool(values.get("withdrawals", False)),
+            start_grace_seconds=(
+                None
+                if values.get("start_grace_seconds") is None
+                else float(values["start_grace_seconds"])
+            ),
+            overrun_factor=(
+                None if values.get("overrun_factor") is None else float(values["overrun_factor"])
+            ),
+            reliability_rank=bool(values.get("reliability_rank", False)),
         )
 
     @classmethod
@@ -98,6 +119,10 @@ class Policy:
             payment_retry_base_seconds=settings.payment_retry_base_seconds,
             fee_rate=FEE_RATE,
             hourly_rates=dict(hourly_rates),
+            withdrawals=True,
+            start_grace_seconds=settings.start_grace_seconds,
+            overrun_factor=settings.overrun_factor,
+            reliability_rank=True,
         )
 
 

@@ -106,6 +106,12 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     ),
     "no_worker": _cell(consumer="rounds", assigned="rounds", candidate="rounds"),
     "worker_assigned": _cell(consumer="worker_id", assigned="worker_id opportunity_id"),
+    # Who withdrew is the operator's to know; the consumer sees that the job is matched again.
+    "worker_withdrew": _cell(),
+    "worker_no_show": _cell(consumer="late_by_seconds"),
+    "overrun_flagged": _cell(
+        consumer="expected_end late_by_seconds", assigned="expected_end late_by_seconds"
+    ),
     "scheduled": _cell(),
     "in_progress": _cell(),
     "completed": _cell(),
@@ -236,6 +242,9 @@ NOTIFICATION_FIELDS: dict[str, frozenset[str]] = {
     "expiry": frozenset(),
     "no_worker": frozenset(),
     "cancellation": frozenset(),
+    "withdrawal": frozenset(),
+    "no_show": frozenset(),
+    "overrun": frozenset({"expected_end"}),
     "dispute_opened": frozenset({"reason"}),
     "dispute_resolved": frozenset({"note", *_REFUND_SPLIT.split()}),
     "refund": frozenset(_REFUND_SPLIT.split()),
@@ -255,12 +264,28 @@ def _known_workers(job: Job | None, viewer: Principal) -> set[int | None]:
     return set()
 
 
-def _actor(actor: str, job: Job | None, viewer: Principal) -> str:
+# The events naming a worker who was assigned to the job: its consumer was told who they are
+# (the assignment notification), so they keep knowing that worker there after a withdrawal
+# or a no-show, as their webhooks showed it at the time.
+_NAMES_THEIR_WORKER = frozenset({"worker_assigned", "worker_withdrew", "worker_no_show"})
+
+
+def _their_worker(event: JobEvent, viewer: Principal) -> set[int | None]:
+    """The worker ``event`` names to the job's consumer as one who was assigned to it."""
+    if viewer.role == Role.CONSUMER and event.type in _NAMES_THEIR_WORKER:
+        return {(event.data or {}).get("worker_id")}
+    return set()
+
+
+def _actor(
+    actor: str, job: Job | None, viewer: Principal, also: set[int | None] | None = None
+) -> str:
     """The actor string, with the id cut off where the viewer may not know it."""
     kind, _, raw = actor.partition(":")
     if not raw or viewer.role == Role.OPERATOR:
         return actor
-    if kind == "worker" and raw.isdigit() and int(raw) in _known_workers(job, viewer):
+    known = _known_workers(job, viewer) | (also or set())
+    if kind == "worker" and raw.isdigit() and int(raw) in known:
         return actor
     if kind == "consumer" and viewer.role == Role.CONSUMER and raw == str(viewer.id):
         return actor
@@ -268,11 +293,16 @@ def _actor(actor: str, job: Job | None, viewer: Principal) -> str:
 
 
 def _data(
-    data: dict[str, Any], keys: frozenset[str], job: Job | None, viewer: Principal
+    data: dict[str, Any],
+    keys: frozenset[str],
+    job: Job | None,
+    viewer: Principal,
+    also: set[int | None] | None = None,
 ) -> dict[str, Any]:
     """``data`` cut to ``keys``, without a worker id the viewer may not know."""
     shown = {k: v for k, v in data.items() if k in keys}
-    if "worker_id" in shown and shown["worker_id"] not in _known_workers(job, viewer):
+    known = _known_workers(job, viewer) | (also or set())
+    if "worker_id" in shown and shown["worker_id"] not in known:
         del shown["worker_id"]
     return shown
 
@@ -288,13 +318,14 @@ def project_event(event: JobEvent, job: Job, viewer: Principal) -> dict[str, Any
     """The history event as ``viewer`` may see it, with JSON-ready values."""
     data = dict(event.data or {})
     keys = event_keys(event.type, audience(job, viewer))
+    also = _their_worker(event, viewer)
     return {
         "seq": event.seq,
         "type": event.type,
         "from_status": event.from_status.value if event.from_status else None,
         "to_status": event.to_status.value if event.to_status else None,
-        "actor": _actor(event.actor, job, viewer),
-        "data": data if keys is None else _data(data, keys, job, viewer),
+        "actor": _actor(event.actor, job, viewer, also),
+        "data": data if keys is None else _data(data, keys, job, viewer, also),
         "created_at": _iso(event.created_at),
     }
 

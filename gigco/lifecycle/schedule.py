@@ -3,10 +3,12 @@
 A job's step follows from its status (``STEP_FOR_STATUS``); its deadline columns say only
 when: ``step_due_at`` marks a step due now, ``timer_at`` a step due at a deadline (an
 offer's or an opportunity's expiry, the next matching round, a charge's lease or a payment
-retry's backoff, the review deadline). A ``Next`` value is the one way to write them:
-through ``transition`` and ``set_next`` (``gigco.lifecycle.transitions``), and the re-kick of
-a stalled step (the stuck-step sweep, the operator's re-kick) is ``Next.now()`` again.
-``offer_expires_at`` and ``review_deadline`` are facts the API shows, not swept.
+retry's backoff, a scheduled job's start grace (the no-show), work's overrun, the review
+deadline). A
+``Next`` value is the one way to write them: through ``transition`` and ``set_next``
+(``gigco.lifecycle.transitions``), and the re-kick of a stalled step (the stuck-step sweep,
+the operator's re-kick) is ``Next.now()`` again. ``offer_expires_at`` and
+``review_deadline`` are facts the API shows, not swept.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gigco.models import Job
 from gigco.models import JobStatus as S
 
 
@@ -26,6 +29,8 @@ class Step(StrEnum):
     EXPIRE_OFFER = "expire_offer"
     MATCH = "match_job"
     SCHEDULE = "schedule_job"
+    NO_SHOW = "mark_no_show"
+    OVERRUN = "flag_overrun"
     PAY = "process_payment"
     REQUEST_REVIEWS = "request_reviews"
     CLOSE = "close_job"
@@ -38,13 +43,17 @@ STEP_FOR_STATUS: dict[S, Step] = {
     S.OFFERED: Step.EXPIRE_OFFER,
     S.ACCEPTED: Step.MATCH,
     S.WORKER_ASSIGNED: Step.SCHEDULE,
+    S.SCHEDULED: Step.NO_SHOW,  # at scheduled_start + the start grace, if not started
+    S.IN_PROGRESS: Step.OVERRUN,  # at scheduled_start + estimated hours x the overrun factor
     S.COMPLETED: Step.PAY,
     S.PAID: Step.REQUEST_REVIEWS,
     S.REVIEW_PENDING: Step.CLOSE,
 }
 
 # The steps a deadline (jobs.timer_at) can wake; the others only follow a commit.
-DEADLINE_STEPS = frozenset({Step.EXPIRE_OFFER, Step.MATCH, Step.PAY, Step.CLOSE})
+DEADLINE_STEPS = frozenset(
+    {Step.EXPIRE_OFFER, Step.MATCH, Step.NO_SHOW, Step.OVERRUN, Step.PAY, Step.CLOSE}
+)
 
 
 @dataclass(frozen=True)
@@ -81,3 +90,12 @@ class Next:
             "timer_at": self.deadline,
             "timer_armed_at": None,  # a new deadline (or none) is not yet sent by a sweep
         }
+
+
+def expected_end(job: Job, overrun_factor: float | None) -> dt.datetime | None:
+    """When work on ``job`` is overrunning: ``scheduled_start`` + ``estimated_hours`` × the
+    policy's overrun factor (None: the policy has none)."""
+    if overrun_factor is None:
+        return None
+    hours = float(job.estimated_hours) * overrun_factor
+    return job.scheduled_start + dt.timedelta(hours=hours)

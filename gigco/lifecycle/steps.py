@@ -7,6 +7,7 @@ called before their deadline, they only return the deadline again.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -14,15 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.history import record_event
 from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.matching import match_job
 from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
 from gigco.lifecycle.payments import process_payment
 from gigco.lifecycle.pricing import price_for
 from gigco.lifecycle.principals import SYSTEM
-from gigco.lifecycle.schedule import Next, Step
-from gigco.lifecycle.transitions import AT_NOW, Due, dues_of, transition
-from gigco.models import Job, JobStatus, Review
+from gigco.lifecycle.schedule import Next, Step, expected_end
+from gigco.lifecycle.transitions import AT_NOW, Due, dues_of, set_next, transition
+from gigco.models import Job, JobStatus, Review, Worker
 
 S = JobStatus
 _OFFER_LAPSED = Job.offer_expires_at <= AT_NOW
@@ -118,15 +120,31 @@ def expire_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     return []
 
 
+def _start_deadline(
+    job: Job, grace_seconds: float | None, scheduled_at: dt.datetime
+) -> dt.datetime | None:
+    """When a scheduled ``job`` not yet started is a no-show (None: its policy has none):
+    the start grace after ``scheduled_start`` — or after ``scheduled_at``, for a worker
+    assigned only after the start (a job matched again late), who could not be there."""
+    if grace_seconds is None:
+        return None
+    return max(job.scheduled_start, scheduled_at) + dt.timedelta(seconds=grace_seconds)
+
+
 def schedule_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
-    """worker_assigned → scheduled: tell both parties who comes when."""
+    """worker_assigned → scheduled: tell both parties who comes when; the no-show deadline
+    (scheduled_start + the policy's start grace) is the scheduled status's deadline."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return []
+    deadline = _start_deadline(job, ctx.policy(session, job_id).start_grace_seconds, ctx.now)
     job = transition(
         session,
         job_id,
         S.WORKER_ASSIGNED,
         S.SCHEDULED,
         actor=SYSTEM,
-        then=Next.nothing(),
+        then=Next.nothing() if deadline is None else Next.at(deadline),
         now=ctx.now,
     )
     if job is None or job.worker_id is None:
@@ -149,6 +167,94 @@ def schedule_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
             job_id=job_id,
             scheduled_start=when,
         ),
+    )
+    return dues_of(job)
+
+
+def mark_no_show(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
+    """scheduled → accepted once the start grace has passed without a start (never before):
+    ``worker_no_show`` recorded, the consumer told, the no-show counted on the worker, and a
+    new matching round at once (the worker held an opportunity, so it passes them by)."""
+    job = lock_job(session, job_id)  # the task locked it already: no round trip
+    if job is None or job.status != S.SCHEDULED or job.worker_id is None:
+        return []
+    grace = ctx.policy(session, job_id).start_grace_seconds
+    if grace is None:
+        return set_next(job, Next.nothing(), ctx.now)  # its policy waits for the worker
+    # The deadline schedule_job set (a re-kick keeps it); without one, the start's.
+    deadline = job.timer_at or _start_deadline(job, grace, job.scheduled_start)
+    assert deadline is not None
+    if deadline > ctx.now:
+        return set_next(job, Next.at(deadline), ctx.now)  # not yet: the deadline stands
+    worker_id = job.worker_id
+    moved = transition(
+        session,
+        job_id,
+        S.SCHEDULED,
+        S.ACCEPTED,
+        actor=SYSTEM,
+        event="worker_no_show",
+        then=Next.now(),
+        now=ctx.now,
+        data={"worker_id": worker_id, "late_by_seconds": (ctx.now - deadline).total_seconds()},
+        values={"worker_id": None, "match_round": 0},
+    )
+    if moved is None:
+        return []
+    notify(
+        session,
+        to_consumer(
+            moved.consumer_id,
+            "no_show",
+            f"The worker for '{moved.title}' did not come; we are finding another.",
+            job_id=job_id,
+        ),
+        to_worker(
+            worker_id,
+            "no_show",
+            f"You did not start '{moved.title}' in time; it goes to another worker.",
+            job_id=job_id,
+        ),
+    )
+    # Last: the worker's row is shared by all their jobs (held only until the commit).
+    session.execute(
+        sa.update(Worker)
+        .where(Worker.id == worker_id)
+        .values(no_shows=Worker.no_shows + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return dues_of(moved)
+
+
+def flag_overrun(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
+    """Work in progress past its expected end: ``overrun_flagged`` once, the consumer told;
+    the job stays in progress (its deadline cleared: nothing more is due until complete)."""
+    job = lock_job(session, job_id)  # the task locked it already: no round trip
+    if job is None or job.status != S.IN_PROGRESS or job.overrun_flagged_at is not None:
+        return []
+    end = job.timer_at or expected_end(job, ctx.policy(session, job_id).overrun_factor)
+    if end is None:
+        return []  # its policy never flags
+    if end > ctx.now:
+        return set_next(job, Next.at(end), ctx.now)  # not yet: the deadline stands
+    set_next(job, Next.nothing(), ctx.now)
+    job.overrun_flagged_at = ctx.now
+    session.flush()
+    record_event(
+        session,
+        job_id,
+        "overrun_flagged",
+        actor=SYSTEM,
+        now=ctx.now,
+        data={"expected_end": end.isoformat(), "late_by_seconds": (ctx.now - end).total_seconds()},
+    )
+    notify_consumer(
+        session,
+        job.consumer_id,
+        "overrun",
+        f"'{job.title}' is taking longer than expected (due to end by {end.isoformat()}).",
+        job_id=job_id,
+        expected_end=end.isoformat(),
     )
     return []
 
@@ -213,6 +319,8 @@ STEPS: dict[Step, Callable[[Session, int, StepContext], list[Due]]] = {
     Step.EXPIRE_OFFER: expire_offer,
     Step.MATCH: match_job,
     Step.SCHEDULE: schedule_job,
+    Step.NO_SHOW: mark_no_show,
+    Step.OVERRUN: flag_overrun,
     Step.PAY: process_payment,
     Step.REQUEST_REVIEWS: request_reviews,
     Step.CLOSE: close_job,

@@ -36,8 +36,9 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.PRICED: frozenset({S.OFFERED, S.CANCELLED}),
     S.OFFERED: frozenset({S.ACCEPTED, S.REJECTED, S.EXPIRED, S.CANCELLED}),
     S.ACCEPTED: frozenset({S.WORKER_ASSIGNED, S.NO_WORKER, S.CANCELLED}),
-    S.WORKER_ASSIGNED: frozenset({S.SCHEDULED, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.IN_PROGRESS, S.CANCELLED}),
+    # Back to accepted: the worker withdrew, or (scheduled) did not come.
+    S.WORKER_ASSIGNED: frozenset({S.SCHEDULED, S.ACCEPTED, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.IN_PROGRESS, S.ACCEPTED, S.CANCELLED}),
     S.IN_PROGRESS: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset({S.PAID, S.PAYMENT_FAILED}),
     S.PAYMENT_FAILED: frozenset({S.COMPLETED}),

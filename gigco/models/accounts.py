@@ -53,6 +53,12 @@ class Worker(Base):
     rating_sum: Mapped[int] = mapped_column(default=0, comment="sum of ratings consumers gave")
     rating_count: Mapped[int] = mapped_column(default=0)
     completed_jobs: Mapped[int] = mapped_column(default=0)
+    withdrawals: Mapped[int] = mapped_column(
+        default=0, server_default="0", comment="jobs this worker withdrew from once assigned"
+    )
+    no_shows: Mapped[int] = mapped_column(
+        default=0, server_default="0", comment="scheduled jobs this worker did not start in time"
+    )
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 

@@ -18,6 +18,10 @@ from gigco.models.enums import JobStatus, OpportunityStatus
 _UNARMED = "timer_at IS NOT NULL AND timer_armed_at IS NULL AND test_clock_id IS NULL"
 
 
+# Work flagged as overrunning and still in progress, on real time: the ops console's list.
+_OVERRUNNING = "overrun_flagged_at IS NOT NULL AND status = 'in_progress' AND test_clock_id IS NULL"
+
+
 class Job(Base):
     """One job and where its lifecycle stands; ``status`` is the state."""
 
@@ -54,6 +58,9 @@ class Job(Base):
     )
     timer_armed_at: Mapped[dt.datetime | None] = mapped_column(
         comment="when a sweep last sent timer_at's task; cleared whenever timer_at is written"
+    )
+    overrun_flagged_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="when work in progress was flagged as running past its expected end"
     )
     step_due_at: Mapped[dt.datetime | None] = mapped_column(
         comment="when a pending system step became due; re-kicked once overdue by the grace"
@@ -112,6 +119,12 @@ class Job(Base):
             "timer_armed_at",
             postgresql_where=sa.text("timer_armed_at IS NOT NULL AND test_clock_id IS NULL"),
             sqlite_where=sa.text("timer_armed_at IS NOT NULL AND test_clock_id IS NULL"),
+        ),
+        sa.Index(
+            "ix_jobs_overrun",
+            "overrun_flagged_at",
+            postgresql_where=sa.text(_OVERRUNNING),
+            sqlite_where=sa.text(_OVERRUNNING),
         ),
         sa.Index(
             "ix_jobs_step_due_at",

@@ -14,6 +14,8 @@ TIMERS = {
     "GIGCO_REVIEW_WINDOW_SECONDS": "4",
     "GIGCO_PAYMENT_MAX_ATTEMPTS": "3",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "0.3",
+    "GIGCO_START_GRACE_SECONDS": "1",
+    "GIGCO_OVERRUN_FACTOR": "1",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "1",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "2",
     # Webhooks: receivers on 127.0.0.1, quick retries, a short timeout.

@@ -16,7 +16,15 @@ from gigco.lifecycle import actions, matching, steps
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.errors import DomainError
 from gigco.lifecycle.principals import Principal
-from gigco.models import Job, JobEvent, JobStatus, Opportunity, OpportunityStatus, Role
+from gigco.models import (
+    Job,
+    JobEvent,
+    JobStatus,
+    Opportunity,
+    OpportunityStatus,
+    Role,
+    Worker,
+)
 from tests import factories as f
 from tests.harness.http import Api
 from tests.harness.polling import race, wait_for
@@ -161,3 +169,56 @@ def test_an_opportunity_accept_racing_its_expiry_has_one_outcome(
 ) -> None:
     for _ in range(5):
         _opportunity_race(sessions, settings)
+
+
+def _withdraw_race(sessions: sessionmaker[Session], settings: Settings) -> None:
+    def setup(s: Session) -> tuple[int, int, dt.datetime]:
+        worker = f.worker(s)
+        job = f.job(s, status=JobStatus.SCHEDULED, worker_id=worker.id)
+        return job.id, worker.id, job.scheduled_start
+
+    job_id, worker_id, start = _commit(sessions, setup)
+    # Past the no-show deadline (scheduled_start + the start grace): both may act.
+    ctx = StepContext(
+        settings=settings, now=start + dt.timedelta(seconds=settings.start_grace_seconds + 1)
+    )
+
+    def act(i: int) -> str:
+        if i % 2:
+            return _commit(
+                sessions,
+                lambda s: (
+                    actions.withdraw(s, job_id, Principal(Role.WORKER, worker_id), ctx)[
+                        0
+                    ].status.value
+                ),
+            )
+        _commit(sessions, lambda s: steps.mark_no_show(s, job_id, ctx))
+        return "timer"
+
+    results = race(4, act)
+    won = [r for r in results if r == "accepted"]
+    losers = [r for r in results if isinstance(r, DomainError)]
+    types = _commit(
+        sessions,
+        lambda s: list(s.scalars(sa.select(JobEvent.type).where(JobEvent.job_id == job_id))),
+    )
+    assert len(types) == 1, types  # one move out of scheduled, whoever made it
+    if types == ["worker_withdrew"]:
+        assert len(won) == 1 and len(losers) == 1, results
+    else:
+        assert types == ["worker_no_show"] and won == [] and len(losers) == 2, results
+    counts = _commit(
+        sessions,
+        lambda s: s.execute(
+            sa.select(Worker.withdrawals, Worker.no_shows).where(Worker.id == worker_id)
+        ).one(),
+    )
+    assert tuple(counts) == ((1, 0) if won else (0, 1))
+
+
+def test_a_withdrawal_racing_the_no_show_deadline_has_one_outcome(
+    sessions: sessionmaker[Session], settings: Settings, committed: None
+) -> None:
+    for _ in range(10):
+        _withdraw_race(sessions, settings)

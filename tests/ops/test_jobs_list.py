@@ -117,7 +117,7 @@ def test_a_page_costs_the_same_queries_for_fifty_rows_as_for_nine(
         ops.page("/ops/jobs")
     with _statements(engine) as short:
         ops.page(f"/ops/jobs?after={stuck['timer'] - 46}")
-    assert len(full) == len(short) <= 9
+    assert len(full) == len(short) <= 11  # 9, and the overrun list's count and scan
 
 
 def test_stuck_jobs_are_found_through_the_deadline_indexes(

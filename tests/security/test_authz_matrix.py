@@ -117,6 +117,10 @@ MATRIX = [
     row("POST",  J + "/start",                S.SCHEDULED,       "401 401 403 404 200 404 404 403"),
     row("POST",  J + "/start",                S.IN_PROGRESS,     "401 401 403 404 409 404 404 403"),
     row("POST",  J + "/start",                S.ACCEPTED,        "401 401 403 404 -   403 404 403"),
+    row("POST",  J + "/withdraw",             S.SCHEDULED,       "401 401 403 404 200 404 404 403"),
+    row("POST",  J + "/withdraw",             S.WORKER_ASSIGNED, "401 401 403 404 200 404 404 403"),
+    row("POST",  J + "/withdraw",             S.IN_PROGRESS,     "401 401 403 404 409 404 404 403"),
+    row("POST",  J + "/withdraw",             S.ACCEPTED,        "401 401 403 404 -   403 404 403"),
     row("POST",  J + "/complete",             S.IN_PROGRESS,     "401 401 403 404 200 404 404 403"),
     row("POST",  J + "/complete",             S.SCHEDULED,       "401 401 403 404 409 404 404 403"),
     # Either side of the job, once each, in review_pending.

@@ -62,6 +62,7 @@ ACTIONS = (
     "opportunity/decline",
     "start",
     "complete",
+    "withdraw",
     "reviews",
     "payment/retry",
 )
@@ -75,8 +76,8 @@ NEXT_MOVES: dict[JobStatus, tuple[tuple[str, str], ...]] = {
         ("opportunity/decline", "holder"),
         ("cancel", "owner"),
     ),
-    S.WORKER_ASSIGNED: (("cancel", "owner"),),
-    S.SCHEDULED: (("start", "assigned"), ("cancel", "owner")),
+    S.WORKER_ASSIGNED: (("cancel", "owner"), ("withdraw", "assigned")),
+    S.SCHEDULED: (("start", "assigned"), ("cancel", "owner"), ("withdraw", "assigned")),
     S.IN_PROGRESS: (("complete", "assigned"),),
     S.PAYMENT_FAILED: (("payment/retry", "operator"),),
     S.REVIEW_PENDING: (("reviews", "owner"), ("reviews", "assigned")),

@@ -102,6 +102,8 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "no_worker": _keys("rounds"),
         "policy_upgraded": _keys("from_version to_version"),
         "worker_assigned": _keys("worker_id"),
+        "worker_no_show": _keys("late_by_seconds"),  # not who (it names them to the operator)
+        "overrun_flagged": _keys("expected_end late_by_seconds"),
         "payment_attempt_refused": _keys("attempt outcome"),  # not the gateway's detail
         "payment_failed": _keys("attempts"),
         "paid": _keys("amount_cents attempt"),  # not the charge id
@@ -113,6 +115,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
     "assigned": {
         **_EVERY_WORKER_SEES,
         "worker_assigned": _keys("worker_id opportunity_id"),
+        "overrun_flagged": _keys("expected_end late_by_seconds"),
         "payment_attempt_refused": _keys("attempt"),
         "payment_failed": _keys("attempts"),
         "paid": _keys("attempt"),
@@ -125,7 +128,7 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
 }
 # Every event type the lifecycle writes; the journeys below write each of them.
 EVENT_TYPES = set(SEES["consumer"]) | _keys(
-    "rejected accepted cancelled scheduled in_progress completed payment_retry"
+    "rejected accepted cancelled scheduled in_progress completed payment_retry worker_withdrew"
 )
 
 # The job resource: its consumer and the operator see all of it; a worker sees what the
@@ -150,6 +153,9 @@ NOTIFICATION_SEES = {
     "dispute_opened": _keys("reason"),
     "dispute_resolved": _keys(f"note {_SPLIT}"),
     "refund": _keys(_SPLIT),
+    "withdrawal": frozenset(),  # not who withdrew
+    "no_show": frozenset(),
+    "overrun": _keys("expected_end"),
 }
 
 
@@ -319,6 +325,76 @@ def matching(d: Driver) -> Built:
     )
 
 
+def withdrawn(d: Driver) -> Built:
+    """Scheduled, then its worker withdraws: matching again offers it to another."""
+    consumer, c_headers = d.consumer()
+    quitter, q_headers = d.worker()
+    holder, holder_headers = d.worker()
+    job_id = d.offered(consumer)
+    actions.accept_offer(d.session, job_id, consumer, d.ctx())
+    d.step(Step.MATCH, job_id)  # offered to the quitter (ranked first: the lower id)
+    actions.accept_opportunity(d.session, job_id, quitter, d.ctx(1))
+    d.step(Step.SCHEDULE, job_id, later=1)
+    actions.withdraw(d.session, job_id, quitter, d.ctx(2))
+    d.step(Step.MATCH, job_id, later=2)  # offered to the other worker
+    return Built(
+        job_id,
+        [
+            # The consumer was told who the quitter was, and keeps knowing them in its history.
+            d.party("consumer", consumer, c_headers, "consumer", {quitter.id}),
+            d.party("candidate worker", holder, holder_headers, "candidate", {holder.id}),
+            d.party("worker who withdrew", quitter, q_headers, None, {quitter.id}),
+            d.operator(),
+        ],
+    )
+
+
+def no_show(d: Driver) -> Built:
+    """Scheduled, its worker never starts: past the start grace it is matched again."""
+    consumer, c_headers = d.consumer()
+    absent, a_headers = d.worker()
+    holder, holder_headers = d.worker()
+    job_id = d.offered(consumer)
+    actions.accept_offer(d.session, job_id, consumer, d.ctx())
+    d.step(Step.MATCH, job_id)  # offered to the absent worker (ranked first: the lower id)
+    actions.accept_opportunity(d.session, job_id, absent, d.ctx(1))
+    d.step(Step.SCHEDULE, job_id, later=1)
+    job = d.session.get(Job, job_id)
+    assert job is not None and job.timer_at is not None
+    late = (job.timer_at - d.now).total_seconds() + 5
+    d.step(Step.NO_SHOW, job_id, later=late)
+    d.step(Step.MATCH, job_id, later=late)  # offered to the other worker
+    return Built(
+        job_id,
+        [
+            d.party("consumer", consumer, c_headers, "consumer", {absent.id}),
+            d.party("candidate worker", holder, holder_headers, "candidate", {holder.id}),
+            d.party("worker who did not come", absent, a_headers, None, {absent.id}),
+            d.operator(),
+        ],
+    )
+
+
+def overrun(d: Driver) -> Built:
+    """Work runs past its expected end (flagged once), then completes."""
+    consumer, c_headers = d.consumer()
+    w, w_headers = d.worker()
+    owner = d.session.get(Consumer, consumer.id)
+    job = f.job(d.session, owner, at=d.place, status=S.IN_PROGRESS, worker_id=w.id)
+    late = (job.scheduled_start - d.now).total_seconds() + float(job.estimated_hours) * 7200
+    d.step(Step.OVERRUN, job.id, later=late)
+    d.step(Step.OVERRUN, job.id, later=late + 60)  # run again: still flagged once
+    actions.complete(d.session, job.id, w, d.ctx(late + 120))
+    return Built(
+        job.id,
+        [
+            d.party("consumer", consumer, c_headers, "consumer", {w.id}),
+            d.party("assigned worker", w, w_headers, "assigned", {w.id}),
+            d.operator(),
+        ],
+    )
+
+
 def no_worker(d: Driver) -> Built:
     """Nobody serves the place: two empty rounds, then no_worker."""
     consumer, c_headers = d.consumer()
@@ -399,6 +475,9 @@ JOURNEYS: dict[str, Callable[[Driver], Built]] = {
     "full path": full_path,
     "matching": matching,
     "no worker": no_worker,
+    "withdrawn": withdrawn,
+    "no show": no_show,
+    "overrun": overrun,
     "payment failed": payment_failed,
     "disputed": disputed,
     "offer expired": lambda d: ended_early(d, _expire),
@@ -518,7 +597,8 @@ def test_every_party_s_webhooks_show_what_its_history_shows(
     isolated_app: Flask, session: Session, driven: dict[str, Built]
 ) -> None:
     """The outbox's payloads for each party's endpoint: the event as that party's history
-    shows it (a worker no longer on the job: as the candidate they were), and the job."""
+    shows it (a worker no longer on the job: as the candidate, or the assigned worker, they
+    were when it was sent), and the job."""
     client = isolated_app.test_client()
     for name, built in driven.items():
         stored = {e.seq: e for e in _stored(session, built.job_id)}
@@ -545,8 +625,10 @@ def test_every_party_s_webhooks_show_what_its_history_shows(
                 sent = payload["data"]
                 event = stored[sent["seq"]]
                 assert payload["type"] == f"job.{event.type}"
-                _check_event(party, party.role or "candidate", sent["event"], event)
-                _check_job(party.role or "candidate", sent["job"], (name, party.name))
+                # A worker no longer on the job: as they were then (assigned, or a candidate).
+                then = "assigned" if sent["job"]["worker_id"] == party.who.id else "candidate"
+                _check_event(party, party.role or then, sent["event"], event)
+                _check_job(party.role or then, sent["job"], (name, party.name))
                 if party.role != "operator":
                     assert sent["job"]["worker_id"] in party.knows | {None}, (name, party.name)
                 if party.role is not None:

@@ -1,4 +1,5 @@
-"""Version 1 of the lifecycle policies is the defaults, exactly as the code writes them."""
+"""Version 1 of the lifecycle policies is the defaults of its day, exactly as the code writes
+them; rules added since are missing from it, and a job on it runs without them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import gigco
 from gigco.config import Settings
 from gigco.lifecycle import policies
 
+# Rules added after version 1 (issue 24): the defaults now have them, version 1 does not.
+ADDED_SINCE = {"withdrawals", "start_grace_seconds", "overrun_factor", "reliability_rank"}
 MIGRATION = Path(gigco.__file__).parent / "migrations" / "versions" / "0013_lifecycle_policies.py"
 
 
@@ -21,5 +24,13 @@ def test_a_process_on_the_default_settings_finds_the_migrations_version_one() ->
     values, digest = migration.version_one(rates)
     defaults = Settings(database_url="sqlite://", broker_url="memory://")
     ours = policies.Policy.from_settings(defaults, rates).values()
-    assert ours == values
-    assert policies.values_hash(ours) == digest
+    assert set(ours) - set(values) == ADDED_SINCE
+    then = {key: value for key, value in ours.items() if key not in ADDED_SINCE}
+    assert then == values
+    assert policies.values_hash(then) == digest
+    old = policies.Policy.of(1, values)
+    # Version 1's jobs run without the rules added since: no withdrawals, no no-show, no
+    # overrun flag.
+    assert (old.withdrawals, old.start_grace_seconds, old.overrun_factor) == (False, None, None)
+    new = policies.Policy.from_settings(defaults, rates)
+    assert (new.withdrawals, new.start_grace_seconds, new.overrun_factor) == (True, 1800, 2)

@@ -46,7 +46,7 @@ class Overdue:
     """A job that needs a look: its deadline passed, or its step is overdue past the grace."""
 
     job: Job
-    kind: str  # "timer" or "step"
+    kind: str  # "timer", "step" or "overrun" (work in progress flagged as running long)
     due_at: dt.datetime
     late_seconds: float
 
@@ -55,6 +55,8 @@ def _overdue_where(column: Any, before: dt.datetime, status: JobStatus | None) -
     # "column IS NOT NULL" matches the partial index's predicate word for word; a job on a
     # test clock is never overdue on real time (REAL_TIME is in ix_jobs_step_due_at's too).
     where = [column.is_not(None), REAL_TIME, column < before]
+    if column is Job.overrun_flagged_at:  # ix_jobs_overrun: flagged and still in progress
+        where.append(Job.status == JobStatus.IN_PROGRESS)
     if status is not None:
         where.append(Job.status == status)
     return where
@@ -71,9 +73,9 @@ def attention(
     """Stuck or overdue jobs, most late first, and how many there are in all (each kind
     counted to at most ``COUNT_CAP + 1``).
 
-    Two range scans, one over each partial index (``ix_jobs_timer_at``,
-    ``ix_jobs_step_due_at``), each oldest first and limited, plus two capped counts over
-    the same.
+    Three range scans, one over each partial index (``ix_jobs_timer_at``,
+    ``ix_jobs_step_due_at``, ``ix_jobs_overrun``: work flagged as overrunning, still in
+    progress), each oldest first and limited, plus three capped counts over the same.
     """
     step_before = now - dt.timedelta(seconds=grace_seconds)
     found: dict[int, Overdue] = {}
@@ -81,6 +83,7 @@ def attention(
     for kind, column, before in (
         ("timer", Job.timer_at, now),
         ("step", Job.step_due_at, step_before),
+        ("overrun", Job.overrun_flagged_at, now),
     ):
         where = _overdue_where(column, before, status)
         total += capped_count(session, where)
@@ -135,6 +138,7 @@ class JobFilter:
                 sa.or_(
                     sa.and_(*_overdue_where(Job.timer_at, now, None)),
                     sa.and_(*_overdue_where(Job.step_due_at, step_before, None)),
+                    sa.and_(*_overdue_where(Job.overrun_flagged_at, now, None)),
                 )
             )
         return where
@@ -202,10 +206,12 @@ class JobDetail:
     notifications: list[Notification]
     worker_names: dict[int, str] = field(default_factory=dict)
     dispute: Dispute | None = None
+    # Each worker on the page: (withdrawals, no-shows), counted over all their jobs.
+    reliability: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def job_detail(session: Session, job_id: int) -> JobDetail | None:
-    """The job with its history and side rows, or None: ten queries whatever their sizes."""
+    """The job with its history and side rows, or None: eleven queries whatever their sizes."""
     job = session.scalar(sa.select(Job).where(Job.id == job_id))
     if job is None:
         return None
@@ -231,6 +237,16 @@ def job_detail(session: Session, job_id: int) -> JobDetail | None:
         ).one_or_none()
         if worker is not None:
             worker_names[worker.id] = worker.name
+    reliability: dict[int, tuple[int, int]] = {}
+    if worker_names:
+        reliability = {
+            worker_id: (withdrawals, no_shows)
+            for worker_id, withdrawals, no_shows in session.execute(
+                sa.select(Worker.id, Worker.withdrawals, Worker.no_shows).where(
+                    Worker.id.in_(sorted(worker_names))
+                )
+            ).all()
+        }
     events = session.scalars(
         sa.select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)
     ).all()
@@ -259,4 +275,5 @@ def job_detail(session: Session, job_id: int) -> JobDetail | None:
         notifications=list(notifications),
         worker_names=worker_names,
         dispute=session.scalar(sa.select(Dispute).where(Dispute.job_id == job_id)),
+        reliability=reliability,
     )

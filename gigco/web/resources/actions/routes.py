@@ -61,6 +61,11 @@ _action_view(
     "Pass on the job (a worker holding a pending opportunity)",
 )
 _action_view("start", actions.start, "Start the work (the assigned worker)")
+_action_view(
+    "withdraw",
+    actions.withdraw,
+    "Withdraw from the job (the assigned worker, before starting); matching starts again",
+)
 _action_view("complete", actions.complete, "Finish the work (the assigned worker)")
 _action_view("payment/retry", actions.retry_payment, "Retry a failed payment (operator)")
 _action_view(

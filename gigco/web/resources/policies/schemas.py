@@ -25,4 +25,27 @@ class PolicySchema(ma.Schema):
         values=fields.Integer(),
         metadata={"description": "each category's hourly rate in cents, as jobs are priced"},
     )
+    withdrawals = fields.Boolean(
+        metadata={"description": "whether the assigned worker may withdraw (false: older policy)"}
+    )
+    start_grace_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "a scheduled job not started this long after its start is a no-show"
+            " (null: older policy, no no-show)"
+        },
+    )
+    overrun_factor = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "work in progress past its start + estimated hours x this is flagged"
+            " as an overrun (null: older policy, never flagged)"
+        },
+    )
+    reliability_rank = fields.Boolean(
+        metadata={
+            "description": "matching ranks workers of equal rating by fewer withdrawals plus"
+            " no-shows first (false: older policy)"
+        }
+    )
     created_at = fields.String(metadata={"format": "date-time"})
