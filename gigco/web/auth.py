@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from gigco.lifecycle.accounts import authenticate
 from gigco.lifecycle.errors import Forbidden
@@ -35,12 +36,20 @@ def caller() -> Principal | None:
     """
     if "principal" in g:
         return g.principal
+    if "principal_error" in g:
+        # The database did not answer the first lookup (the rate limiter's): the view's 503
+        # comes at once, not after a second wait on the same silent database.
+        raise g.principal_error
     token = bearer_token()
     if token is None:
         return None
     # One indexed lookup per request, no per-process cache: a rotated (revoked) token is
     # refused by every process at once. docs/ops.md has its cost.
-    g.principal = authenticate(session(), token, current_app.config["GIGCO"].admin_token)
+    try:
+        g.principal = authenticate(session(), token, current_app.config["GIGCO"].admin_token)
+    except SQLAlchemyError as error:
+        g.principal_error = error
+        raise
     return g.principal
 
 
