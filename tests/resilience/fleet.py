@@ -61,6 +61,8 @@ class Fleet:
 
     client: Client
     size: int = 24
+    # Every n-th consumer's card is refused twice first (0: none): payment retries on timers.
+    flaky_every: int = 3
     regions: int = 4
     workers_per_region: int = 2
     poll: float = 0.3
@@ -86,8 +88,11 @@ class Fleet:
                 body={
                     "name": f"Consumer {i}",
                     "email": f"c{i}-{self.tag}@example.com",
-                    # Every third card is refused twice first: payment retries on timers too.
-                    "payment_method": "pm_card_flaky" if i % 3 == 0 else "pm_card_visa",
+                    "payment_method": (
+                        "pm_card_flaky"
+                        if self.flaky_every and i % self.flaky_every == 0
+                        else "pm_card_visa"
+                    ),
                 },
             )
             assert answer.status == 201, answer

@@ -62,7 +62,11 @@ def test_a_fleet_closes_while_the_workers_roll_from_the_previous_release_to_this
     _start_previous(stack, previous, "previous", previous.worker_argv("previous"))
     topology.wait_worker_ready("previous")
     topology.shut_down("worker")
-    fleet = stack.fleet()
+    # Cards that pay at once: the simulated pm_card_flaky counts its refusals per key in
+    # 0.1.0 and per charge intent in 0.2.0, so a job whose attempts straddle the two would
+    # meet a different test card (a property of the simulator, not of the money: one charge
+    # and nothing doubled is still checked below).
+    fleet = stack.fleet(flaky_every=0)
     fleet.start(range(fleet.size // 2), stagger=0.05)
     wait_for(
         lambda: _worker_rows(stack.engine).get("worker:previous@" + os.uname().nodename, (0, 0))[1],
