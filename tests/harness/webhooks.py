@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from gigco import webhooks
 from tests.harness.http import Api
 
 
@@ -105,3 +107,19 @@ def register(api: Api, headers: dict[str, str], url: str, **body: Any) -> dict[s
 def verified(received: Received, secret: str) -> Any:
     """The message, verified with standardwebhooks (raises when the signature is wrong)."""
     return Webhook(secret).verify(received.body, received.headers)
+
+
+def claimed_ping(url: str, secret: str, msg_id: str = "msg_test") -> webhooks.Claimed:
+    """A ping to ``url`` as a worker holds it once claimed, signed with ``secret``: what
+    ``webhooks.send`` takes, without a database row behind it."""
+    now = dt.datetime.now(dt.UTC)
+    return webhooks.Claimed(
+        delivery_id=1,
+        endpoint_id=1,
+        url=url,
+        msg_id=msg_id,
+        body='{"data":{},"type":"ping"}',
+        secrets=(secret,),
+        created_at=now,
+        lease_until=now,
+    )

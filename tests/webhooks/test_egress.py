@@ -22,22 +22,13 @@ from gigco.lifecycle.principals import Principal
 from gigco.models import DeliveryStatus, Role, WebhookDelivery
 from gigco.webhooks.urls import address_refusal
 from tests import factories
+from tests.harness.webhooks import claimed_ping
 
 SECRET = webhooks.new_secret()
 
 
 def _claimed(url: str) -> webhooks.Claimed:
-    now = dt.datetime.now(dt.UTC)
-    return webhooks.Claimed(
-        delivery_id=1,
-        endpoint_id=1,
-        url=url,
-        msg_id="msg_egress",
-        body='{"data":{},"type":"ping"}',
-        secrets=(SECRET,),
-        created_at=now,
-        lease_until=now,
-    )
+    return claimed_ping(url, SECRET, "msg_egress")
 
 
 @pytest.fixture

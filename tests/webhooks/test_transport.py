@@ -19,23 +19,13 @@ import requests
 from gigco import webhooks
 from gigco.config import Settings
 from gigco.webhooks.transport import pinned_post
-from tests.harness.webhooks import Receiver, verified
+from tests.harness.webhooks import Receiver, claimed_ping, verified
 
 SECRET = webhooks.new_secret()
 
 
 def _claimed(url: str) -> webhooks.Claimed:
-    now = dt.datetime.now(dt.UTC)
-    return webhooks.Claimed(
-        delivery_id=1,
-        endpoint_id=1,
-        url=url,
-        msg_id="msg_transport",
-        body='{"data":{},"type":"ping"}',
-        secrets=(SECRET,),
-        created_at=now,
-        lease_until=now,
-    )
+    return claimed_ping(url, SECRET, "msg_transport")
 
 
 @pytest.fixture
