@@ -69,9 +69,8 @@ def test_a_token_past_its_limit_gets_429_and_another_token_does_not(limited: Bui
 
     answers = [client.get("/v1/me", headers=ann) for _ in range(3)]
     assert [r.status_code for r in answers] == [200, 200, 200]
-    assert [r.headers["RateLimit-Remaining"] for r in answers] == ["2", "1", "0"]
-    assert all(r.headers["RateLimit-Limit"] == "3" for r in answers)
-    assert all(1 <= int(r.headers["RateLimit-Reset"]) <= 60 for r in answers)
+    # Answers within the limit carry no RateLimit-* (api.md: on a 429; two Redis reads each).
+    assert not any(name in r.headers for r in answers for name in RATE_HEADERS)
     _assert_limited(client.get("/v1/me", headers=ann), 3)
     # Every route shares the one budget: the token is limited everywhere.
     _assert_limited(client.get("/v1/jobs", headers=ann), 3)
