@@ -120,7 +120,7 @@ def claim_payment(
         session.add(payment)
     elif not payment.in_doubt or payment.payment_method is None:
         # The last intent was answered for sure: a new one, with the card on file now.
-        number = 1 + _attempts_made(session, payment.id)
+        number = 1 + len(payment.attempts)
         payment.idempotency_key = intent_key(job_id, number)
         payment.payment_method = method
     payment.in_doubt = True  # from now until an answer is recorded, it may have charged
@@ -136,14 +136,6 @@ def claim_payment(
         payment_method=payment.payment_method,
         idempotency_key=payment.idempotency_key,
         token=payment.claim_token,
-    )
-
-
-def _attempts_made(session: Session, payment_id: int) -> int:
-    """How many attempts of a payment are recorded."""
-    return (
-        session.scalar(sa.select(sa.func.count()).where(PaymentAttempt.payment_id == payment_id))
-        or 0
     )
 
 
@@ -200,16 +192,16 @@ def record_payment(
     ):
         return dues_of(job) if job is not None and job.status == S.PAID else []
     succeeded = result.outcome == AttemptOutcome.SUCCEEDED
-    attempt_no = 1 + _attempts_made(session, payment.id)
+    # Every attempt is in the collection (loaded with the payment, appended to below): the
+    # locked job keeps any other run from recording one meanwhile.
+    attempt_no = 1 + len(payment.attempts)
     payment.claim_token = None
     payment.in_doubt = result.outcome == AttemptOutcome.ERROR
     if succeeded:  # written with the payment's INSERT (or UPDATE) below
         payment.status, payment.gateway_charge_id = PaymentStatus.SUCCEEDED, result.charge_id
         payment.succeeded_at = ctx.now
-    session.flush()  # the payment's id, for the attempt
-    session.add(
+    payment.attempts.append(
         PaymentAttempt(
-            payment_id=payment.id,
             job_id=job_id,
             number=attempt_no,
             outcome=result.outcome,
