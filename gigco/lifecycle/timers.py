@@ -2,10 +2,11 @@
 
 Each due thing is sent once, then again at most once per grace: a deadline is claimed
 (``timer_armed_at``) when a sweep sends it and is not sent again until it could have been
-lost (its ETA and its sending both at least the grace ago, and the job still has that
-deadline), so a deadline whose message died with a worker fires within one sweep interval
-plus the grace of when it was due; a stuck step is claimed the same way through
-``step_due_at``. A sweep claims at most ``batch`` in all; the rest wait for the next.
+lost (``lost_after``: its ETA and its sending both that long ago, and the job still has that
+deadline). The sweep that re-sends it is the last one before the deadline is a grace late,
+so a deadline whose message died with a worker fires within the grace of when it was due
+(the spec's bound is one sweep interval plus the grace); a stuck step is claimed the same
+way through ``step_due_at``. A sweep claims at most ``batch`` in all; the rest wait for the next.
 Jobs on a test clock are left out (``REAL_TIME``).
 """
 
@@ -53,6 +54,13 @@ def _claim(
     )
 
 
+def lost_after(grace_seconds: float, interval_seconds: float) -> float:
+    """How long after its deadline and its sending a deadline's message is presumed lost: the
+    grace less one sweep interval, so the sweep before it is a grace late re-sends it (never
+    less than half the grace: a sweep slower than the grace must not re-send every time)."""
+    return max(grace_seconds - interval_seconds, grace_seconds / 2)
+
+
 def due_timers(
     session: Session,
     *,
@@ -60,11 +68,12 @@ def due_timers(
     horizon_seconds: float,
     grace_seconds: float,
     batch: int,
+    interval_seconds: float = 0.0,
 ) -> list[Due]:
     """Claim up to ``batch`` deadlines due before ``now + horizon`` that no sweep has sent —
     those due within the grace first, so a backlog of overdue ones never holds up a fresh
     deadline — then, with what is left of the batch, those sent so long ago they could have
-    been lost.
+    been lost (``lost_after`` the grace and the sweeps' ``interval_seconds``).
 
     Reads ``ix_jobs_timer_unarmed`` and ``ix_jobs_timer_armed_at`` (both partial), so the
     cost follows the batch, not the backlog or the table.
@@ -88,16 +97,17 @@ def due_timers(
             limit=batch - len(rows),
         )
     if len(rows) < batch:
-        # Sent at least the grace ago and due at least the grace ago: its ETA passed by the
-        # grace and the step (which rewrites timer_at and clears the claim) has not run, so
-        # the message may have died with a worker. Re-sent once per grace, never sooner.
+        # Sent and due at least ``lost_after`` ago: its ETA passed and the step (which rewrites
+        # timer_at and clears the claim) has not run, so the message may have died with a
+        # worker. Re-sent by the last sweep before it is a grace late, once per that long.
+        lost = now - dt.timedelta(seconds=lost_after(grace_seconds, interval_seconds))
         rows += _claim(
             session,
             [
                 Job.timer_armed_at.is_not(None),
                 REAL_TIME,
-                Job.timer_armed_at <= overdue,
-                Job.timer_at <= overdue,
+                Job.timer_armed_at <= lost,
+                Job.timer_at <= lost,
             ],
             Job.timer_armed_at,
             now=now,

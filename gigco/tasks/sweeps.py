@@ -42,6 +42,7 @@ def sweep() -> dict[str, int]:
             horizon_seconds=horizon,
             grace_seconds=settings.stuck_step_grace_seconds,
             batch=settings.sweep_batch,
+            interval_seconds=settings.sweep_interval_seconds,
         )
         stuck = stuck_steps(
             session,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco import clock
 from gigco.config import Settings
 from gigco.lifecycle.schedule import Step
-from gigco.lifecycle.timers import due_timers
+from gigco.lifecycle.timers import due_timers, lost_after
 from gigco.models import Job, JobEvent, Role, WebhookDelivery, WebhookEndpoint
 from gigco.tasks import app as celery_app
 from gigco.tasks import configure as configure_celery
@@ -100,6 +100,38 @@ def test_a_deadline_whose_message_died_is_sent_again_one_grace_after_it_was_due(
     assert swept(again) == [job.id]
     assert swept(again + dt.timedelta(seconds=1)) == []  # once per grace, not every sweep
     assert swept(again + dt.timedelta(seconds=GRACE + 0.5)) == [job.id]
+
+
+def test_a_lost_deadline_is_re_sent_by_the_last_sweep_before_it_is_a_grace_late(
+    session: Session,
+) -> None:
+    """Sweeps ``INTERVAL`` apart: whatever their phase, the one that re-sends a deadline whose
+    message died runs before the deadline is a grace late, so it fires within the grace (the
+    spec's bound is an interval more)."""
+    interval = GRACE / 4
+    now = clock.now()
+    job = f.job(session, status=f.JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
+
+    def swept(at: dt.datetime) -> list[int]:
+        dues = due_timers(
+            session,
+            now=at,
+            horizon_seconds=HORIZON,
+            grace_seconds=GRACE,
+            batch=10,
+            interval_seconds=interval,
+        )
+        return [d.job_id for d in dues]
+
+    assert swept(now) == [job.id]  # armed, and its message dies with the worker
+    lost = GRACE - interval
+    assert swept(now + dt.timedelta(seconds=lost - 0.5)) == []  # it may still be on its way
+    again = now + dt.timedelta(seconds=lost + 0.5)
+    assert swept(again) == [job.id]
+    assert swept(again + dt.timedelta(seconds=interval)) == []  # not again at the next sweep
+    assert swept(again + dt.timedelta(seconds=lost + 0.5)) == [job.id]
+    # A sweep slower than the grace re-sends no sooner than half a grace after the last.
+    assert lost_after(GRACE, GRACE * 2) == GRACE / 2
 
 
 def test_sweeps_run_on_their_own_queue_and_a_plain_worker_consumes_every_queue(
