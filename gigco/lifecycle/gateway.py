@@ -75,17 +75,10 @@ class SimulatedGateway:
         result); a used key answers what it stored, or refuses another request.
         """
         with self._sessions() as session, session.begin():
-            earlier = session.scalar(
-                sa.select(sa.func.count())
-                .select_from(SimulatedCharge)
-                .where(
-                    SimulatedCharge.reference == reference,
-                    SimulatedCharge.payment_method == payment_method,
-                    SimulatedCharge.idempotency_key != idempotency_key,
-                )
-            )
             approved = payment_method == "pm_card_visa" or (
-                payment_method == "pm_card_flaky" and (earlier or 0) >= FLAKY_REFUSALS
+                payment_method == "pm_card_flaky"
+                and _other_intents(session, reference, payment_method, idempotency_key)
+                >= FLAKY_REFUSALS
             )
             values = {
                 "idempotency_key": idempotency_key,
@@ -94,19 +87,26 @@ class SimulatedGateway:
                 "amount_cents": amount_cents,
                 "charge_id": f"ch_{uuid.uuid4().hex[:24]}" if approved else None,
             }
-            session.execute(_insert_new(session, SimulatedCharge), values)
-            stored = session.get(SimulatedCharge, idempotency_key, populate_existing=True)
-            assert stored is not None
-            if (stored.amount_cents, stored.payment_method, stored.reference) != (
-                amount_cents,
-                payment_method,
-                reference,
-            ):
-                raise GatewayRefused(
-                    f"idempotency key {idempotency_key} was used for another request"
-                )
-            if stored.charge_id is not None:
-                return ChargeResult(AttemptOutcome.SUCCEEDED, stored.charge_id)
+            table = cast(sa.Table, SimulatedCharge.__table__)
+            inserted = session.execute(
+                _insert_new(session, SimulatedCharge).returning(table.c.charge_id), values
+            ).one_or_none()
+            if inserted is not None:  # a new key: what was just decided
+                stored_id = inserted.charge_id
+            else:  # a used key: what it stored, for the same request only
+                stored = session.get(SimulatedCharge, idempotency_key, populate_existing=True)
+                assert stored is not None
+                if (stored.amount_cents, stored.payment_method, stored.reference) != (
+                    amount_cents,
+                    payment_method,
+                    reference,
+                ):
+                    raise GatewayRefused(
+                        f"idempotency key {idempotency_key} was used for another request"
+                    )
+                stored_id = stored.charge_id
+            if stored_id is not None:
+                return ChargeResult(AttemptOutcome.SUCCEEDED, stored_id)
             return ChargeResult(AttemptOutcome.DECLINED, None, f"{payment_method}: card declined")
 
     def refund(self, *, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
@@ -145,6 +145,22 @@ class SimulatedGateway:
                 )
             )
             return refund_id
+
+
+def _other_intents(session: Session, reference: str, payment_method: str, key: str) -> int:
+    """How many other intents (keys) of ``reference`` this card has seen."""
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(SimulatedCharge)
+            .where(
+                SimulatedCharge.reference == reference,
+                SimulatedCharge.payment_method == payment_method,
+                SimulatedCharge.idempotency_key != key,
+            )
+        )
+        or 0
+    )
 
 
 def _insert_new(session: Session, model: type[SimulatedCharge]) -> sa.Insert:
