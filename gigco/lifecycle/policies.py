@@ -231,8 +231,12 @@ def load(session: Session, version: int) -> Policy:
 
 
 def job_policy(session: Session, job_id: int, settings: Settings) -> Policy:
-    """The policy of job ``job_id`` (its row from the session, or one primary-key read)."""
-    job = session.get(Job, job_id)
-    if job is None:
+    """The policy of job ``job_id``: from its row when the session holds it, else one
+    primary-key read of its ``policy_version`` alone (not the whole row and its category)."""
+    held = session.identity_map.get(Session.identity_key(Job, job_id))
+    if held is not None:
+        return policy_of(session, held, settings)
+    found = session.execute(sa.select(Job.policy_version).where(Job.id == job_id)).one_or_none()
+    if found is None or found.policy_version is None:
         return Policy.from_settings(settings, {})
-    return policy_of(session, job, settings)
+    return load(session, found.policy_version)
