@@ -37,6 +37,12 @@ class Settings:
     start_grace_seconds: float = 1800
     # Work in progress past scheduled_start + estimated_hours x this is flagged as an overrun.
     overrun_factor: float = 2
+    # A consumer's cancel this close to scheduled_start, once a worker is assigned, costs a
+    # fee of this percent of the subtotal, paid to the worker (policy values).
+    late_cancel_window_seconds: float = 86400
+    late_cancel_fee_percent: float = 20
+    # Matching counts a worker's withdrawals and no-shows of this recent past (a policy value).
+    strike_window_seconds: float = 7776000
     # A claimed payment attempt keeps other runs away this long: longer than any gateway
     # call; a run that dies after its claim leaves the job due again when it ends.
     payment_lease_seconds: float = 60
@@ -120,6 +126,8 @@ _DURATIONS = {
     "GIGCO_REVIEW_WINDOW_SECONDS": "review_window_seconds",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "payment_retry_base_seconds",
     "GIGCO_START_GRACE_SECONDS": "start_grace_seconds",
+    "GIGCO_LATE_CANCEL_WINDOW_SECONDS": "late_cancel_window_seconds",
+    "GIGCO_STRIKE_WINDOW_SECONDS": "strike_window_seconds",
     "GIGCO_PAYMENT_LEASE_SECONDS": "payment_lease_seconds",
     "GIGCO_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "GIGCO_STUCK_STEP_GRACE_SECONDS": "stuck_step_grace_seconds",
@@ -172,6 +180,16 @@ def _factor(name: str, raw: str) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
     if not 1 <= value < float("inf"):
         raise ConfigError(f"{name} must be a finite number of at least 1, got {raw!r}")
+    return value
+
+
+def _percent(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 <= value <= 100:
+        raise ConfigError(f"{name} must be a percentage from 0 to 100, got {raw!r}")
     return value
 
 
@@ -359,6 +377,7 @@ def _parsers() -> dict[str, tuple[str, Callable[[str, str], object]]]:
         "GIGCO_METRICS_TOKEN": ("metrics_token", _secret),
         "GIGCO_TEST_CLOCKS": ("test_clocks", _flag),
         "GIGCO_OVERRUN_FACTOR": ("overrun_factor", _factor),
+        "GIGCO_LATE_CANCEL_FEE_PERCENT": ("late_cancel_fee_percent", _percent),
     }
     parsers.update({name: (field, _rate) for name, field in _RATE_LIMITS.items()})
     parsers.update({name: (field, _duration) for name, field in _DURATIONS.items()})
@@ -434,6 +453,13 @@ MEANINGS: dict[str, str] = {
     "`scheduled_start` is a no-show: back to matching without that worker (a policy value)",
     "GIGCO_OVERRUN_FACTOR": "work still in progress past `scheduled_start` + `estimated_hours` "
     "× this is flagged once as an overrun, to the consumer and operators (a policy value, ≥ 1)",
+    "GIGCO_LATE_CANCEL_WINDOW_SECONDS": "a consumer's cancel after a worker is assigned and "
+    "within this long of `scheduled_start` is late: it costs the late-cancellation fee "
+    "(a policy value)",
+    "GIGCO_LATE_CANCEL_FEE_PERCENT": "the late-cancellation fee, in % of the subtotal (0 to "
+    "100; 0: none), charged once and paid to the worker (a policy value)",
+    "GIGCO_STRIKE_WINDOW_SECONDS": "matching ranks workers of equal rating by their withdrawals "
+    "plus no-shows within this recent past (a policy value; 90 days)",
     "GIGCO_PAYMENT_RETRY_BASE_SECONDS": "backoff: base × 2^(attempt−1)",
     "GIGCO_PAYMENT_LEASE_SECONDS": "a claimed charge attempt keeps other runs away this long "
     "(longer than any gateway call); a worker that dies mid-attempt leaves the payment due "

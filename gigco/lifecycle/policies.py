@@ -2,9 +2,10 @@
 
 Every value that shapes one job's lifecycle — its timers, matching rounds and their retry
 base, payment attempts and their retry base, the fee rate and the hourly rates it is priced
-at — is captured when the job is created as an immutable, numbered ``LifecyclePolicy`` row;
-the job points at it (``policy_version``). A changed environment or new defaults make a new
-version for jobs created afterwards; jobs in flight keep theirs. How often beat sweeps and
+at, the late-cancellation fee's window and percent, the strikes' window — is captured when
+the job is created as an immutable, numbered ``LifecyclePolicy`` row; the job points at it
+(``policy_version``). A changed environment or new defaults make a new version for jobs
+created afterwards; jobs in flight keep theirs. How often beat sweeps and
 the stuck-step grace are operational settings, not policy.
 
 Rows never change, so each process remembers them: the version for a set of values (creating
@@ -52,6 +53,11 @@ class Policy:
     start_grace_seconds: float | None = None  # None: a worker who does not come is waited for
     overrun_factor: float | None = None  # None: work that runs long is not flagged
     reliability_rank: bool = False  # matching ranks fewer strikes first within a rating
+    # None: a consumer's cancel is free whenever it comes (``gigco.lifecycle.cancel_fees``).
+    late_cancel_window_seconds: float | None = None
+    late_cancel_fee_percent: float | None = None
+    # None (with reliability_rank): every strike counts, however old.
+    strike_window_seconds: float | None = None
 
     def rate_for(self, category: Category) -> int:
         """The hourly rate, in cents, a job in ``category`` is priced at under this policy."""
@@ -76,6 +82,9 @@ class Policy:
             ),
             "overrun_factor": None if self.overrun_factor is None else float(self.overrun_factor),
             "reliability_rank": bool(self.reliability_rank),
+            "late_cancel_window_seconds": _float(self.late_cancel_window_seconds),
+            "late_cancel_fee_percent": _float(self.late_cancel_fee_percent),
+            "strike_window_seconds": _float(self.strike_window_seconds),
         }
 
     @classmethod
@@ -102,6 +111,9 @@ class Policy:
                 None if values.get("overrun_factor") is None else float(values["overrun_factor"])
             ),
             reliability_rank=bool(values.get("reliability_rank", False)),
+            late_cancel_window_seconds=_float(values.get("late_cancel_window_seconds")),
+            late_cancel_fee_percent=_float(values.get("late_cancel_fee_percent")),
+            strike_window_seconds=_float(values.get("strike_window_seconds")),
         )
 
     @classmethod
@@ -123,7 +135,15 @@ class Policy:
             start_grace_seconds=settings.start_grace_seconds,
             overrun_factor=settings.overrun_factor,
             reliability_rank=True,
+            late_cancel_window_seconds=settings.late_cancel_window_seconds,
+            late_cancel_fee_percent=settings.late_cancel_fee_percent,
+            strike_window_seconds=settings.strike_window_seconds,
         )
+
+
+def _float(value: Any) -> float | None:
+    """``value`` as a float; None stays None (a value the policy does not have)."""
+    return None if value is None else float(value)
 
 
 def values_hash(values: Mapping[str, Any]) -> str:

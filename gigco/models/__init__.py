@@ -1,6 +1,6 @@
 """The database rows of GigCo: typed declarative models, no behaviour beyond the row."""
 
-from gigco.models.accounts import ApiToken, Consumer, Worker, worker_skills
+from gigco.models.accounts import ApiToken, Consumer, Worker, WorkerStrike, worker_skills
 from gigco.models.activity import IdempotencyKey, Notification, Review
 from gigco.models.catalog import Category
 from gigco.models.counts import SHARDS, JobEventCount, JobStatusCount
@@ -16,6 +16,8 @@ from gigco.models.enums import (
 from gigco.models.health import Heartbeat
 from gigco.models.jobs import Job, JobEvent, Opportunity
 from gigco.models.payments import (
+    PAYMENT_KIND_JOB,
+    PAYMENT_KIND_LATE_CANCEL_FEE,
     Dispute,
     Payment,
     PaymentAttempt,
@@ -33,6 +35,8 @@ from gigco.models.webhooks import (
 )
 
 __all__ = [
+    "PAYMENT_KIND_JOB",
+    "PAYMENT_KIND_LATE_CANCEL_FEE",
     "SHARDS",
     "ApiToken",
     "AttemptOutcome",
@@ -66,5 +70,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "Worker",
+    "WorkerStrike",
     "worker_skills",
 ]

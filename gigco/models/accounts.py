@@ -110,3 +110,24 @@ class ApiToken(Base):
             "(consumer_id IS NULL) <> (worker_id IS NULL)", name="exactly_one_owner"
         ),
     )
+
+
+class WorkerStrike(Base):
+    """One strike against a worker: a job they withdrew from or did not come to, and when.
+
+    ``workers.withdrawals`` and ``workers.no_shows`` count them all time (shown to operators);
+    matching counts only the recent ones (``ix_worker_strikes_worker_id_at``).
+    """
+
+    __tablename__ = "worker_strikes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    worker_id: Mapped[int] = mapped_column(sa.ForeignKey("workers.id", ondelete="CASCADE"))
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(16), comment="withdrawal or no_show")
+    at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('withdrawal', 'no_show')", name="kind"),
+        sa.Index("ix_worker_strikes_worker_id_at", "worker_id", "at"),
+    )

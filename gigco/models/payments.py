@@ -11,6 +11,10 @@ from gigco.db import Base
 from gigco.models.columns import created_at, enum_column
 from gigco.models.enums import AttemptOutcome, DisputeStatus, PaymentStatus, RefundStatus
 
+PAYMENT_KIND_JOB = "job"
+PAYMENT_KIND_LATE_CANCEL_FEE = "late_cancel_fee"
+PAYMENT_KINDS = (PAYMENT_KIND_JOB, PAYMENT_KIND_LATE_CANCEL_FEE)
+
 
 class Payment(Base):
     """What a job costs its consumer and earns its worker; one per job, made by the first claim.
@@ -25,6 +29,12 @@ class Payment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    kind: Mapped[str] = mapped_column(
+        sa.String(16),
+        default=PAYMENT_KIND_JOB,
+        server_default=PAYMENT_KIND_JOB,
+        comment="what is charged: the job's price (job) or a late-cancellation fee",
+    )
     idempotency_key: Mapped[str] = mapped_column(
         sa.String(64), unique=True, comment="the current charge intent's key"
     )
@@ -57,6 +67,7 @@ class Payment(Base):
 
     __table_args__ = (
         sa.CheckConstraint("amount_cents = fee_cents + worker_earnings_cents", name="split"),
+        sa.CheckConstraint(f"kind IN {PAYMENT_KINDS!r}", name="kind"),
         sa.CheckConstraint(
             "refunded_cents BETWEEN 0 AND amount_cents AND refunded_fee_cents BETWEEN 0 AND"
             " fee_cents AND refunded_fee_cents <= refunded_cents",

@@ -11,7 +11,10 @@ from gigco.config import Settings
 from gigco.lifecycle import policies
 
 # Rules added after version 1 (issue 24): the defaults now have them, version 1 does not.
-ADDED_SINCE = {"withdrawals", "start_grace_seconds", "overrun_factor", "reliability_rank"}
+ADDED_SINCE = {
+    *("withdrawals", "start_grace_seconds", "overrun_factor", "reliability_rank"),
+    *("late_cancel_window_seconds", "late_cancel_fee_percent", "strike_window_seconds"),
+}
 MIGRATION = Path(gigco.__file__).parent / "migrations" / "versions" / "0013_lifecycle_policies.py"
 
 
@@ -32,5 +35,10 @@ def test_a_process_on_the_default_settings_finds_the_migrations_version_one() ->
     # Version 1's jobs run without the rules added since: no withdrawals, no no-show, no
     # overrun flag.
     assert (old.withdrawals, old.start_grace_seconds, old.overrun_factor) == (False, None, None)
+    # ... no late-cancellation fee, and (without reliability_rank) no strikes at all.
+    assert (old.late_cancel_window_seconds, old.late_cancel_fee_percent) == (None, None)
+    assert old.strike_window_seconds is None
     new = policies.Policy.from_settings(defaults, rates)
     assert (new.withdrawals, new.start_grace_seconds, new.overrun_factor) == (True, 1800, 2)
+    assert (new.late_cancel_window_seconds, new.late_cancel_fee_percent) == (86400, 20)
+    assert new.strike_window_seconds == 90 * 86400

@@ -48,4 +48,25 @@ class PolicySchema(ma.Schema):
             " no-shows first (false: older policy)"
         }
     )
+    late_cancel_window_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "a consumer's cancel after assignment within this long of the start"
+            " costs the late-cancellation fee (null: older policy, cancels are free)"
+        },
+    )
+    late_cancel_fee_percent = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "the late-cancellation fee in percent of the subtotal, paid to the"
+            " worker (null: older policy, no fee)"
+        },
+    )
+    strike_window_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "matching counts withdrawals and no-shows this recent (null: older"
+            " policy, all of them)"
+        },
+    )
     created_at = fields.String(metadata={"format": "date-time"})
