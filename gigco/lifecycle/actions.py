@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gigco.db import built_once
-from gigco.lifecycle import policies
+from gigco.lifecycle import cancel_fees, policies
 from gigco.lifecycle.access import (
     require_assigned_worker,
     require_consumer_of,
@@ -95,7 +95,9 @@ def reject_offer(session: Session, job_id: int, who: Principal, ctx: StepContext
 
 
 def cancel(session: Session, job_id: int, who: Principal, ctx: StepContext) -> Outcome:
-    """→ cancelled from any cancellable state; withdraws a pending opportunity."""
+    """→ cancelled from any cancellable state; withdraws a pending opportunity. Late (a worker
+    assigned, the start within the policy's window) it costs the late-cancellation fee, charged
+    by the step it makes due (``gigco.lifecycle.cancel_fees``)."""
     require_consumer_of(visible_job(session, job_id, who), who)
     return cancel_job(session, job_id, actor=who.actor, by="the consumer", ctx=ctx)
 
@@ -109,12 +111,18 @@ def cancel_job(
     ctx: StepContext,
     data: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Cancel a job already authorised for ``actor``; tells the parties it was ``by`` whom."""
+    """Cancel a job already authorised for ``actor``; tells the parties it was ``by`` whom.
+
+    Only the consumer's own cancel can cost the late-cancellation fee (an operator's never):
+    the fee is on the ``cancelled`` event and a pending payment, and its charge is due now.
+    """
     current = lock_job(session, job_id)
     if current is None:
         raise NotFound(f"Job {job_id} not found.")
     if current.status not in CANCELLABLE:
         raise StatusConflict(job_id, current.status, "cancelling")
+    mine = actor == consumer_actor(current.consumer_id)
+    fee = cancel_fees.late_fee_cents(current, ctx.policy(session, job_id), ctx.now) if mine else 0
     job = require_transition(
         session,
         job_id,
@@ -122,27 +130,47 @@ def cancel_job(
         S.CANCELLED,
         wanted="cancelling",
         actor=actor,
-        then=Next.nothing(),
+        then=Next.now() if fee else Next.nothing(),
         now=ctx.now,
-        data=data,
+        data={**(data or {}), **({"late_cancel_fee_cents": fee} if fee else {})},
+        values={"payment_attempts": 0} if fee else None,
     )
+    if fee:
+        cancel_fees.open_fee(session, job, fee, ctx.now)
     withdrawn = answer_all_pending(session, job_id, OpportunityStatus.WITHDRAWN, ctx.now)
     message = f"'{job.title}' was cancelled by {by}."
-    mine = actor == consumer_actor(job.consumer_id)
+    money = f"{fee / 100:.2f} {job.currency}"
+    extra: dict[str, Any] = {"late_cancel_fee_cents": fee} if fee else {}
+    assigned = job.worker_id
     notify(
         session,
         *(
             to_worker(worker_id, "cancellation", message, job_id=job_id)
-            for worker_id in {*withdrawn, *([job.worker_id] if job.worker_id else [])}
+            for worker_id in set(withdrawn) - {assigned}
+        ),
+        *(
+            [
+                to_worker(
+                    assigned,
+                    "cancellation",
+                    f"{message} You earn its late-cancellation fee of {money}." if fee else message,
+                    job_id=job_id,
+                    **extra,
+                )
+            ]
+            if assigned is not None
+            else []
         ),
         to_consumer(
             job.consumer_id,
             "cancellation",
-            f"You cancelled '{job.title}'." if mine else message,
+            (f"You cancelled '{job.title}'." if mine else message)
+            + (f" A late-cancellation fee of {money} is charged to your card." if fee else ""),
             job_id=job_id,
+            **extra,
         ),
     )
-    return job, []
+    return job, dues_of(job)
 
 
 def _pending_opportunity(session: Session, job_id: int, who: Principal) -> Opportunity:

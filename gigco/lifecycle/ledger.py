@@ -2,8 +2,10 @@
 
 A charge counts on the day its payment succeeded, a refund on the day the gateway took it.
 Each splits into the platform's fee and the worker's earnings (a refund as
-``gigco.lifecycle.disputes`` splits it). The totals are what the gateway's ledger holds:
-every succeeded charge and every refund taken, each once.
+``gigco.lifecycle.disputes`` splits it). A late-cancellation fee is a charge like a job's
+price, all of it the worker's earnings; ``late_cancel_fees`` and ``late_cancel_fee_cents``
+say how many of the day's charges, and how much of them, were such fees. The totals are
+what the gateway's ledger holds: every succeeded charge and every refund taken, each once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.models import Dispute, Payment, PaymentStatus, RefundStatus
+from gigco.models import (
+    PAYMENT_KIND_LATE_CANCEL_FEE,
+    Dispute,
+    Payment,
+    PaymentStatus,
+    RefundStatus,
+)
 
 
 @dataclass
@@ -31,6 +39,8 @@ class LedgerDay:
     charged_cents: int = 0
     fee_cents: int = 0
     earnings_cents: int = 0
+    late_cancel_fees: int = 0
+    late_cancel_fee_cents: int = 0
     refunds: int = 0
     refunded_cents: int = 0
     refunded_fee_cents: int = 0
@@ -61,16 +71,20 @@ def ledger_days(
             Payment.amount_cents,
             Payment.fee_cents,
             Payment.worker_earnings_cents,
+            Payment.kind,
         ).where(
             Payment.status == PaymentStatus.SUCCEEDED, *_window(Payment.succeeded_at, start, end)
         )
     )
-    for at, amount, fee, earnings in charges:
+    for at, amount, fee, earnings, kind in charges:
         day = _day(days, at)
         day.charges += 1
         day.charged_cents += amount
         day.fee_cents += fee
         day.earnings_cents += earnings
+        if kind == PAYMENT_KIND_LATE_CANCEL_FEE:
+            day.late_cancel_fees += 1
+            day.late_cancel_fee_cents += amount
     refunds = session.execute(
         sa.select(Dispute.refunded_at, Dispute.refund_cents, Dispute.refund_fee_cents).where(
             Dispute.refund_status == RefundStatus.SUCCEEDED,

@@ -63,11 +63,13 @@ class Claim:
     payment_method: str
     idempotency_key: str
     token: str
+    # Our name for the charge at the processor (its metadata): the job's, unless another
+    # charge of the job (the late-cancellation fee) names itself.
+    reference: str = ""
 
-    @property
-    def reference(self) -> str:
-        """Our name for the charge at the processor (its metadata): the job."""
-        return job_reference(self.job_id)
+    def __post_init__(self) -> None:
+        if not self.reference:
+            object.__setattr__(self, "reference", job_reference(self.job_id))
 
 
 def job_reference(job_id: int) -> str:

@@ -86,7 +86,8 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     "expired": _cell(consumer="late_by_seconds"),
     "rejected": _cell(),
     "accepted": _cell(),
-    "cancelled": _cell(),
+    # A late cancel's fee: what the consumer pays is what the assigned worker earns.
+    "cancelled": _cell(consumer="late_cancel_fee_cents", assigned="late_cancel_fee_cents"),
     "matching_round_started": _cell(consumer="round", assigned="round", candidate="round"),
     "matching_round_ended": _cell(
         consumer="round next_round_at",
@@ -119,6 +120,13 @@ EVENT_FIELDS: dict[str, dict[Audience, frozenset[str]]] = {
     "payment_failed": _cell(consumer="attempts", assigned="attempts"),
     "payment_retry": _cell(),
     "paid": _cell(consumer="amount_cents attempt", assigned="attempt"),
+    "late_cancel_fee_charged": _cell(
+        consumer="amount_cents attempt", assigned="earnings_cents attempt"
+    ),
+    "late_cancel_fee_refused": _cell(consumer="attempt outcome", assigned="attempt"),
+    "late_cancel_fee_failed": _cell(
+        consumer="amount_cents attempts", assigned="earnings_cents attempts"
+    ),
     "review_pending": _cell(consumer="review_deadline", assigned="review_deadline"),
     "review_received": _cell(consumer="rating author_role", assigned="rating author_role"),
     "closed": _cell(consumer="reviews", assigned="reviews"),
@@ -155,28 +163,32 @@ JOB_FIELDS: dict[Audience, frozenset[str] | None] = {
     Audience.CANDIDATE: _WORKER_JOB,
 }
 
-# The payment resource's fields each audience sees: the consumer what they pay and how it
-# splits, the assigned worker what they earn (``worker_earnings_cents``: the amount less the
-# platform fee, which is the job's subtotal). Only the operator sees the idempotency key.
+# The payment resource's fields each audience sees (``kind``: the job's price, or the
+# late-cancellation fee of a job cancelled late, all of it the worker's): the consumer what
+# they pay and how it splits, the assigned worker what they earn (``worker_earnings_cents``:
+# the amount less the platform fee, which is the job's subtotal). Only the operator sees the
+# idempotency key.
 PAYMENT_FIELDS: dict[Audience, frozenset[str] | None] = {
     Audience.OPERATOR: None,
     Audience.CONSUMER: frozenset(
         {
-            *("job_id", "status", "amount_cents", "fee_cents", "worker_earnings_cents"),
+            *("job_id", "kind", "status", "amount_cents", "fee_cents", "worker_earnings_cents"),
             *("currency", "succeeded_at", "attempts"),
             *("refunded_cents", "refunded_fee_cents", "refunded_earnings_cents"),
         }
     ),
     Audience.ASSIGNED: frozenset(
         {
-            *("job_id", "status", "worker_earnings_cents", "currency", "succeeded_at"),
+            *("job_id", "kind", "status", "worker_earnings_cents", "currency", "succeeded_at"),
             # How a refund split is shown to both sides (its fee share, not the fee).
             *("attempts", "refunded_cents", "refunded_fee_cents", "refunded_earnings_cents"),
         }
     ),
     # A candidate sees no payment today (none exists while an opportunity is pending); were
     # there one, they would see what the job's status tells them already.
-    Audience.CANDIDATE: frozenset({"job_id", "status", "currency", "succeeded_at", "attempts"}),
+    Audience.CANDIDATE: frozenset(
+        {"job_id", "kind", "status", "currency", "succeeded_at", "attempts"}
+    ),
 }
 # Each attempt's fields: the consumer sees how it ended (as in the history), a worker when it
 # was made; the gateway's text (``detail``) only the operator.
@@ -241,7 +253,9 @@ NOTIFICATION_FIELDS: dict[str, frozenset[str]] = {
     "closure": frozenset(),
     "expiry": frozenset(),
     "no_worker": frozenset(),
-    "cancellation": frozenset(),
+    "cancellation": frozenset({"late_cancel_fee_cents"}),
+    "late_cancel_fee": frozenset({"amount_cents", "earnings_cents"}),
+    "late_cancel_fee_failed": frozenset({"amount_cents", "earnings_cents"}),
     "withdrawal": frozenset(),
     "no_show": frozenset(),
     "overrun": frozenset({"expected_end"}),
@@ -387,6 +401,7 @@ def project_payment(payment: Payment, job: Job, viewer: Principal) -> dict[str, 
     ]
     full = {
         "job_id": payment.job_id,
+        "kind": payment.kind,
         "status": payment.status.value,
         "amount_cents": payment.amount_cents,
         "fee_cents": payment.fee_cents,

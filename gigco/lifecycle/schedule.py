@@ -3,9 +3,9 @@
 A job's step follows from its status (``STEP_FOR_STATUS``); its deadline columns say only
 when: ``step_due_at`` marks a step due now, ``timer_at`` a step due at a deadline (an
 offer's or an opportunity's expiry, the next matching round, a charge's lease or a payment
-retry's backoff, a scheduled job's start grace (the no-show), work's overrun, the review
-deadline). A
-``Next`` value is the one way to write them: through ``transition`` and ``set_next``
+retry's backoff — the price's, or a cancelled job's late-cancellation fee's — a scheduled
+job's start grace (the no-show), work's overrun, the review deadline). A ``Next`` value is
+the one way to write them: through ``transition`` and ``set_next``
 (``gigco.lifecycle.transitions``), and the re-kick of a stalled step (the stuck-step sweep,
 the operator's re-kick) is ``Next.now()`` again. ``offer_expires_at`` and
 ``review_deadline`` are facts the API shows, not swept.
@@ -34,6 +34,7 @@ class Step(StrEnum):
     PAY = "process_payment"
     REQUEST_REVIEWS = "request_reviews"
     CLOSE = "close_job"
+    LATE_CANCEL_FEE = "charge_late_cancel_fee"
 
 
 # The step that moves a job on from each state in which the system (not a person) acts next.
@@ -48,11 +49,16 @@ STEP_FOR_STATUS: dict[S, Step] = {
     S.COMPLETED: Step.PAY,
     S.PAID: Step.REQUEST_REVIEWS,
     S.REVIEW_PENDING: Step.CLOSE,
+    # Only a late cancel makes it due (gigco.lifecycle.cancel_fees); other cancels end here.
+    S.CANCELLED: Step.LATE_CANCEL_FEE,
 }
 
 # The steps a deadline (jobs.timer_at) can wake; the others only follow a commit.
 DEADLINE_STEPS = frozenset(
-    {Step.EXPIRE_OFFER, Step.MATCH, Step.NO_SHOW, Step.OVERRUN, Step.PAY, Step.CLOSE}
+    {
+        *(Step.EXPIRE_OFFER, Step.MATCH, Step.NO_SHOW, Step.OVERRUN, Step.PAY, Step.CLOSE),
+        Step.LATE_CANCEL_FEE,
+    }
 )
 
 

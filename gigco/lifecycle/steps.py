@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.lifecycle.cancel_fees import charge_late_cancel_fee
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.history import record_event
 from gigco.lifecycle.locks import lock_job
@@ -324,6 +325,7 @@ STEPS: dict[Step, Callable[[Session, int, StepContext], list[Due]]] = {
     Step.PAY: process_payment,
     Step.REQUEST_REVIEWS: request_reviews,
     Step.CLOSE: close_job,
+    Step.LATE_CANCEL_FEE: charge_late_cancel_fee,
 }
 
 

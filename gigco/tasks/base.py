@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -11,8 +12,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from gigco import clock, metrics
-from gigco.lifecycle import payments, test_clocks
+from gigco.lifecycle import cancel_fees, payments, test_clocks
 from gigco.lifecycle.context import StepContext
+from gigco.lifecycle.gateway import ChargeResult
 from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.schedule import DEADLINE_STEPS, Step
 from gigco.lifecycle.steps import run_step
@@ -24,6 +26,19 @@ from gigco.tasks.names import step_task_name
 from gigco.tasks.runtime import runtime
 
 log = logging.getLogger("gigco.tasks")
+
+# The steps that charge through the gateway, each in two transactions around the call: its
+# claim, and the record of its outcome (``LifecycleTask._pay``).
+CHARGES: dict[
+    Step,
+    tuple[
+        Callable[..., payments.Claim | list[Due]],
+        Callable[[Session, payments.Claim, ChargeResult, StepContext], list[Due]],
+    ],
+] = {
+    Step.PAY: (payments.claim_payment, payments.record_payment),
+    Step.LATE_CANCEL_FEE: (cancel_fees.claim_fee, cancel_fees.record_fee),
+}
 
 
 class DurableTask(Task):
@@ -98,13 +113,13 @@ class LifecycleTask(DurableTask):
             send(now)
         return made_due + len(now)
 
-    def _pay(self, claim: payments.Claim) -> list[Due]:
+    def _pay(self, step: Step, claim: payments.Claim) -> list[Due]:
         """The gateway call with no transaction open, then the outcome in a second one."""
         rt = runtime()
         result = payments.charge(rt.gateway, claim)
         with rt.sessions() as session, session.begin():
             ctx, on_clock = _context(session, claim.job_id)
-            dues = payments.record_payment(session, claim, result, ctx)
+            dues = CHARGES[step][1](session, claim, result, ctx)
             session.flush()
             if not on_clock:
                 send_after_commit(session, [d for d in dues if d.at is not None])
@@ -121,10 +136,10 @@ class LifecycleTask(DurableTask):
         with rt.sessions() as session, session.begin():
             ctx, on_clock = _context(session, job_id)
             timer = _due_deadline(session, job_id, ctx.now) if timed else None
-            if step == Step.PAY:  # transaction 1 of 2: claim the attempt; the gateway is after
+            if step in CHARGES:  # transaction 1 of 2: claim the attempt; the gateway is after
                 # The task's id names the claim: Celery's retry of this task (same id) after
                 # its database connection died takes the claim over at once.
-                claimed = payments.claim_payment(session, job_id, ctx, token=self.request.id)
+                claimed = CHARGES[step][0](session, job_id, ctx, token=self.request.id)
                 claim, dues = (
                     (claimed, []) if isinstance(claimed, payments.Claim) else (None, claimed)
                 )
@@ -134,7 +149,7 @@ class LifecycleTask(DurableTask):
             if not on_clock:
                 send_after_commit(session, [d for d in dues if d.at is not None])
         if claim is not None:
-            dues = self._pay(claim)
+            dues = self._pay(step, claim)
         if fired and timer is not None and not on_clock:
             late = (ctx.now - timer).total_seconds()
             metrics.TIMER_LATENESS.labels(step=step.value).observe(late)

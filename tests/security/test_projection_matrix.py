@@ -106,6 +106,10 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "overrun_flagged": _keys("expected_end late_by_seconds"),
         "payment_attempt_refused": _keys("attempt outcome"),  # not the gateway's detail
         "payment_failed": _keys("attempts"),
+        "cancelled": _keys("late_cancel_fee_cents"),  # what a late cancel costs
+        "late_cancel_fee_charged": _keys("amount_cents attempt"),  # not the charge id
+        "late_cancel_fee_refused": _keys("attempt outcome"),  # not the gateway's detail
+        "late_cancel_fee_failed": _keys("amount_cents attempts"),
         "paid": _keys("amount_cents attempt"),  # not the charge id
         "review_pending": _keys("review_deadline"),
         "review_received": _keys("rating author_role"),
@@ -119,6 +123,11 @@ SEES: dict[str, dict[str, frozenset[str]]] = {
         "payment_attempt_refused": _keys("attempt"),
         "payment_failed": _keys("attempts"),
         "paid": _keys("attempt"),
+        # A late cancel's fee is the assigned worker's earnings: they see it, not the outcome.
+        "cancelled": _keys("late_cancel_fee_cents"),
+        "late_cancel_fee_charged": _keys("earnings_cents attempt"),
+        "late_cancel_fee_refused": _keys("attempt"),
+        "late_cancel_fee_failed": _keys("earnings_cents attempts"),
         "review_pending": _keys("review_deadline"),
         "review_received": _keys("rating author_role"),
         "closed": _keys("reviews"),
@@ -156,6 +165,9 @@ NOTIFICATION_SEES = {
     "withdrawal": frozenset(),  # not who withdrew
     "no_show": frozenset(),
     "overrun": _keys("expected_end"),
+    "cancellation": _keys("late_cancel_fee_cents"),
+    "late_cancel_fee": _keys("amount_cents earnings_cents"),
+    "late_cancel_fee_failed": _keys("amount_cents earnings_cents"),
 }
 
 
@@ -395,6 +407,27 @@ def overrun(d: Driver) -> Built:
     )
 
 
+def late_cancel(d: Driver, method: str) -> Built:
+    """Scheduled; its consumer cancels an hour before the start: the fee is charged (a card
+    that pays), or refused for the whole budget (one that declines) and the cancel stands."""
+    consumer, c_headers = d.consumer(method)
+    w, w_headers = d.worker()
+    owner = d.session.get(Consumer, consumer.id)
+    job = f.job(d.session, owner, at=d.place, status=S.SCHEDULED, worker_id=w.id)
+    late = (job.scheduled_start - d.now).total_seconds() - 3600
+    actions.cancel(d.session, job.id, consumer, d.ctx(late))
+    d.step(Step.LATE_CANCEL_FEE, job.id, later=late + 1)
+    d.step(Step.LATE_CANCEL_FEE, job.id, later=late + 600)  # the backoff's retry, if refused
+    return Built(
+        job.id,
+        [
+            d.party("consumer", consumer, c_headers, "consumer", {w.id}),
+            d.party("assigned worker", w, w_headers, "assigned", {w.id}),
+            d.operator(),
+        ],
+    )
+
+
 def no_worker(d: Driver) -> Built:
     """Nobody serves the place: two empty rounds, then no_worker."""
     consumer, c_headers = d.consumer()
@@ -479,6 +512,8 @@ JOURNEYS: dict[str, Callable[[Driver], Built]] = {
     "no show": no_show,
     "overrun": overrun,
     "payment failed": payment_failed,
+    "cancelled late": lambda d: late_cancel(d, "pm_card_visa"),
+    "late fee refused": lambda d: late_cancel(d, "pm_card_chargeDeclined"),
     "disputed": disputed,
     "offer expired": lambda d: ended_early(d, _expire),
     "offer rejected": lambda d: ended_early(d, _reject),

@@ -27,7 +27,8 @@ class PaymentViews(MethodView):
     @blp.response(200, PaymentSchema)
     @errors(blp, 401, 404)
     def get(self, job_id: int) -> dict[str, Any]:
-        """The job's payment as the caller may see it; 404 before the first attempt."""
+        """The job's payment (its price, or a late cancel's fee) as the caller may see it; 404
+        while it has none (the price's is made by its first attempt, a fee's by the cancel)."""
         who = current_principal()
         job = visible_job(session(), job_id, who)
         payment = session().scalar(sa.select(Payment).where(Payment.job_id == job_id))

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import fields
 
 from gigco.models import AttemptOutcome, PaymentStatus
+from gigco.models.payments import PAYMENT_KINDS
 
 _OPERATOR = "Only to the operator."
 _CONSUMER = "Only to the job's consumer and the operator."
@@ -38,6 +39,14 @@ class PaymentSchema(ma.Schema):
     """
 
     job_id = fields.Integer()
+    kind = fields.String(
+        metadata={
+            "enum": list(PAYMENT_KINDS),
+            "description": "What is charged: the job's price (job), or the late-cancellation"
+            " fee of a job its consumer cancelled late (late_cancel_fee: no platform fee, all"
+            " of it the worker's earnings).",
+        }
+    )
     status = fields.String(metadata={"enum": [s.value for s in PaymentStatus]})
     amount_cents = fields.Integer(metadata={"description": f"What the consumer pays. {_CONSUMER}"})
     fee_cents = fields.Integer(metadata={"description": f"The platform's fee. {_CONSUMER}"})
