@@ -28,6 +28,7 @@ from gigco.lifecycle.matching import (
     answer_opportunity,
     busy_clash,
     close_opportunity,
+    record_strike,
 )
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
 from gigco.lifecycle.principals import Principal, consumer_actor
@@ -314,6 +315,8 @@ def withdraw(session: Session, job_id: int, who: Principal, ctx: StepContext) ->
             job_id=job_id,
         ),
     )
+    assert who.id is not None  # the assigned worker
+    record_strike(session, worker_id=who.id, job_id=job_id, kind="withdrawal", now=ctx.now)
     # Last (after autoflush writes the event): the worker's row is shared by all their jobs.
     session.execute(_count_statement(Worker, "withdrawals"), {"party_id": who.id})
     return job, dues_of(job)

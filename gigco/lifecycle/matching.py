@@ -18,7 +18,15 @@ from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.lifecycle.principals import SYSTEM
 from gigco.lifecycle.schedule import Next
 from gigco.lifecycle.transitions import AT_NOW, Due, set_next, transition
-from gigco.models import Job, JobStatus, Opportunity, OpportunityStatus, Worker, worker_skills
+from gigco.models import (
+    Job,
+    JobStatus,
+    Opportunity,
+    OpportunityStatus,
+    Worker,
+    WorkerStrike,
+    worker_skills,
+)
 
 S = JobStatus
 EARTH_RADIUS_KM = 6371.0088
@@ -135,12 +143,19 @@ def _haversine_km() -> sa.ColumnElement[float]:
 
 
 def candidates(
-    session: Session, job: Job, *, limit: int | None = None, reliability: bool = False
+    session: Session,
+    job: Job,
+    *,
+    limit: int | None = None,
+    reliability: bool = False,
+    strikes_since: dt.datetime | None = None,
 ) -> list[Candidate]:
     """The workers who may be offered ``job`` now, best first (at most ``limit``).
 
     With ``reliability`` (a policy value), among workers of the same rating those with
-    fewer strikes (``strikes``: withdrawals plus no-shows) come first, then the nearer.
+    fewer strikes (withdrawals plus no-shows) come first, then the nearer: those since
+    ``strikes_since`` (``recent_strikes``: the policy's strike window), or, under a policy
+    without a window, all of them (``all_strikes``).
 
     Both dialects filter, rank and limit in SQL, with one ranking statement
     (``_ranked_statement``): the exact haversine (``great_circle_km``) checks each worker's
@@ -154,14 +169,17 @@ def candidates(
     and ``LIMIT -1`` is its "no limit".
     """
     params = job_params(job)
+    recent = reliability and strikes_since is not None
+    if recent:
+        params["strikes_since"] = strikes_since
     if session.get_bind().dialect.name != "postgresql":
         params["limit"] = -1 if limit is None else limit
         # positional: built_once keys on them
-        stmt: sa.Executable = _ranked_statement(False, reliability)
+        stmt: sa.Executable = _ranked_statement(False, reliability, recent)
     elif limit == 1:
-        stmt = _next_candidate_statement(reliability)
+        stmt = _next_candidate_statement(reliability, recent)
     else:
-        stmt, params["limit"] = _ranked_statement(True, reliability), limit
+        stmt, params["limit"] = _ranked_statement(True, reliability, recent), limit
     return [Candidate(row[0], row[1], row[2]) for row in session.execute(stmt, params).all()]
 
 
@@ -191,19 +209,39 @@ def _nearby(distance: sa.ColumnElement[float], *, in_box: bool) -> list[sa.Colum
     return [_reach_box().op("@>")(job), *near]
 
 
-def strikes() -> sa.ColumnElement[int]:
-    """A worker's strikes: the jobs they withdrew from plus those they did not come to."""
+def all_strikes() -> sa.ColumnElement[int]:
+    """A worker's strikes of all time: the jobs they withdrew from plus those they did not
+    come to (the counts operators see)."""
     return Worker.withdrawals + Worker.no_shows
 
 
+def recent_strikes() -> sa.ColumnElement[int]:
+    """A worker's strikes since bind parameter ``strikes_since``: a count over
+    ``ix_worker_strikes_worker_id_at`` reading only that worker's recent strikes."""
+    since = sa.bindparam("strikes_since", type_=WorkerStrike.__table__.c.at.type)
+    return (
+        sa.select(sa.func.count())
+        .where(WorkerStrike.worker_id == Worker.id, WorkerStrike.at > since)
+        .correlate(Worker)
+        .scalar_subquery()
+    )
+
+
+def strikes(recent: bool) -> sa.ColumnElement[int]:
+    """The strikes that rank a worker: the recent ones, or (a policy without a window) all."""
+    return recent_strikes() if recent else all_strikes()
+
+
 @built_once
-def _ranked_statement(in_box: bool, reliability: bool) -> sa.Select[int, float, float]:
+def _ranked_statement(
+    in_box: bool, reliability: bool, recent: bool
+) -> sa.Select[int, float, float]:
     """Every candidate, ranked (rating, unrated last, [strikes,] distance, id); ``limit`` a
     parameter."""
     distance = _haversine_km().label("distance_km")
     rating = _rating().label("rating")
     order: list[sa.ColumnElement[Any]] = [rating.desc().nulls_last()]
-    order += [strikes()] if reliability else []
+    order += [strikes(recent)] if reliability else []
     order.append(distance)
     return (
         sa.select(Worker.id, rating, distance)
@@ -214,7 +252,9 @@ def _ranked_statement(in_box: bool, reliability: bool) -> sa.Select[int, float, 
 
 
 @built_once
-def _next_candidate_statement(reliability: bool) -> sa.CompoundSelect[int, float, float, int]:
+def _next_candidate_statement(
+    reliability: bool, recent: bool
+) -> sa.CompoundSelect[int, float, float, int]:
     """The first candidate in ``candidates``' order, reading only the best-rated group.
 
     One statement: ``best`` walks ``ix_workers_earth_rating`` best rating first (KNN) and
@@ -229,8 +269,9 @@ def _next_candidate_statement(reliability: bool) -> sa.CompoundSelect[int, float
     nearest_best = rating.op("<->")(sa.literal(BEST_RATING, sa.Double))
     best = sa.select(rating.label("rating")).where(*where).order_by(nearest_best).limit(1)
     best_rating = best.cte("best").select().scalar_subquery()
-    # With ``reliability`` the best group is ranked by strikes first, then distance.
-    struck = strikes() if reliability else sa.literal_column("0")
+    # With ``reliability`` the best group is ranked by strikes first, then distance: its
+    # workers' strikes are counted, no one else's.
+    struck = strikes(recent) if reliability else sa.literal_column("0")
     columns = (Worker.id, rating.label("rating"), distance, struck.label("strikes"))
     rated = sa.select(*columns).where(*where, rating == best_rating)
     unrated = sa.select(*columns).where(*where, rating.is_(None), best_rating.is_(None))
@@ -346,7 +387,14 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
     # new round is written once, with the deadline below.
     with session.no_autoflush:
         policy = ctx.policy(session, job.id)
-        ranked = candidates(session, job, limit=1, reliability=policy.reliability_rank)
+        window = policy.strike_window_seconds
+        ranked = candidates(
+            session,
+            job,
+            limit=1,
+            reliability=policy.reliability_rank,
+            strikes_since=None if window is None else ctx.now - dt.timedelta(seconds=window),
+        )
 
     def round_started() -> None:
         if started:
@@ -431,3 +479,11 @@ def _offer_next(session: Session, job: Job, ctx: StepContext, *, started: bool) 
         data={"round": job.match_round, "next_round_at": next_at.isoformat()},
     )
     return dues
+
+
+def record_strike(
+    session: Session, *, worker_id: int, job_id: int, kind: str, now: dt.datetime
+) -> None:
+    """A strike against the worker (``withdrawal`` or ``no_show``) at ``now``: counted all
+    time on their row (the caller's update) and, for matching's recent count, as a row."""
+    session.add(WorkerStrike(worker_id=worker_id, job_id=job_id, kind=kind, at=now))

@@ -18,7 +18,7 @@ from gigco.lifecycle.cancel_fees import charge_late_cancel_fee
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.history import record_event
 from gigco.lifecycle.locks import lock_job
-from gigco.lifecycle.matching import match_job
+from gigco.lifecycle.matching import match_job, record_strike
 from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
 from gigco.lifecycle.payments import process_payment
 from gigco.lifecycle.pricing import price_for
@@ -217,6 +217,7 @@ def mark_no_show(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
             job_id=job_id,
         ),
     )
+    record_strike(session, worker_id=worker_id, job_id=job_id, kind="no_show", now=ctx.now)
     # Last: the worker's row is shared by all their jobs (held only until the commit).
     session.execute(
         sa.update(Worker)

@@ -10,7 +10,10 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from gigco.models import Job
+from gigco import clock
+from gigco.config import Settings
+from gigco.models import Job, JobStatus, Worker, WorkerStrike
+from tests import factories as f
 from tests.harness.console import Ops, csrf_from, table
 from tests.harness.http import Api
 from tests.harness.polling import race, wait_for
@@ -169,3 +172,30 @@ def test_a_worker_who_withdrew_is_asked_after_an_equally_rated_one_farther_away(
         what="the second job's first opportunity",
     )
     assert offered[0]["data"]["worker_id"] == far["id"]
+
+
+def test_a_strike_older_than_the_policys_window_no_longer_lowers_a_workers_rank(
+    api: Api, ops: Ops, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """Only recent strikes rank (the policy's ``strike_window_seconds``): a withdrawal from
+    before the window still shows on /ops, but the nearer worker is asked first again."""
+    place = {"lat": 35.0, "lng": 30.0}
+    consumer = api.consumer()
+    near = api.worker(location=place)
+    api.worker(location={"lat": 35.05, "lng": 30.0})  # farther, no strikes
+    long_ago = clock.now() - dt.timedelta(seconds=settings.strike_window_seconds + 86400)
+    with sessions.begin() as s:  # a withdrawal from before the window, counted as any
+        old = f.job(s, status=JobStatus.CANCELLED, worker_id=near["id"])
+        s.add(WorkerStrike(worker_id=near["id"], job_id=old.id, kind="withdrawal", at=long_ago))
+        s.execute(sa.update(Worker).where(Worker.id == near["id"]).values(withdrawals=1))
+    job_id = api.post_job(consumer, location=place)["id"]
+    api.wait_status(job_id, "offered")
+    api.signal(job_id, "offer/accept", consumer)
+    offered = wait_for(
+        lambda: [e for e in api.events(job_id) if e["type"] == "opportunity_offered"],
+        what="the job's first opportunity",
+    )
+    assert offered[0]["data"]["worker_id"] == near["id"]
+    rows = table(ops.page(f"/ops/jobs/{job_id}").text, "opportunities")
+    mine = next(row for row in rows if row[0].startswith(f"#{near['id']} "))
+    assert mine[1:3] == ["1", "0"]  # operators still see every withdrawal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from gigco import clock
 from gigco.lifecycle.matching import candidates
 from gigco.models import JobStatus, Worker
 from tests import factories as f
@@ -255,3 +257,32 @@ def test_a_consumers_long_list_is_counted_only_up_to_the_cap(
     newer = client.get(f"/v1/jobs?page_size=1&ending_before={older.json[0]['id']}", headers=h)
     assert [j["id"] for j in newer.json] == [first.json[-1]["id"]]
     assert json.loads(newer.headers["X-Pagination"]) == {"has_more": True}
+
+
+def test_recent_strikes_are_counted_over_their_index_for_the_best_group_only(
+    session: Session,
+) -> None:
+    """The reliability rule's recent count (``matching.recent_strikes``): 4,000 plumbers near
+    the job, ten old strikes and one recent one each; the next candidate's statement reads
+    the strikes index, and only the recent strikes of the best-rated group."""
+    seed_city_workers(session, 4_000, f.BERLIN)
+    session.execute(
+        sa.text(
+            "INSERT INTO worker_strikes (worker_id, job_id, kind, at)"
+            " SELECT w.id, :job, 'no_show', now() - (g || ' days')::interval * 30"
+            " FROM workers w, generate_series(0, 10) AS g WHERE w.email LIKE 'city%'"
+        ),
+        {"job": f.job(session, status=JobStatus.CANCELLED).id},
+    )
+    session.execute(sa.text("ANALYZE workers; ANALYZE worker_skills; ANALYZE worker_strikes"))
+    job = f.job(session, status=JobStatus.ACCEPTED)
+    since = clock.now() - dt.timedelta(days=15)  # each worker's newest strike only
+    with statements(session) as seen:
+        found = candidates(session, job, limit=1, reliability=True, strikes_since=since)
+    assert found and found[0].rating == 5.0
+    sql, params = next((sql, p) for sql, p in seen if "earth_box" in sql)
+    nodes = plan(session, sql, params)
+    assert not seq_scans(nodes, "worker_strikes"), nodes
+    assert any("ix_worker_strikes_worker_id_at" in n for n in nodes), nodes
+    # About 100 workers share the best rating, one recent strike each; 44,000 strikes in all.
+    assert 0 < rows_scanned(session, sql, params, "worker_strikes") <= 600
