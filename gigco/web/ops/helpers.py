@@ -16,6 +16,7 @@ DEADLINE_OF_STATUS = {
     JobStatus.ACCEPTED: "next matching round",
     JobStatus.COMPLETED: "next payment attempt",
     JobStatus.REVIEW_PENDING: "review deadline",
+    JobStatus.CANCELLED: "next late-cancellation fee attempt",
 }
 
 
@@ -68,6 +69,9 @@ def pending_deadlines(
     label = DEADLINE_OF_STATUS.get(job.status)
     if label is None:
         return []
+    if job.status == JobStatus.CANCELLED:  # only while a late cancel's fee is being charged
+        fee_due = job.timer_at or job.step_due_at
+        return [] if fee_due is None else [(label, fee_due)]
     pending = any(o.status == OpportunityStatus.PENDING for o in opportunities)
     when = {
         JobStatus.OFFERED: job.offer_expires_at,
