@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.gateways.stripe import StripeGateway, stripe_client
-from gigco.lifecycle import disputes, ledger, operator, payments
+from gigco.lifecycle import actions, cancel_fees, disputes, ledger, operator, payments
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Step
@@ -52,15 +52,17 @@ def _completed(session: Session, method: str) -> Job:
     return f.job(session, owner, status=S.COMPLETED, worker_id=f.worker(session).id, step_due_at=T0)
 
 
-def _intents(server: str, job_id: int) -> list[dict[str, Any]]:
-    """The PaymentIntents the Stripe server holds for a job, oldest first."""
+def _intents(server: str, job_id: int, reference: str | None = None) -> list[dict[str, Any]]:
+    """The PaymentIntents the Stripe server holds for a job's price (or under ``reference``),
+    oldest first."""
+    reference = reference or f"job-{job_id}"
     found, after = [], None
     while True:
         params: dict[str, Any] = {"limit": 100, **({"starting_after": after} if after else {})}
         page = requests.get(
             f"{server}/v1/payment_intents", params=params, auth=(API_KEY, ""), timeout=5
         ).json()
-        found += [i for i in page["data"] if i["metadata"].get("gigco_job") == f"job-{job_id}"]
+        found += [i for i in page["data"] if i["metadata"].get("gigco_job") == reference]
         if not page["has_more"]:
             return sorted(found, key=lambda i: i["created"])
         after = page["data"][-1]["id"]
@@ -231,3 +233,46 @@ def test_an_in_doubt_refund_is_found_not_made_twice(
     assert _refunds(stripe_server, intent["id"]) == [999]
     payment = session.scalar(sa.select(Payment).where(Payment.job_id == job.id))
     assert payment is not None and payment.refunded_cents == 999
+
+
+def test_a_late_cancel_fee_through_stripe_declined_then_charged_once_under_its_own_keys(
+    session: Session, stripe: tuple[StripeGateway, Faults, Settings], stripe_server: str
+) -> None:
+    """The fee is a charge like the price's: its own PaymentIntents (reference and keys), a
+    decline giving way to a new intent with the consumer's new card, a lost confirmation read
+    back rather than charged again; the job stays cancelled throughout."""
+    _, faults, _ = stripe
+    owner = f.consumer(session, payment_method="pm_card_chargeDeclined")
+    job = f.job(
+        session,
+        owner,
+        status=S.SCHEDULED,
+        worker_id=f.worker(session).id,
+        start=T0 + dt.timedelta(hours=2),
+    )
+    consumer = Principal(Role.CONSUMER, owner.id)
+    _, dues = actions.cancel(session, job.id, consumer, _ctx(stripe, T0))
+    assert dues and dues[0].step == Step.LATE_CANCEL_FEE
+    (due,) = run_step(session, Step.LATE_CANCEL_FEE, job.id, _ctx(stripe, T0))  # declined
+    _new_card(session, job, "pm_card_visa")
+    faults.next_on("/confirm", "lost")
+    (due,) = run_step(session, Step.LATE_CANCEL_FEE, job.id, _ctx(stripe, due.at))  # in doubt
+    faults.release.set()
+    assert run_step(session, Step.LATE_CANCEL_FEE, job.id, _ctx(stripe, due.at)) == []
+    fee = ((job.subtotal_cents or 0) * 20 + 50) // 100  # 20 %, half up
+    first, second = (f"job-{job.id}-late-cancel-fee-{n}" for n in (1, 2))
+    assert _attempts(session, job.id) == [
+        ("declined", first),
+        ("error", second),
+        ("succeeded", second),
+    ]
+    held = _intents(stripe_server, job.id, cancel_fees.fee_reference(job.id))
+    assert [(i["status"], i["amount"]) for i in held] == [
+        ("requires_payment_method", fee),
+        ("succeeded", fee),
+    ]
+    assert _intents(stripe_server, job.id) == []  # nothing under the price's reference
+    assert faults.count("POST", "/confirm") == 2
+    assert session.get(Job, job.id, populate_existing=True).status == S.CANCELLED  # type: ignore[union-attr]
+    days = ledger.ledger_days(session)
+    assert sum(d.late_cancel_fee_cents for d in days) == fee
