@@ -66,9 +66,12 @@ def fee_reference(job_id: int) -> str:
 def late_fee_cents(job: Job, policy: Policy, now: dt.datetime) -> int:
     """What a consumer's cancel of ``job`` at ``now`` costs: the policy's percent of the
     subtotal, rounded half up to the cent, when a worker is assigned and ``scheduled_start``
-    is at most the policy's window away (or past); else 0 (so under a policy without it)."""
+    is at most the policy's window away (or past); else 0 (so under a policy without it, and
+    on a job with no policy at all: one the previous release created, before the rule)."""
     window, percent = policy.late_cancel_window_seconds, policy.late_cancel_fee_percent
-    if window is None or percent is None or not job.subtotal_cents:
+    if job.policy_version is None or window is None or percent is None:
+        return 0
+    if not job.subtotal_cents:
         return 0
     if job.status not in ASSIGNED or job.worker_id is None:
         return 0

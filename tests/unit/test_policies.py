@@ -3,12 +3,15 @@ them; rules added since are missing from it, and a job on it runs without them."
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 from pathlib import Path
 
 import gigco
 from gigco.config import Settings
 from gigco.lifecycle import policies
+from gigco.lifecycle.cancel_fees import late_fee_cents
+from gigco.models import Job, JobStatus
 
 # Rules added after version 1 (issue 24): the defaults now have them, version 1 does not.
 ADDED_SINCE = {
@@ -42,3 +45,21 @@ def test_a_process_on_the_default_settings_finds_the_migrations_version_one() ->
     assert (new.withdrawals, new.start_grace_seconds, new.overrun_factor) == (True, 1800, 2)
     assert (new.late_cancel_window_seconds, new.late_cancel_fee_percent) == (86400, 20)
     assert new.strike_window_seconds == 90 * 86400
+
+
+def test_a_late_cancel_costs_nothing_on_a_job_with_no_policy() -> None:
+    """A job the previous release created (no policy) was created before the fee's rule."""
+    now = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    job = Job(
+        status=JobStatus.SCHEDULED,
+        worker_id=1,
+        subtotal_cents=10_000,
+        scheduled_start=now + dt.timedelta(hours=1),
+    )
+    policy = policies.Policy.from_settings(
+        Settings(database_url="sqlite://", broker_url="memory://"), {}
+    )
+    job.policy_version = 2
+    assert late_fee_cents(job, policy, now) == 2_000  # 20 % within the day's window
+    job.policy_version = None
+    assert late_fee_cents(job, policy, now) == 0
