@@ -436,8 +436,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 # leaves out still gets a row, marked undocumented (tests/unit/test_settings_docs.py fails).
 MEANINGS: dict[str, str] = {
     "GIGCO_DATABASE_URL": "PostgreSQL in production",
-    "GIGCO_READ_DATABASE_URL": "a streaming standby of it (same URL forms): job lists, the "
-    "notification list and feed, and `/ops` pages read from it "
+    "GIGCO_READ_DATABASE_URL": "a hot standby of it (same URL forms): the job lists, the "
+    "notification list and feed, and the `/ops` dashboard and lists read from it "
     "([docs/scaling.md](docs/scaling.md#a-read-replica))",
     "GIGCO_BROKER_URL": "Redis in production",
     "GIGCO_ADMIN_TOKEN": "the operator's bearer token, ≥ 16 chars",

@@ -44,9 +44,14 @@ def replica_reader() -> bool:
     is configured)."""
     if not has_request_context() or request.method not in READ_ONLY_METHODS:
         return False
-    view = current_app.view_functions.get(request.endpoint or "")
-    method = getattr(getattr(view, "view_class", None), request.method.lower(), None)
-    return bool(getattr(view, _MARK, False) or getattr(method, _MARK, False))
+    return marked(current_app.view_functions.get(request.endpoint or ""), request.method)
+
+
+def marked(view: Callable[..., Any] | None, method: str) -> bool:
+    """True when ``view`` (a Flask view function, a MethodView's included) is marked
+    ``reads_replica`` for ``method``."""
+    handler = getattr(getattr(view, "view_class", None), method.lower(), None)
+    return bool(getattr(view, _MARK, False) or getattr(handler, _MARK, False))
 
 
 def primary_session() -> Session:
