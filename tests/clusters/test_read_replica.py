@@ -221,7 +221,10 @@ def test_a_feed_client_paging_the_replica_while_replay_stops_and_starts_misses_n
 
 
 def test_a_silent_or_stopped_replica_is_a_503_on_its_routes_only_then_they_recover(
-    pair: PostgresPair, database: str, redis_broker: RedisBroker
+    pair: PostgresPair,
+    database: str,
+    redis_broker: RedisBroker,
+    report: Callable[[str], None],
 ) -> None:
     with blackhole(("127.0.0.1", pair.b.port)) as proxy:
         replica = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}"
@@ -242,11 +245,13 @@ def test_a_silent_or_stopped_replica_is_a_503_on_its_routes_only_then_they_recov
             return r, time.monotonic() - started
 
         proxy.swallow()
+        silent = []
         for path in ("/v1/jobs", "/v1/notifications", "/v1/notifications/feed"):
             r, took = timed(path)
             assert r.status_code == 503 and is_error_envelope(r.json, 503), (path, r.json)
             assert r.headers.get("Retry-After")
             assert took <= BOUND_S + SLACK_S, (path, took)
+            silent.append(took)
         assert api.job(job["id"], h)["id"] == job["id"]  # the primary's routes answer
         assert api.post_job(consumer)["id"] > job["id"]
 
@@ -262,3 +267,7 @@ def test_a_silent_or_stopped_replica_is_a_503_on_its_routes_only_then_they_recov
     assert r.status_code == 503 and is_error_envelope(r.json, 503), r.json
     assert took <= BOUND_S + SLACK_S
     assert api.job(job["id"], h)["id"] == job["id"]
+    report(
+        f"silent replica: 503 in {', '.join(f'{t:.2f}s' for t in silent)} (bound {BOUND_S:g}s"
+        f" at a {STATEMENT_MS} ms statement timeout); stopped replica: 503 in {took:.2f}s"
+    )
