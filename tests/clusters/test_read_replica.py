@@ -271,3 +271,26 @@ def test_a_silent_or_stopped_replica_is_a_503_on_its_routes_only_then_they_recov
         f"silent replica: 503 in {', '.join(f'{t:.2f}s' for t in silent)} (bound {BOUND_S:g}s"
         f" at a {STATEMENT_MS} ms statement timeout); stopped replica: 503 in {took:.2f}s"
     )
+
+
+def test_given_both_hosts_with_prefer_standby_the_replica_routes_fall_back_to_the_primary(
+    pair: PostgresPair, database: str, redis_broker: RedisBroker
+) -> None:
+    both = (
+        f"postgresql://postgres@127.0.0.1:{pair.b.port},127.0.0.1:{pair.a.port}/{database}"
+        "?target_session_attrs=prefer-standby"
+    )
+    app = app_on(pair.a.url(database), both, redis_broker)
+    api = Api(app.test_client(), ADMIN_TOKEN)
+    consumer = api.consumer()
+    h = consumer["headers"]
+    standby = on(pair.b, database)
+    replay(standby, paused=True)  # the standby is known by what it lacks
+    standby.dispose()
+    job = api.post_job(consumer)
+    assert api.client.get("/v1/jobs", headers=h).json == []  # read on the standby
+
+    pair.b.stop()
+    r = api.client.get("/v1/jobs", headers=h)  # read on the primary now
+    assert r.status_code == 200, r.json
+    assert [j["id"] for j in r.json] == [job["id"]]
