@@ -18,7 +18,7 @@ import redis
 
 from gigco import processes
 from gigco.processes import free_port
-from tests.harness.database import create_database
+from tests.harness.database import create_database, url_of
 from tests.harness.env import UNMET_LIMITS
 from tests.harness.http import healthy
 from tests.harness.polling import wait_for
@@ -26,6 +26,9 @@ from tests.harness.servers import beat_argv, gunicorn_argv, worker_argv
 
 SERVER_URL = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/4")
+# A hot standby of BENCH_PG's server: its copy of the bench's database is the API's
+# GIGCO_READ_DATABASE_URL (docs/benchmarks.md, "A read replica").
+REPLICA_URL = os.environ.get("BENCH_PG_REPLICA")
 ADMIN_TOKEN = "bench-operator-token-0123456789"
 
 
@@ -167,6 +170,8 @@ def production(
         **UNMET_LIMITS,
         **(timers or {}),
     }
+    if REPLICA_URL:
+        env["GIGCO_READ_DATABASE_URL"] = url_of(REPLICA_URL, database)
     topo = Topology(env=env, base_url=f"http://127.0.0.1:{port}", logs=logs, profile=profile)
     try:
         gunicorn_log = os.environ.get("BENCH_GUNICORN_LOG", "warning")

@@ -24,6 +24,8 @@ class Settings:
 
     database_url: str
     broker_url: str
+    # A streaming standby the read-only, lag-tolerant endpoints read from (docs/scaling.md).
+    read_database_url: str | None = None
     admin_token: str | None = None
     data_dir: str = ".gigco"
     offer_ttl_seconds: float = 86400
@@ -241,8 +243,10 @@ def host_list_as_query(url: str) -> str:
 _PG_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*)(:[0-9]*)?")
 
 
-def _database_url(raw: str) -> str:
-    url = host_list_as_query(_url("GIGCO_DATABASE_URL", raw, ("postgresql", "sqlite")))
+def _database_url(
+    raw: str, name: str = "GIGCO_DATABASE_URL", schemes: tuple[str, ...] = ("postgresql", "sqlite")
+) -> str:
+    url = host_list_as_query(_url(name, raw, schemes))
     parts = urlsplit(url)
     hosts = [parts.netloc.rpartition("@")[2]] + [
         value
@@ -251,8 +255,20 @@ def _database_url(raw: str) -> str:
     ]
     for host in hosts:
         if not _PG_HOST.fullmatch(host):
-            raise ConfigError(f"GIGCO_DATABASE_URL has a malformed host[:port], {host!r}")
+            raise ConfigError(f"{name} has a malformed host[:port], {host!r}")
     return url
+
+
+def _read_database_url(env: Mapping[str, str], primary: str) -> str | None:
+    """The replica's URL (the same forms as the primary's), only beside a PostgreSQL primary."""
+    raw = env.get("GIGCO_READ_DATABASE_URL") or None
+    if raw is None:
+        return None
+    if primary.startswith("sqlite"):
+        raise ConfigError(
+            "GIGCO_READ_DATABASE_URL needs a PostgreSQL GIGCO_DATABASE_URL (a replica of it)"
+        )
+    return _database_url(raw, "GIGCO_READ_DATABASE_URL", ("postgresql",))
 
 
 def _schedule(name: str, raw: str) -> tuple[float, ...]:
@@ -397,6 +413,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["database_url"] = _database_url(
         env.get("GIGCO_DATABASE_URL") or f"sqlite:///{data_path / 'gigco.db'}"
     )
+    values["read_database_url"] = _read_database_url(env, str(values["database_url"]))
     values["broker_url"] = _url(
         "GIGCO_BROKER_URL",
         env.get("GIGCO_BROKER_URL") or f"sqla+sqlite:///{data_path / 'broker.db'}",
@@ -438,6 +455,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 # leaves out still gets a row, marked undocumented (tests/unit/test_settings_docs.py fails).
 MEANINGS: dict[str, str] = {
     "GIGCO_DATABASE_URL": "PostgreSQL in production",
+    "GIGCO_READ_DATABASE_URL": "a hot standby of it (same URL forms): the job lists, the "
+    "notification list and feed, and the `/ops` dashboard and lists read from it "
+    "([docs/scaling.md](docs/scaling.md#a-read-replica))",
     "GIGCO_BROKER_URL": "Redis in production",
     "GIGCO_ADMIN_TOKEN": "the operator's bearer token, ≥ 16 chars",
     "GIGCO_BROKER_SENTINEL_MASTER": "the Redis master's name, required with (and only with) a "
@@ -529,6 +549,7 @@ MEANINGS: dict[str, str] = {
 # Defaults said in words, where the Settings field's value would not say it.
 SHOWN_DEFAULTS: dict[str, str] = {
     "GIGCO_DATABASE_URL": "SQLite under `GIGCO_DATA_DIR`",
+    "GIGCO_READ_DATABASE_URL": "none (everything reads from the primary)",
     "GIGCO_BROKER_URL": "`sqla+sqlite:///` under `GIGCO_DATA_DIR`",
     "GIGCO_ADMIN_TOKEN": "none (operator endpoints refuse all)",
     "GIGCO_BROKER_SENTINEL_MASTER": "none",

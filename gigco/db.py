@@ -143,9 +143,14 @@ def make_engine(
     *,
     statement_timeout_ms: int | None = None,
     lock_timeout_ms: int | None = None,
+    replica: bool = False,
     **kwargs: Any,
 ) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    A ``replica`` engine (a standby's) gets the same checkout check and the same client-side
+    bound on every round trip, but its clock readings are not the clock: time has one door,
+    the primary's (``gigco.clock``), where deadlines are written.
 
     On PostgreSQL every connection gets ``statement_timeout`` and ``lock_timeout`` when
     given: a statement past them fails (an OperationalError, a 503 in the API) instead of
@@ -190,12 +195,25 @@ def make_engine(
     } | ({"options": options} if options else {})
     kwargs.setdefault("connect_args", connect_args)
     engine = sa.create_engine(url, **kwargs)
+    if replica:
+        event.listen(engine, "checkout", _check_alive)
+        return engine
     event.listen(engine, "checkout", _read_the_clock)
     clock.calibrate_with(lambda: engine.connect().close())
     return engine
 
 
-def _read_the_clock(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def _check_alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A replica's checkout check: the primary's round trip, its clock reading dropped."""
+    _read_the_clock(dbapi_connection, record, proxy, observe=False)
+
+
+def _read_the_clock(
+    dbapi_connection: Any,
+    _record: Any,
+    _proxy: Any,
+    observe: bool = True,
+) -> None:
     """Every checkout asks the server for its clock (``gigco.clock.observe``): one round trip,
     which also proves the connection alive. A dead one raises DisconnectionError, on which
     the pool invalidates it and checks out another (up to three times), as
@@ -214,7 +232,8 @@ def _read_the_clock(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
             dbapi_connection.autocommit = False
     except Exception as error:
         raise sa.exc.DisconnectionError(f"connection failed its checkout check: {error}") from error
-    clock.observe(sent, database_time, received)
+    if observe:
+        clock.observe(sent, database_time, received)
 
 
 @cache
@@ -224,17 +243,18 @@ def engine_for(
     autocommit: bool = False,
     statement_timeout_ms: int | None = None,
     lock_timeout_ms: int | None = None,
+    replica: bool = False,
 ) -> Engine:
     """One engine per URL (and timeouts) per process; ``autocommit`` ones run each statement
-    on its own.
+    on its own; a ``replica`` one is a standby's (``make_engine``).
 
     An autocommit engine is for reads that need no transaction: it saves the BEGIN and the
     ROLLBACK round trips around them.
     """
     timeouts = {"statement_timeout_ms": statement_timeout_ms, "lock_timeout_ms": lock_timeout_ms}
     if autocommit:
-        return make_engine(url, isolation_level="AUTOCOMMIT", **timeouts)
-    return make_engine(url, **timeouts)
+        return make_engine(url, isolation_level="AUTOCOMMIT", replica=replica, **timeouts)
+    return make_engine(url, replica=replica, **timeouts)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

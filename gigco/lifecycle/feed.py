@@ -12,6 +12,10 @@ operator's psql session) is known to be open past the hold once one of the reade
 notifications written after it is older than the hold (``given_up_below``): no
 notification is held back longer than the hold after it was written, whatever role holds a
 transaction open.
+
+Read from a hot standby (GIGCO_READ_DATABASE_URL), the settled point is the standby
+snapshot's xmin instead (``settled_tx``): a lagging replica hands a notification out later,
+never past one.
 """
 
 from __future__ import annotations

@@ -62,7 +62,16 @@ class settled_tx(sa.sql.expression.FunctionElement[int]):
       for at most the hold after that row was written.
 
     A transaction that ended after our snapshot is not in pg_stat_activity and is kept:
-    that errs on holding back. SQLite: no limit.
+    that errs on holding back.
+
+    On a hot standby (``pg_is_in_recovery()``) a snapshot lists no running transaction
+    (PostgreSQL keeps the primary's in ``subxip``, which ``pg_current_snapshot()`` does not
+    show), so the lowest running id would read as none and the point as the snapshot's xmax,
+    past transactions still open on the primary. There it is the snapshot's xmin (every
+    lower id had ended when the replayed WAL was written), or just above ``given_up_below``
+    when that is higher: at most what the primary's rule gives on the same snapshot, so a
+    replica holds back at least as much and gives up on nothing the primary would not.
+    SQLite: no limit.
     """
 
     type = sa.BigInteger()
@@ -98,13 +107,18 @@ def _settled_tx(element: settled_tx, compiler: Any, **kw: Any) -> str:
 @compiles(settled_tx, "postgresql")
 def _settled_tx_pg(element: settled_tx, compiler: Any, **kw: Any) -> str:
     hold, given_up_below = (compiler.process(c, **kw) for c in element.clauses)
+    # One subquery (an InitPlan, computed once per statement, not per row: pg_is_in_recovery
+    # is volatile) on the statement's own snapshot.
     return (
-        "COALESCE((SELECT min(x::text::bigint)"
+        "(SELECT CASE WHEN pg_is_in_recovery() THEN"
+        " greatest(pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
+        f" COALESCE({given_up_below}, 0) + 1)"
+        " ELSE COALESCE((SELECT min(x::text::bigint)"
         " FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
         f" WHERE x::text::bigint > COALESCE({given_up_below}, 0)"
         " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a"
         " WHERE a.backend_xid::text::bigint = mod(x::text::bigint, 4294967296)"
         " AND (a.datname <> current_database()"
         f" OR a.xact_start < clock_timestamp() - make_interval(secs => {hold})))),"
-        " pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+        " pg_snapshot_xmax(pg_current_snapshot())::text::bigint) END)"
     )

@@ -18,7 +18,7 @@ from gigco.tasks import configure as configure_celery
 from gigco.web import body as body_parser
 from gigco.web import connection, limits, metrics, ops
 from gigco.web.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from gigco.web.db import close_session
+from gigco.web.db import REPLICA_SESSIONS, close_session
 from gigco.web.errors import GigcoApi, register_error_handlers
 from gigco.web.ids import RowIdConverter
 from gigco.web.resources.accounts.routes import blp as accounts_blp
@@ -116,6 +116,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gigco_read_sessions"] = session_factory(
         engine_for(settings.database_url, autocommit=True, **timeouts)
     )
+    if settings.read_database_url:  # views marked reads_replica read there (gigco.web.db)
+        app.extensions[REPLICA_SESSIONS] = session_factory(
+            engine_for(settings.read_database_url, autocommit=True, replica=True, **timeouts)
+        )
     configure_celery(settings)
     app.url_map.converters["id"] = RowIdConverter
     api = GigcoApi(app, spec_kwargs={"extra_plugins": [CommonErrorsPlugin()]})

@@ -13,7 +13,7 @@ from gigco.lifecycle.accounts import authenticate
 from gigco.lifecycle.errors import Forbidden
 from gigco.lifecycle.principals import Principal
 from gigco.models import Role
-from gigco.web.db import session
+from gigco.web.db import primary_session
 from gigco.web.errors import Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,9 +44,12 @@ def caller() -> Principal | None:
     if token is None:
         return None
     # One indexed lookup per request, no per-process cache: a rotated (revoked) token is
-    # refused by every process at once. docs/ops.md has its cost.
+    # refused by every process at once. docs/ops.md has its cost. On the primary, even for a
+    # view that reads the replica: a new token works, and a revoked one fails, at once.
     try:
-        g.principal = authenticate(session(), token, current_app.config["GIGCO"].admin_token)
+        g.principal = authenticate(
+            primary_session(), token, current_app.config["GIGCO"].admin_token
+        )
     except SQLAlchemyError as error:
         g.principal_error = error
         raise

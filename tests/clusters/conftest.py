@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from gigco.db import make_engine
+from tests.clusters.pg_pair import PostgresPair
 from tests.harness.env import limits_env
 from tests.resilience.brokers import Broker, RedisBroker
 from tests.resilience.conftest import (  # noqa: F401  (fixtures used here)
     private_postgres,
     private_redis,
 )
-from tests.resilience.services import PrivateRedis, cannot_run_postgres
+from tests.resilience.services import PrivateRedis, cannot_run_postgres, postgres_bindir
 from tests.resilience.stack import Stack
 from tests.resilience.topology import ADMIN_TOKEN, TIMERS, Topology
 
@@ -42,6 +43,20 @@ def postgres_binaries() -> None:
     reason = cannot_run_postgres()
     if reason is not None:
         pytest.skip(reason)
+
+
+@pytest.fixture
+def pair(postgres_binaries: None) -> Iterator[PostgresPair]:
+    """A primary and its synchronous streaming standby."""
+    bindir = postgres_bindir()
+    if bindir is None or not (bindir / "pg_basebackup").exists():
+        pytest.skip("pg_basebackup not found beside initdb (install the PostgreSQL server)")
+    pg = PostgresPair()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.destroy()
 
 
 @pytest.fixture

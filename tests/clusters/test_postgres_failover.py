@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +16,6 @@ from tests.harness.http import Answer, is_error_envelope
 from tests.harness.polling import wait_for
 from tests.resilience.brokers import RedisBroker
 from tests.resilience.fleet import job_body
-from tests.resilience.services import postgres_bindir
 from tests.resilience.stack import HELD_BACK, Stack
 from tests.resilience.topology import GRACE_SECONDS, SLACK_SECONDS, SWEEP_SECONDS
 
@@ -24,20 +23,6 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("postgres_binari
 
 STATEMENT_TIMEOUT_S = 5.0  # GIGCO_DB_STATEMENT_TIMEOUT_MS's default
 EVENTS = sa.text("SELECT id, job_id, seq, type, to_status FROM job_events ORDER BY id")
-
-
-@pytest.fixture
-def pair() -> Iterator[PostgresPair]:
-    """A primary and its synchronous standby."""
-    bindir = postgres_bindir()
-    if bindir is None or not (bindir / "pg_basebackup").exists():
-        pytest.skip("pg_basebackup not found beside initdb (install the PostgreSQL server)")
-    pg = PostgresPair()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
 
 
 def probing(

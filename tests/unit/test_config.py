@@ -245,3 +245,46 @@ def test_a_postgresql_host_list_reaches_libpq_in_either_form(url: str) -> None:
 def test_a_single_host_url_is_kept_as_it_is() -> None:
     url = "postgresql://gigco:secret@db:5432/gigco?sslmode=require"
     assert load_settings({"GIGCO_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://gigco:s%40cret@10.0.0.1:5491,10.0.0.2:5492/gigco"
+        "?target_session_attrs=prefer-standby",
+        "postgresql://gigco:s%40cret@/gigco"
+        "?host=10.0.0.1:5491&host=10.0.0.2:5492&target_session_attrs=prefer-standby",
+    ],
+)
+def test_a_read_replicas_url_takes_the_same_forms_and_its_engine_is_not_the_clock(
+    url: str,
+) -> None:
+    from gigco import clock
+    from gigco.db import make_engine
+
+    primary = "postgresql://gigco@db:5432/gigco"
+    settings = load_settings({"GIGCO_DATABASE_URL": primary, "GIGCO_READ_DATABASE_URL": url})
+    assert load_settings({"GIGCO_DATABASE_URL": primary}).read_database_url is None
+    calibrating = clock._calibrate
+    assert settings.read_database_url is not None
+    engine = make_engine(settings.read_database_url, replica=True)
+    assert clock._calibrate is calibrating  # the primary's clock stays the one door
+    _, params = engine.dialect.create_connect_args(engine.url)
+    assert (params["host"], params["port"]) == ("10.0.0.1,10.0.0.2", "5491,5492")
+    assert params["target_session_attrs"] == "prefer-standby"
+
+
+@pytest.mark.parametrize(
+    ("primary", "replica"),
+    [
+        ("", "postgresql://gigco@db2:5432/gigco"),  # the embedded SQLite default
+        ("postgresql://gigco@db:5432/gigco", "sqlite:///replica.db"),
+        ("postgresql://gigco@db:5432/gigco", "postgresql://gigco@db2:54x2/gigco"),
+    ],
+)
+def test_a_read_replica_is_a_postgresql_standby_of_a_postgresql_primary(
+    primary: str, replica: str
+) -> None:
+    env = {"GIGCO_DATABASE_URL": primary, "GIGCO_READ_DATABASE_URL": replica}
+    with pytest.raises(ConfigError, match="GIGCO_READ_DATABASE_URL"):
+        load_settings(env)

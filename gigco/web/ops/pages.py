@@ -24,7 +24,7 @@ from gigco.lifecycle.schedule import STEP_FOR_STATUS
 from gigco.lifecycle.transitions import CANCELLABLE, TERMINAL
 from gigco.models import JobStatus
 from gigco.tasks.refunds import send_refund_after_commit
-from gigco.web.db import commit, step_context
+from gigco.web.db import commit, reads_replica, step_context
 from gigco.web.db import session as db_session
 from gigco.web.errors import http_status
 from gigco.web.ids import MAX_ROW_ID
@@ -83,6 +83,7 @@ def _status_arg() -> JobStatus | None:
 
 
 @blp.get("/")
+@reads_replica
 def dashboard() -> str:
     """Jobs per status, and the jobs that need a look."""
     s = db_session()
@@ -158,6 +159,7 @@ def _filter_args() -> dict[str, str]:
 
 
 @blp.get("/jobs")
+@reads_replica
 def jobs() -> str:
     """Jobs newest first, filtered (all in the URL) and cursor-paged; stuck ones on top."""
     filters = _filters()
@@ -275,6 +277,7 @@ def resolve_dispute(job_id: int) -> ResponseReturnValue:
 
 
 @blp.get("/finance.csv")
+@reads_replica
 def finance_csv() -> Response:
     """Charges, refunds and fees per day (UTC) as CSV, ``?from=`` and ``?to=`` (dates)."""
     start, end = _time_arg("from", end=False), _time_arg("to", end=False)

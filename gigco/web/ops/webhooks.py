@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from gigco import clock, webhooks
 from gigco.models import WebhookDelivery, WebhookEndpoint
-from gigco.web.db import commit
+from gigco.web.db import commit, reads_replica
 from gigco.web.db import session as db_session
 from gigco.web.ops.blueprint import blp
 
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 
 @blp.get("/webhooks")
+@reads_replica
 def webhook_endpoints() -> str:
     """Every webhook endpoint: its owner, whether it is enabled, and failures in a row."""
     endpoints = db_session().scalars(sa.select(WebhookEndpoint).order_by(WebhookEndpoint.id))

@@ -17,7 +17,7 @@ from gigco.lifecycle.projection import project_event, project_job
 from gigco.models import IdempotencyKey, Job, JobEvent, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
-from gigco.web.db import commit, session
+from gigco.web.db import commit, reads_replica, session
 from gigco.web.pagination import Listing, SqlPage
 from gigco.web.resources.jobs.schemas import (
     EventSchema,
@@ -39,6 +39,7 @@ def _replayed(stored: IdempotencyKey) -> Response:
 
 @blp.route("/jobs")
 class JobViews(MethodView):
+    @reads_replica
     @login_required()
     @blp.doc(security=BEARER)
     @blp.arguments(JobQuerySchema, location="query")

@@ -11,7 +11,7 @@ from gigco.lifecycle import feed
 from gigco.models import Notification, Role
 from gigco.web.auth import BEARER, current_principal, login_required
 from gigco.web.blueprint import Blueprint
-from gigco.web.db import session
+from gigco.web.db import reads_replica, session
 from gigco.web.pagination import KeysetQuerySchema, Listing, SqlPage
 from gigco.web.resources.notifications.schemas import FeedQuerySchema, NotificationSchema
 from gigco.web.schemas import errors
@@ -21,6 +21,7 @@ blp = Blueprint("notifications", __name__, url_prefix="/v1", description="Notifi
 
 @blp.route("/notifications")
 class NotificationViews(MethodView):
+    @reads_replica
     @login_required(Role.CONSUMER, Role.WORKER)
     @blp.doc(security=BEARER)
     @blp.arguments(KeysetQuerySchema, location="query")
@@ -34,6 +35,7 @@ class NotificationViews(MethodView):
 
 @blp.route("/notifications/feed")
 class FeedViews(MethodView):
+    @reads_replica
     @login_required(Role.CONSUMER, Role.WORKER)
     @blp.doc(security=BEARER)
     @blp.arguments(FeedQuerySchema, location="query")
