@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -95,9 +96,18 @@ class PostgresPair:
         )
 
     def crash_primary(self) -> float:
-        """Stop the primary as a crash does (``-m immediate``); return when it was gone."""
+        """Stop the primary as a crash does (``-m immediate``); return when it was gone: its
+        postmaster and every backend it had (``pg_ctl -w`` waits for the postmaster only; a
+        backend on a loaded machine may answer one more statement after that)."""
+        processes = _postmaster_and_children(self.a.data)
         self.a._run(str(self.a.bindir / "pg_ctl"), "-D", str(self.a.data), "-m", "immediate",
                     "-w", "stop")  # fmt: skip
+        wait_for(
+            lambda: not any(_alive(pid) for pid in processes),
+            timeout=30,
+            every=0.01,
+            what="the primary's backends to be gone",
+        )
         return time.time()
 
     def promote_standby(self) -> float:
@@ -111,3 +121,19 @@ class PostgresPair:
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 node.destroy()
             shutil.rmtree(node.root, ignore_errors=True)
+
+
+def _postmaster_and_children(data: Path) -> list[int]:
+    """The PIDs of the postmaster of data directory ``data`` and of its children."""
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return [postmaster, *(int(pid) for pid in children)]
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie awaiting its reaping is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
