@@ -115,17 +115,12 @@ def isolated_sessions(session: Session) -> sessionmaker[Session]:
 def live_worker(
     test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, settings: Settings
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """One real Celery worker (and beat) for the run, on the test database and Redis.
-
-    Test clocks are on in the worker (``GIGCO_TEST_CLOCKS=1``), so that the tests whose point
-    is what a deadline does, not when real time fires it, put their jobs on a clock and
-    advance it (``clock_api``); the API of the other fixtures keeps them off, as in
-    production, and the worker treats every job off a clock as it would with them off."""
+    """One real Celery worker (and beat) for the run, on the test database and Redis."""
     from gigco.tasks import app, configure
 
     configure(settings)
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    process = start_worker({**test_env, "GIGCO_TEST_CLOCKS": "1"}, log)
+    process = start_worker(test_env, log)
     wait_for(
         lambda: process.poll() is not None or app.control.ping(timeout=0.5),
         timeout=30,
@@ -172,27 +167,11 @@ def api(app, committed: None, live_worker: subprocess.Popen[bytes]) -> Api:  # t
 
 @pytest.fixture
 def clock_app(settings: Settings) -> Flask:
-    """The Flask app on the test database with test clocks on (``GIGCO_TEST_CLOCKS=1``)."""
+    """The Flask app on the test database with test clocks on (``GIGCO_TEST_CLOCKS=1``): for
+    what its routes and documents show (the run's live worker keeps them off, as production)."""
     from gigco.web import create_app
 
     return create_app(settings.replace(test_clocks=True))
-
-
-@pytest.fixture
-def clock_api(clock_app: Flask, committed: None, live_worker: subprocess.Popen[bytes]) -> Api:
-    """An API client with test clocks on and the live worker behind it: a job posted with
-    ``test_clock`` meets its deadlines when the test advances the clock (``Api.advance``),
-    in milliseconds, instead of waiting for real timers."""
-    return Api(clock_app.test_client(), ADMIN_TOKEN)
-
-
-@pytest.fixture
-def clock_ops(clock_app: Flask) -> Ops:
-    """A client signed in to the operators' console of ``clock_app``: an operator's action on
-    a job on a test clock is judged at the clock's time."""
-    console = Ops(clock_app.test_client())
-    assert console.login().status_code == 303
-    return console
 
 
 @pytest.fixture

@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 
 ADMIN_TOKEN = "test-operator-token-0123456789"
-# Short timers, so whole lifecycles run in seconds against the live worker, and a deadline
-# fires on the real clock while a test watches (the real-time path of each kind). A test
-# whose point is what a deadline does, not when, runs its job on a test clock instead and
-# advances it (``Api.advance``; the live worker has GIGCO_TEST_CLOCKS=1, tests/conftest.py).
+# Short timers, so whole lifecycles run in seconds against the live worker.
 TIMERS = {
     "GIGCO_OFFER_TTL_SECONDS": "5",
     "GIGCO_OPPORTUNITY_TTL_SECONDS": "3",

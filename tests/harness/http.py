@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import http.client
 import itertools
 import json
@@ -109,51 +108,6 @@ class Api:
         """POST a lifecycle action as ``party`` (operator when None)."""
         headers = party["headers"] if party else self.admin
         return self.client.post(f"/v1/jobs/{job_id}/{action}", headers=headers)
-
-    # --- test clocks (an app with GIGCO_TEST_CLOCKS=1: the ``clock_api`` fixture) ---------
-
-    def test_clock(self, party: dict[str, Any], at: dt.datetime | None = None) -> int:
-        """A new test clock of ``party``'s standing at ``at`` (now, to the second); its id."""
-        at = at or dt.datetime.now(dt.UTC).replace(microsecond=0)
-        r = self.client.post(
-            "/v1/test_clocks", json={"frozen_time": at.isoformat()}, headers=party["headers"]
-        )
-        assert r.status_code == 201, r.json
-        return int(r.json["id"])
-
-    def clock_time(self, party: dict[str, Any], clock_id: int) -> dt.datetime:
-        """Where ``party``'s clock ``clock_id`` stands."""
-        r = self.client.get(f"/v1/test_clocks/{clock_id}", headers=party["headers"])
-        assert r.status_code == 200, r.json
-        return dt.datetime.fromisoformat(r.json["frozen_time"])
-
-    def advance(
-        self,
-        party: dict[str, Any],
-        clock_id: int,
-        to: dt.datetime | None = None,
-        timeout: float = 10.0,
-        **delta: float,
-    ) -> dt.datetime:
-        """Advance ``party``'s clock to ``to`` (or on by ``timedelta(**delta)``) and wait until
-        the live worker has run every deadline up to then (the clock is ``ready``); returns
-        the clock's new time."""
-        target = to or self.clock_time(party, clock_id) + dt.timedelta(**delta)
-        path = f"/v1/test_clocks/{clock_id}"
-        r = self.client.post(
-            f"{path}/advance", json={"frozen_time": target.isoformat()}, headers=party["headers"]
-        )
-        assert r.status_code == 202, r.json
-        ready = wait_for(
-            lambda: (
-                (c := self.client.get(path, headers=party["headers"]).json)["status"] == "ready"
-                and c
-            ),
-            timeout=timeout,
-            what=f"test clock {clock_id} to stand at {target.isoformat()}",
-        )
-        assert dt.datetime.fromisoformat(ready["frozen_time"]) == target, ready
-        return target
 
 
 RETRYABLE = {None, 502, 503, 504}

@@ -68,28 +68,11 @@ def paid_job(
 
 
 def failed_payment_job(api: Api, consumer: dict[str, Any] | None = None) -> int:
-    """A job on a test clock whose consumer's card is always declined, left in
-    payment_failed: its first attempt runs at once, its retries when the clock is advanced
-    past their backoff (``api`` has test clocks on: the ``clock_api`` fixture)."""
+    """A job whose consumer's card is always declined, left in payment_failed."""
     consumer = consumer or api.consumer(payment_method="pm_card_chargeDeclined")
-    clock = api.test_clock(consumer)
-    job_id = worked_job(api, consumer, api.worker(), test_clock=clock)
-    refuse_on_clock(api, consumer, job_id)
-    return job_id
-
-
-def refuse_on_clock(api: Api, consumer: dict[str, Any], job_id: int, earlier: int = 0) -> None:
-    """Wait for the first refused attempt after ``earlier`` ones of job ``job_id`` (on a test
-    clock of ``consumer``'s), advance the clock an hour, past every retry's backoff, and see
-    the job payment_failed: the retries in milliseconds instead of their real backoff."""
-
-    def refused() -> int:
-        return sum(e["type"] == "payment_attempt_refused" for e in api.events(job_id))
-
-    wait_for(lambda: refused() > earlier, what=f"job {job_id}'s first refused attempt")
-    assert api.job(job_id)["status"] == "completed"  # the retries wait for the clock
-    api.advance(consumer, api.job(job_id)["test_clock"], hours=1)
+    job_id = worked_job(api, consumer, api.worker())
     api.wait_status(job_id, "payment_failed")
+    return job_id
 
 
 def hold_offers(sessions: sessionmaker[Session], job_ids: Iterable[int]) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco.models import Dispute, RefundStatus, SimulatedCharge, SimulatedRefund
 from tests.harness.console import Ops
 from tests.harness.http import Api
-from tests.harness.journeys import paid_job, refuse_on_clock, worked_job
+from tests.harness.journeys import paid_job, worked_job
 from tests.harness.polling import wait_for
 
 
@@ -27,8 +27,8 @@ def _place(i: int) -> dict[str, float]:
     return {"lat": 40.0 + i, "lng": -100.0}
 
 
-def _worked(api: Api, consumer: dict[str, Any], i: int, **job: Any) -> int:
-    return worked_job(api, consumer, api.worker(location=_place(i)), location=_place(i), **job)
+def _worked(api: Api, consumer: dict[str, Any], i: int) -> int:
+    return worked_job(api, consumer, api.worker(location=_place(i)), location=_place(i))
 
 
 def _totals(text: str) -> dict[str, int]:
@@ -51,24 +51,15 @@ def _dispute(api: Api, job_id: int, consumer: dict[str, Any], refund: int) -> No
 
 
 def test_the_export_matches_the_gateways_ledger_after_a_fleet(
-    clock_api: Api, ops: Ops, sessions: sessionmaker[Session], test_env: dict[str, str]
+    api: Api, ops: Ops, sessions: sessionmaker[Session], test_env: dict[str, str]
 ) -> None:
-    # The refused cards' jobs run on test clocks: their retries come when the test advances
-    # the clock, not after their real backoff.
-    api = clock_api
     visa = api.consumer()
     paid = [_worked(api, visa, i) for i in range(2)]
     flaky = api.consumer(payment_method="pm_card_flaky")
-    flaky_clock = api.test_clock(flaky)
-    refused_twice = _worked(api, flaky, 2, test_clock=flaky_clock)  # two intents refused
-    wait_for(
-        lambda: any(e["type"] == "payment_attempt_refused" for e in api.events(refused_twice)),
-        what="the flaky card's first refusal",
-    )
-    api.advance(flaky, flaky_clock, hours=1)  # past the retries' backoff: the third pays
+    refused_twice = _worked(api, flaky, 2)  # two intents refused, the third paid
     declined = api.consumer(payment_method="pm_card_chargeDeclined")
-    failed = _worked(api, declined, 3, test_clock=api.test_clock(declined))
-    refuse_on_clock(api, declined, failed)
+    failed = _worked(api, declined, 3)
+    api.wait_status(failed, "payment_failed")
     r = api.client.patch(
         "/v1/consumers/me", json={"payment_method": "pm_card_visa"}, headers=declined["headers"]
     )

@@ -13,7 +13,7 @@ from gigco.web.ops.helpers import when
 from tests import factories as f
 from tests.harness.console import Ops, table
 from tests.harness.http import Api
-from tests.harness.journeys import closed_job, failed_payment_job, refuse_on_clock
+from tests.harness.journeys import closed_job, failed_payment_job
 from tests.harness.polling import wait_for
 
 
@@ -64,12 +64,8 @@ def test_retry_on_a_job_that_is_not_payment_failed_explains_why(api: Api, ops: O
     assert api.job(job_id)["status"] == "closed"
 
 
-def test_operator_retries_a_failed_payment_from_the_job_page(
-    clock_api: Api, clock_ops: Ops
-) -> None:
-    api, ops = clock_api, clock_ops  # the job on a test clock: its retries when advanced
-    consumer = api.consumer(payment_method="pm_card_chargeDeclined")
-    job_id = failed_payment_job(api, consumer)
+def test_operator_retries_a_failed_payment_from_the_job_page(api: Api, ops: Ops) -> None:
+    job_id = failed_payment_job(api)
     page = ops.page(f"/ops/jobs/{job_id}").text
     assert "Retry payment" in page
     assert [row[2] for row in table(page, "timeline")][-4:] == [
@@ -95,7 +91,7 @@ def test_operator_retries_a_failed_payment_from_the_job_page(
     assert '"reason": "card replaced"' in retry[5]
 
     # The declined card is charged again, three more times, and fails again.
-    refuse_on_clock(api, consumer, job_id, earlier=3)
+    api.wait_status(job_id, "payment_failed")
     attempts = wait_for(
         lambda: (
             (p := api.client.get(f"/v1/jobs/{job_id}/payment", headers=api.admin).json)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.models import Job, JobStatus
 from tests import factories as f
 from tests.harness.console import Ops, csrf_from, table
 from tests.harness.http import Api
-from tests.harness.journeys import closed_job
+from tests.harness.journeys import closed_job, hold_offers
 from tests.harness.polling import wait_for
 
 
@@ -106,14 +106,14 @@ def test_closed_job_offers_neither_cancel_nor_rekick(api: Api, ops: Ops) -> None
     assert r.status_code == 409 and "no system step is pending" in r.text
 
 
-def test_bulk_cancel_confirms_then_reports_each_job(clock_api: Api, clock_ops: Ops) -> None:
-    # The open jobs on a test clock: their offers stay open however long the test takes.
-    api, ops = clock_api, clock_ops
+def test_bulk_cancel_confirms_then_reports_each_job(
+    api: Api, ops: Ops, sessions: sessionmaker[Session]
+) -> None:
     consumer = api.consumer()
-    clock = api.test_clock(consumer)
-    open_ids = [api.post_job(consumer, title=f"Job {i}", test_clock=clock)["id"] for i in range(2)]
+    open_ids = [api.post_job(consumer, title=f"Job {i}")["id"] for i in range(2)]
     for job_id in open_ids:
         api.wait_status(job_id, "offered")
+    hold_offers(sessions, open_ids)
     done_id, _, _ = closed_job(api)
     listing = f"/ops/jobs?consumer={consumer['id']}"
     page = ops.page(listing).text
