@@ -1,5 +1,5 @@
-"""The Postman collection, run by newman against gunicorn (test clocks on) and a live Celery
-worker; and a check that it calls every route of the test clocks' API."""
+"""The Postman collection, run by newman against gunicorn and a live Celery worker with test
+clocks on; and a check that it calls every route of the test clocks' API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from tests.harness.env import ADMIN_TOKEN
-from tests.harness.servers import live_server
+from tests.harness.private_stack import private_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
@@ -22,7 +22,6 @@ COLLECTION = ROOT / "postman" / "gigco.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "gigco.postman_environment.json"
 
 pytestmark = [
-    pytest.mark.usefixtures("committed"),
     pytest.mark.skipif(
         not NEWMAN.exists(),
         reason="newman is not installed: run `npm ci` in the repository root (see package.json)",
@@ -31,16 +30,12 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def base_url(
-    test_env: dict[str, str],
-    live_worker: subprocess.Popen[bytes],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    """The API under gunicorn with test clocks on (the collection's folder 7 needs them), the
-    live worker (whose test clocks are on too) behind it."""
-    env = {**test_env, "GIGCO_TEST_CLOCKS": "1"}
-    with live_server(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as url:
-        yield url
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """GigCo with test clocks on (the collection's folder 7 needs them in the API and the
+    worker), on a database, broker, gunicorn and worker of its own: the run's live worker
+    keeps them off, as production does."""
+    with private_stack(tmp_path_factory.mktemp("postman"), {"GIGCO_TEST_CLOCKS": "1"}) as client:
+        yield client.base_url
 
 
 def _requests(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -83,7 +78,7 @@ def newman(base_url: str, report: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_postman_collection_walks_a_whole_lifecycle_with_every_assertion_passing(
-    base_url: str, committed: None, tmp_path: Path
+    base_url: str, tmp_path: Path
 ) -> None:
     report = tmp_path / "newman.json"
 
