@@ -166,6 +166,15 @@ def api(app, committed: None, live_worker: subprocess.Popen[bytes]) -> Api:  # t
 
 
 @pytest.fixture
+def clock_app(settings: Settings) -> Flask:
+    """The Flask app on the test database with test clocks on (``GIGCO_TEST_CLOCKS=1``): for
+    what its routes and documents show (the run's live worker keeps them off, as production)."""
+    from gigco.web import create_app
+
+    return create_app(settings.replace(test_clocks=True))
+
+
+@pytest.fixture
 def isolated_app(app: Flask, isolated_sessions: sessionmaker[Session]) -> Flask:
     """The app reading and writing inside the test's rolled-back transaction (no worker sees)."""
     app.extensions["gigco_sessions"] = isolated_sessions

@@ -8,6 +8,7 @@
 ``env``       the settings every live process of a test run shares
 ``console``   a browser-like client of the operators' console
 ``journeys``  jobs driven over HTTP to a known state
+``kit``       jobs driven on a test clock of ``gigco.testing``'s in-process GigCo
 
 Nothing here imports pytest, so ``bench/`` can use all of it.
 """

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 
 ADMIN_TOKEN = "test-operator-token-0123456789"
-# Short timers, so whole lifecycles run in seconds against the live worker.
+# Short timers, so whole lifecycles run in seconds against the live worker, and a deadline
+# fires on the real clock while a test watches (the real-time path of each kind). A test
+# whose point is what a deadline does, not when, advances a test clock of the in-process
+# kit instead (the ``gigco`` fixture, tests/harness/kit.py).
 TIMERS = {
     "GIGCO_OFFER_TTL_SECONDS": "5",
     "GIGCO_OPPORTUNITY_TTL_SECONDS": "3",

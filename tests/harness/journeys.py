@@ -67,14 +67,6 @@ def paid_job(
     return job_id, consumer, worker
 
 
-def failed_payment_job(api: Api, consumer: dict[str, Any] | None = None) -> int:
-    """A job whose consumer's card is always declined, left in payment_failed."""
-    consumer = consumer or api.consumer(payment_method="pm_card_chargeDeclined")
-    job_id = worked_job(api, consumer, api.worker())
-    api.wait_status(job_id, "payment_failed")
-    return job_id
-
-
 def hold_offers(sessions: sessionmaker[Session], job_ids: Iterable[int]) -> None:
     """Move the open offers of ``job_ids`` an hour out: for tests whose many requests (a
     browser's clicks) would otherwise outlive the tests' 5 s offer (``GIGCO_OFFER_TTL_SECONDS``).

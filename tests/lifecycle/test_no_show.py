@@ -1,16 +1,13 @@
-"""A worker who does not come: the scheduled status's deadline, over HTTP with the live worker
-and beat (GIGCO_START_GRACE_SECONDS=1 in the tests' environment)."""
+"""A worker who does not come: the scheduled status's deadline fires on the real clock, over HTTP
+with the live worker and beat (GIGCO_START_GRACE_SECONDS=1 in the tests' environment). What a
+policy without a start grace does is on a test clock (test_no_show_clock.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
-
 from gigco.config import Settings
-from gigco.models import Job
 from tests.harness.console import Ops, table
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
@@ -72,29 +69,3 @@ def test_a_worker_who_does_not_come_is_a_no_show_and_the_job_is_matched_again(
     rows = table(ops.page(f"/ops/jobs/{job_id}").text, "opportunities")
     row = next(r for r in rows if r[0].startswith(f"#{absent['id']} "))
     assert row[1:3] == ["0", "1"]
-
-
-def test_a_job_on_a_policy_without_a_start_grace_waits_for_its_worker(
-    api: Api, sessions: sessionmaker[Session]
-) -> None:
-    consumer = api.consumer()
-    old_place, new_place = {"lat": 20.0, "lng": 20.0}, {"lat": 21.0, "lng": 20.0}
-    old_worker, new_worker = api.worker(location=old_place), api.worker(location=new_place)
-    start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
-    old = api.post_job(consumer, start=start, location=old_place)["id"]
-    api.wait_status(old, "offered")
-    with sessions.begin() as s:  # created under version 1: before no-shows
-        s.execute(sa.update(Job).where(Job.id == old).values(policy_version=1))
-    api.signal(old, "offer/accept", consumer)
-    wait_for(lambda: opportunities(api, old_worker), what="the old job's opportunity")
-    assert api.signal(old, "opportunity/accept", old_worker).status_code == 200
-    api.wait_status(old, "scheduled")
-    new = soon_scheduled(api, consumer, new_worker, new_place)  # starts a little later
-    wait_for(
-        lambda: any(e["type"] == "worker_no_show" for e in api.events(new)),
-        timeout=15,
-        what="the newer job's no-show",
-    )
-    assert api.job(old)["status"] == "scheduled"
-    assert "worker_no_show" not in [e["type"] for e in api.events(old)]
-    assert api.signal(old, "start", old_worker).status_code == 200
