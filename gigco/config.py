@@ -86,7 +86,7 @@ class Settings:
     tracing: bool = False
     tracing_endpoint: str = "http://localhost:4318/v1/traces"
     tracing_service_name: str | None = None
-    # Rate limits (api.md "Limits"), in flask-limiter's notation; None is off.
+    # Rate limits (api.md "Limits"), in the limits library's notation; None is off.
     rate_limit_signups: str | None = "20/minute"
     rate_limit_requests: str | None = "600/minute"
     # Refused /ops logins per client address (a brute-force guard on the operator's token).

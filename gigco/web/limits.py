@@ -1,4 +1,5 @@
-"""Rate limits (api.md "Limits"): flask-limiter, counting in Redis for every API process.
+"""Rate limits (api.md "Limits"): the ``limits`` library's fixed windows, counted in Redis for
+every API process.
 
 Four limits, each a fixed window counted under its own scope:
 
@@ -18,10 +19,15 @@ or, behind ``GIGCO_TRUSTED_PROXY_HOPS`` proxies, what the nearest of them says i
 (werkzeug's ProxyFix): never a header any client can send. A 429 is the error envelope with
 ``Retry-After`` and the IETF draft's ``RateLimit-Limit``, ``RateLimit-Remaining``,
 ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy``. Answers within the limit carry none
-of them (api.md asks for them on a 429): filling them costs two Redis reads per request, a
-tenth of a plain read's CPU, on every request of every client. When the
-storage does not answer (within the broker timeout) requests are let through and the
+of them (api.md asks for them on a 429): filling them would cost two Redis reads on every
+request of every client. When the storage does not answer (within the broker timeout) requests are let through and the
 failure is logged: the limiter never takes the API down.
+
+The counting (windows, storage, its Redis script) is the ``limits`` library's, which
+flask-limiter is built on; this module only says which limits a request meets, in one hook
+and one Redis round trip per limit met. flask-limiter's own per-request machinery (its
+context, limit resolution and exemption scopes) cost a third of a plain read's API CPU
+(docs/benchmarks.md, session 6).
 """
 
 from __future__ import annotations
@@ -29,11 +35,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, render_template, request
+from flask import Flask, Response, g, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_limiter import ApplicationLimit, Limiter, RequestLimit
-from flask_limiter.errors import RateLimitExceeded
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -45,7 +54,8 @@ from gigco.web.errors import envelope
 log = logging.getLogger(__name__)
 
 SIGNUP_PATHS = frozenset({"/v1/consumers", "/v1/workers"})
-_EXTENSION = "gigco_limiter"
+KEY_PREFIX = "gigco"
+_EXTENSION = "gigco_limits"
 
 
 def client_address() -> str:
@@ -82,6 +92,10 @@ def _ops_login() -> bool:
     return request.method == "POST" and request.endpoint == "ops.login"
 
 
+def _request() -> bool:
+    return not _signup() and request.blueprint != "ops"
+
+
 def _caller_key() -> str:
     """The account a valid token names, else the client's address."""
     try:
@@ -101,118 +115,126 @@ def _operator() -> bool:
     return principal is not None and principal.role == Role.OPERATOR
 
 
-def _login_refused(limit: RequestLimit) -> Response:
-    """The login form again, saying when to retry (not a JSON body: a person reads it)."""
-    retry = _seconds_until(limit.window[0])
-    page = render_template(
-        "ops/login.html",
-        next=request.values.get("next") or "",
-        error=f"Too many refused logins from your address: try again in {retry} s.",
-    )
-    return Response(page, status=429, headers={"Retry-After": str(retry)})
+@dataclass(frozen=True)
+class Limit:
+    """One setting's rates, counted under ``scope`` per ``key()`` for the requests it
+    ``applies`` to; ``refusals_only`` counts only the answers that refused (401)."""
+
+    scope: str
+    items: tuple[RateLimitItem, ...]
+    key: Callable[[], str]
+    applies: Callable[[], bool]
+    refusals_only: bool = False
 
 
-def _seconds_until(at: float) -> int:
-    return max(1, math.ceil(at - time.time()))
+@dataclass(frozen=True)
+class Breach:
+    """The rate a request met, and when its window ends."""
+
+    limit: Limit
+    item: RateLimitItem
+    reset_at: float
 
 
-def init_app(app: Flask, settings: Settings) -> Limiter:
+class RateLimits:
+    """The app's limits, checked before each view (``before_request``)."""
+
+    def __init__(self, limits: list[Limit], storage_uri: str, options: dict[str, float]):
+        self.limits = limits
+        self.windows = FixedWindowRateLimiter(storage_from_string(storage_uri, **options))
+
+    def check(self) -> ResponseReturnValue | None:
+        """Count the request against each limit it meets; a 429 past one of them."""
+        meets = [limit for limit in self.limits if limit.applies()]
+        if not meets or _operator():
+            return None
+        try:
+            for limit in meets:
+                key = limit.key()
+                if limit.refusals_only:
+                    g.gigco_refusals_counted = (limit, key)
+                for item in limit.items:
+                    ids = (KEY_PREFIX, limit.scope, key)
+                    allowed = (
+                        self.windows.test(item, *ids)
+                        if limit.refusals_only
+                        else self.windows.hit(item, *ids)
+                    )
+                    if not allowed:
+                        reset_at = self.windows.get_window_stats(item, *ids).reset_time
+                        return _refused(Breach(limit, item, reset_at))
+        except Exception:  # the storage does not answer: let the request through
+            log.warning("rate limits not counted: the storage did not answer", exc_info=True)
+        return None
+
+    def count_refusal(self, response: Response) -> Response:
+        """A refused answer (401) of a limit that counts only those is counted now."""
+        counted: tuple[Limit, str] | None = g.pop("gigco_refusals_counted", None)
+        if counted is None or response.status_code != 401:
+            return response
+        limit, key = counted
+        try:
+            for item in limit.items:
+                self.windows.hit(item, KEY_PREFIX, limit.scope, key)
+        except Exception:
+            log.warning("a refusal not counted: the storage did not answer", exc_info=True)
+        return response
+
+
+def _rates(setting: str | None) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(setting)) if setting else ()
+
+
+def init_app(app: Flask, settings: Settings) -> RateLimits:
     """Count requests against ``settings``' limits; trust ``trusted_proxy_hops`` proxies."""
     if settings.trusted_proxy_hops:
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    limits: list[ApplicationLimit] = []
-    if settings.rate_limit_ops_logins:
-        limits.append(
-            ApplicationLimit(
-                settings.rate_limit_ops_logins,
-                key_function=client_address,
-                scope="ops-login",
-                exempt_when=lambda: not _ops_login(),
-                deduct_when=lambda response: response.status_code == 401,  # refused ones
-                on_breach=_login_refused,
-            )
-        )
-    if settings.rate_limit_signups:
-        limits.append(
-            ApplicationLimit(
-                settings.rate_limit_signups,
-                key_function=client_address,
-                scope="signups",
-                exempt_when=lambda: not _signup(),
-            )
-        )
-    if settings.rate_limit_webhook_sends:
-        limits.append(
-            ApplicationLimit(
-                settings.rate_limit_webhook_sends,
-                key_function=_caller_key,
-                scope="webhook-sends",
-                exempt_when=lambda: not _webhook_send(),
-            )
-        )
-    if settings.rate_limit_requests:
-        limits.append(
-            ApplicationLimit(
-                settings.rate_limit_requests,
-                key_function=_caller_key,
-                scope="requests",
-                exempt_when=lambda: _signup() or request.blueprint == "ops",
-            )
-        )
-    timeout = settings.broker_timeout_seconds
+    chosen = [
+        Limit("ops-login", _rates(settings.rate_limit_ops_logins), client_address, _ops_login,
+              refusals_only=True),
+        Limit("signups", _rates(settings.rate_limit_signups), client_address, _signup),
+        Limit("webhook-sends", _rates(settings.rate_limit_webhook_sends), _caller_key,
+              _webhook_send),
+        Limit("requests", _rates(settings.rate_limit_requests), _caller_key, _request),
+    ]  # fmt: skip
+    options: dict[str, float] = {}
     storage = settings.rate_limit_storage
-    options: dict[str, str | int] = {}
     if not storage.startswith("memory"):
         # limits hands these to redis-py: a Redis that does not answer costs a request this
         # long, never a hang.
-        options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}  # type: ignore[dict-item]
-    limiter = Limiter(
-        _caller_key,
-        app=app,
-        application_limits=limits,  # type: ignore[arg-type]
-        storage_uri=storage,
-        storage_options=options,
-        strategy="fixed-window",
-        key_prefix="gigco",
-        headers_enabled=False,  # ours below: the IETF draft's names, Reset in seconds
-        swallow_errors=True,
-    )
-    limiter.request_filter(_operator)
-    app.after_request(_headers)
-    app.register_error_handler(RateLimitExceeded, _too_many)
-    app.extensions[_EXTENSION] = limiter
-    return limiter
+        timeout = settings.broker_timeout_seconds
+        options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    limits = RateLimits([limit for limit in chosen if limit.items], storage, options)
+    if limits.limits:
+        app.before_request(limits.check)
+        app.after_request(limits.count_refusal)
+    app.extensions[_EXTENSION] = limits
+    return limits
 
 
-def _headers(response: Response) -> Response:
-    """On a 429, ``Retry-After`` and ``RateLimit-*`` for the limit that refused it."""
-    if response.status_code != 429:
-        return response
-    limiter: Limiter = current_app.extensions[_EXTENSION]
-    limit = limiter.current_limit
-    if limit is None:
-        return response
-    try:
-        reset_at, remaining = limit.window
-        reset = _seconds_until(reset_at)
-    except Exception:  # the storage went away between the count and now
-        log.warning("rate limit headers left out: the storage did not answer", exc_info=True)
-        return response
-    item = limit.limit
-    response.headers["RateLimit-Limit"] = str(item.amount)
-    response.headers["RateLimit-Remaining"] = str(max(0, remaining))
-    response.headers["RateLimit-Reset"] = str(reset)
-    response.headers["RateLimit-Policy"] = f"{item.amount};w={item.get_expiry()}"
-    response.headers["Retry-After"] = str(reset)
-    return response
-
-
-def _too_many(error: RateLimitExceeded) -> ResponseReturnValue:
-    if error.response is not None:  # the console's own page
-        return error.response
-    return envelope(
+def _refused(breach: Breach) -> ResponseReturnValue:
+    """429: the error envelope (the console's login form for its limit), ``Retry-After`` and
+    the IETF draft's ``RateLimit-*`` for the rate met."""
+    retry = max(1, math.ceil(breach.reset_at - time.time()))
+    item = breach.item
+    headers = {
+        "Retry-After": str(retry),
+        "RateLimit-Limit": str(item.amount),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(retry),
+        "RateLimit-Policy": f"{item.amount};w={item.get_expiry()}",
+    }
+    if breach.limit.scope == "ops-login":  # a person reads it: the form again, not JSON
+        page = render_template(
+            "ops/login.html",
+            next=request.values.get("next") or "",
+            error=f"Too many refused logins from your address: try again in {retry} s.",
+        )
+        return Response(page, status=429, headers=headers)
+    body = envelope(
         429,
-        f"Too many requests: the limit is {error.description}; retry after the number of "
-        "seconds in Retry-After.",
-    ), 429
+        f"Too many requests: the limit is {item}; retry after the number of seconds in "
+        "Retry-After.",
+    )
+    return body, 429, headers

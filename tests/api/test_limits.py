@@ -163,3 +163,23 @@ def test_webhook_pings_and_manual_retries_are_capped_per_owner(limited: Build) -
     # Reads are not sends; another owner has a budget of their own.
     assert client.get(f"/v1/webhook-endpoints/{mine}/deliveries", headers=ann).status_code == 200
     assert client.post(f"/v1/webhook-endpoints/{theirs}/ping", headers=bob).status_code == 202
+
+
+def test_a_storage_that_does_not_answer_lets_requests_through(
+    settings: Settings, committed: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The limiter never takes the API down: with nothing listening where the counts live,
+    requests past the limit are served, and the failure is logged."""
+    try:
+        app = create_app(
+            settings.replace(
+                rate_limit_storage_url="redis://127.0.0.1:1/0", rate_limit_requests="1/minute"
+            )
+        )
+    finally:
+        configure_celery(settings)
+    client = _client(app)
+    with caplog.at_level("WARNING", logger="gigco.web.limits"):
+        answers = [client.get("/v1/categories").status_code for _ in range(3)]
+    assert answers == [200, 200, 200]
+    assert "rate limits not counted" in caplog.text
