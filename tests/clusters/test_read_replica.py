@@ -63,7 +63,18 @@ def database(pair: PostgresPair, request: pytest.FixtureRequest) -> Iterator[str
     """A fresh database on the pair; its name."""
     name = unique_name(request)
     pair.create(name)
+    replicated(pair)  # the standby has it (commits wait for its flush, not its replay)
     yield name
+
+
+def replicated(pair: PostgresPair) -> None:
+    """Wait until the standby has replayed everything the primary has written so far."""
+    primary, standby = on(pair.a, "postgres"), on(pair.b, "postgres")
+    try:
+        wait_for(caught_up(primary, standby), timeout=30, what="the standby to catch up")
+    finally:
+        primary.dispose()
+        standby.dispose()
 
 
 def on(node: Any, database: str) -> sa.Engine:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -110,14 +112,20 @@ def data_tables() -> list[sa.Table]:
 def truncate_all(engine: sa.Engine) -> None:
     """Empty every table but the seeded ones, retrying when it deadlocks with a live worker."""
     names = [t.name for t in data_tables()]
-    for attempt in range(1, 6):
+    # A live worker's step locks a row of one table and then reads another: TRUNCATE, taking
+    # its tables one by one, may meet it the other way round; PostgreSQL ends one of the two
+    # (ours), and the next try usually finds the worker between steps. On a loaded machine
+    # five tries were seen to lose five times, hence twenty, each after a pause that grows.
+    attempts = 20
+    for attempt in range(1, attempts + 1):
         try:
             with engine.begin() as conn:
                 conn.execute(sa.text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
             return
         except sa.exc.OperationalError as error:
-            if getattr(error.orig, "pgcode", None) != "40P01" or attempt == 5:
+            if getattr(error.orig, "pgcode", None) != "40P01" or attempt == attempts:
                 raise
+            time.sleep(0.05 * attempt)  # a back-off between tries, not a wait for a state
 
 
 def row_counts(db: Session | sa.Connection) -> dict[str, int]:

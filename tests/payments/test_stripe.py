@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gigco.config import Settings
 from gigco.gateways.stripe import StripeGateway, stripe_client
-from gigco.lifecycle import actions, cancel_fees, disputes, ledger, operator, payments
+from gigco.lifecycle import actions, cancel_fees, disputes, ledger, operator, payments, policies
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import Step
@@ -241,7 +241,7 @@ def test_a_late_cancel_fee_through_stripe_declined_then_charged_once_under_its_o
     """The fee is a charge like the price's: its own PaymentIntents (reference and keys), a
     decline giving way to a new intent with the consumer's new card, a lost confirmation read
     back rather than charged again; the job stays cancelled throughout."""
-    _, faults, _ = stripe
+    _, faults, settings = stripe
     owner = f.consumer(session, payment_method="pm_card_chargeDeclined")
     job = f.job(
         session,
@@ -249,6 +249,7 @@ def test_a_late_cancel_fee_through_stripe_declined_then_charged_once_under_its_o
         status=S.SCHEDULED,
         worker_id=f.worker(session).id,
         start=T0 + dt.timedelta(hours=2),
+        policy_version=policies.current(session, settings).version,  # one with the fee
     )
     consumer = Principal(Role.CONSUMER, owner.id)
     _, dues = actions.cancel(session, job.id, consumer, _ctx(stripe, T0))

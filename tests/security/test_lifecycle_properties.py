@@ -261,20 +261,29 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_worker_at_most(self) -> None:
-        """One pending opportunity at a time, one accepted ever; an assigned job has its worker."""
+        """One pending opportunity at a time; one accepted per assignment (a worker who
+        withdrew or did not come keeps the opportunity they accepted, and the job goes back
+        to matching); an assigned job has the worker of the latest accepted one."""
         if not self.job_id:
             return
         with self.sessions() as s:
             opps = s.scalars(sa.select(Opportunity).where(Opportunity.job_id == self.job_id)).all()
             job = s.get(Job, self.job_id)
             assert job is not None
+            let_go = s.scalar(
+                sa.select(sa.func.count()).where(
+                    JobEvent.job_id == self.job_id,
+                    JobEvent.type.in_(["worker_withdrew", "worker_no_show"]),
+                )
+            )
         pending = [o for o in opps if o.status == OpportunityStatus.PENDING]
         accepted = [o for o in opps if o.status == OpportunityStatus.ACCEPTED]
-        assert len(pending) <= 1 and len(accepted) <= 1
+        assert len(pending) <= 1 and len(accepted) <= 1 + (let_go or 0)
         if job.status != S.ACCEPTED:
             assert pending == []
         if job.status in ASSIGNED_STATES:
-            assert [o.worker_id for o in accepted] == [job.worker_id]
+            latest = max(accepted, key=lambda o: (o.responded_at, o.id))
+            assert latest.worker_id == job.worker_id
         elif job.status != S.CANCELLED:
             assert job.worker_id is None
 

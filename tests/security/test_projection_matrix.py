@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from gigco import clock
 from gigco.config import Settings
-from gigco.lifecycle import actions, disputes
+from gigco.lifecycle import actions, disputes, policies
 from gigco.lifecycle.context import StepContext
 from gigco.lifecycle.gateway import SimulatedGateway
 from gigco.lifecycle.principals import Principal
@@ -413,7 +413,11 @@ def late_cancel(d: Driver, method: str) -> Built:
     consumer, c_headers = d.consumer(method)
     w, w_headers = d.worker()
     owner = d.session.get(Consumer, consumer.id)
-    job = f.job(d.session, owner, at=d.place, status=S.SCHEDULED, worker_id=w.id)
+    # On the policy a job created now gets: the fee is one of its rules.
+    policy = policies.current(d.session, d.ctx().settings).version
+    job = f.job(
+        d.session, owner, at=d.place, status=S.SCHEDULED, worker_id=w.id, policy_version=policy
+    )
     late = (job.scheduled_start - d.now).total_seconds() - 3600
     actions.cancel(d.session, job.id, consumer, d.ctx(late))
     d.step(Step.LATE_CANCEL_FEE, job.id, later=late + 1)
