@@ -20,8 +20,8 @@ or, behind ``GIGCO_TRUSTED_PROXY_HOPS`` proxies, what the nearest of them says i
 ``Retry-After`` and the IETF draft's ``RateLimit-Limit``, ``RateLimit-Remaining``,
 ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy``. Answers within the limit carry none
 of them (api.md asks for them on a 429): filling them would cost two Redis reads on every
-request of every client. When the storage does not answer (within the broker timeout) requests are let through and the
-failure is logged: the limiter never takes the API down.
+request of every client. When the storage does not answer (within the broker timeout)
+requests are let through and the failure is logged: the limiter never takes the API down.
 
 The counting (windows, storage, its Redis script) is the ``limits`` library's, which
 flask-limiter is built on; this module only says which limits a request meets, in one hook
