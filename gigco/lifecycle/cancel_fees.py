@@ -21,7 +21,6 @@ events); the finance export counts only fees taken.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
@@ -32,7 +31,7 @@ from gigco.lifecycle.gateway import ChargeResult
 from gigco.lifecycle.history import record_event
 from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.notify import notify, to_consumer, to_worker
-from gigco.lifecycle.payments import Claim, charge
+from gigco.lifecycle.payments import Claim, add_attempt, charge, lease
 from gigco.lifecycle.policies import Policy
 from gigco.lifecycle.principals import SYSTEM
 from gigco.lifecycle.schedule import Next
@@ -44,7 +43,6 @@ from gigco.models import (
     Job,
     JobStatus,
     Payment,
-    PaymentAttempt,
     PaymentStatus,
 )
 
@@ -131,21 +129,7 @@ def claim_fee(
         )
         payment.idempotency_key = fee_key(job_id, 1 + len(payment.attempts))
         payment.payment_method = method or "pm_card_visa"
-    payment.in_doubt = True  # from now until an answer is recorded, it may have charged
-    payment.claim_token = token or uuid.uuid4().hex
-    lease_until = ctx.after(ctx.settings.payment_lease_seconds)
-    set_next(job, Next.at(lease_until), ctx.now)
-    session.flush()
-    assert payment.payment_method is not None
-    return Claim(
-        job_id=job_id,
-        lease_until=lease_until,
-        amount_cents=payment.amount_cents,
-        payment_method=payment.payment_method,
-        idempotency_key=payment.idempotency_key,
-        token=payment.claim_token,
-        reference=fee_reference(job_id),
-    )
+    return lease(session, job, payment, ctx, token, fee_reference(job_id))
 
 
 def record_fee(session: Session, claim: Claim, result: ChargeResult, ctx: StepContext) -> list[Due]:
@@ -163,21 +147,7 @@ def record_fee(session: Session, claim: Claim, result: ChargeResult, ctx: StepCo
     ):
         return []
     succeeded = result.outcome == AttemptOutcome.SUCCEEDED
-    # Every attempt is in the collection (loaded with the payment, appended to below): the
-    # locked job keeps any other run from recording one meanwhile.
-    attempt_no = 1 + len(payment.attempts)
-    payment.claim_token = None
-    payment.in_doubt = result.outcome == AttemptOutcome.ERROR
-    payment.attempts.append(
-        PaymentAttempt(
-            job_id=job_id,
-            number=attempt_no,
-            outcome=result.outcome,
-            detail=result.detail,
-            idempotency_key=claim.idempotency_key,
-            attempted_at=ctx.now,
-        )
-    )
+    attempt_no = add_attempt(payment, claim, result, ctx.now)
     if succeeded:
         payment.status, payment.gateway_charge_id = PaymentStatus.SUCCEEDED, result.charge_id
         payment.succeeded_at = ctx.now

@@ -40,6 +40,7 @@ from gigco.lifecycle.transitions import Due, dues_of, set_next, transition
 from gigco.models import (
     AttemptOutcome,
     Consumer,
+    Job,
     JobStatus,
     Payment,
     PaymentAttempt,
@@ -63,13 +64,9 @@ class Claim:
     payment_method: str
     idempotency_key: str
     token: str
-    # Our name for the charge at the processor (its metadata): the job's, unless another
-    # charge of the job (the late-cancellation fee) names itself.
-    reference: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.reference:
-            object.__setattr__(self, "reference", job_reference(self.job_id))
+    # Our name for the charge at the processor (its metadata): ``job_reference`` for the
+    # price, the fee's own for a late-cancellation fee.
+    reference: str
 
 
 def job_reference(job_id: int) -> str:
@@ -125,6 +122,19 @@ def claim_payment(
         number = 1 + len(payment.attempts)
         payment.idempotency_key = intent_key(job_id, number)
         payment.payment_method = method
+    return lease(session, job, payment, ctx, token, job_reference(job_id))
+
+
+def lease(
+    session: Session,
+    job: Job,
+    payment: Payment,
+    ctx: StepContext,
+    token: str | None,
+    reference: str,
+) -> Claim:
+    """Claim ``payment``'s current intent for one run: in doubt from now until an answer is
+    recorded, marked with the run's ``token``, the job's deadline moved to the lease's end."""
     payment.in_doubt = True  # from now until an answer is recorded, it may have charged
     payment.claim_token = token or uuid.uuid4().hex
     lease_until = ctx.after(ctx.settings.payment_lease_seconds)
@@ -132,13 +142,34 @@ def claim_payment(
     session.flush()
     assert payment.payment_method is not None
     return Claim(
-        job_id=job_id,
+        job_id=job.id,
         lease_until=lease_until,
         amount_cents=payment.amount_cents,
         payment_method=payment.payment_method,
         idempotency_key=payment.idempotency_key,
         token=payment.claim_token,
+        reference=reference,
     )
+
+
+def add_attempt(payment: Payment, claim: Claim, result: ChargeResult, now: dt.datetime) -> int:
+    """Record the outcome of ``claim``'s call on ``payment`` and release the claim; returns
+    the attempt's number. Every attempt is in the collection (loaded with the payment,
+    appended to here): the locked job keeps any other run from recording one meanwhile."""
+    number = 1 + len(payment.attempts)
+    payment.claim_token = None
+    payment.in_doubt = result.outcome == AttemptOutcome.ERROR
+    payment.attempts.append(
+        PaymentAttempt(
+            job_id=claim.job_id,
+            number=number,
+            outcome=result.outcome,
+            detail=result.detail,
+            idempotency_key=claim.idempotency_key,
+            attempted_at=now,
+        )
+    )
+    return number
 
 
 def charge(gateway: PaymentGateway, claim: Claim) -> ChargeResult:
@@ -194,24 +225,10 @@ def record_payment(
     ):
         return dues_of(job) if job is not None and job.status == S.PAID else []
     succeeded = result.outcome == AttemptOutcome.SUCCEEDED
-    # Every attempt is in the collection (loaded with the payment, appended to below): the
-    # locked job keeps any other run from recording one meanwhile.
-    attempt_no = 1 + len(payment.attempts)
-    payment.claim_token = None
-    payment.in_doubt = result.outcome == AttemptOutcome.ERROR
-    if succeeded:  # written with the payment's INSERT (or UPDATE) below
+    attempt_no = add_attempt(payment, claim, result, ctx.now)
+    if succeeded:  # written with the payment's INSERT (or UPDATE)
         payment.status, payment.gateway_charge_id = PaymentStatus.SUCCEEDED, result.charge_id
         payment.succeeded_at = ctx.now
-    payment.attempts.append(
-        PaymentAttempt(
-            job_id=job_id,
-            number=attempt_no,
-            outcome=result.outcome,
-            detail=result.detail,
-            idempotency_key=claim.idempotency_key,
-            attempted_at=ctx.now,
-        )
-    )
     if succeeded:
         # The attempt count rides on the compare-and-set (the job is locked: no lost update).
         paid = transition(
