@@ -22,6 +22,28 @@ from tests.harness.http import Api
 from tests.harness.polling import wait_for
 from tests.harness.servers import live_server, start_worker, stop_worker
 
+# Under pytest-xdist (the README's test command runs the suite on three workers), each
+# worker has a database, a Redis database (tests/harness/env.py) and a live worker of its
+# own. A module's tests stay on one worker (its module-scoped gunicorn starts once). Each
+# tier that starts clusters or private servers runs on one worker, one test after another,
+# and the tiers start first, being the longest; the other modules fill in around them.
+SERIAL_TIERS = ("tests/clusters/", "tests/resilience/")
+
+
+def _group(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return next((tier for tier in SERIAL_TIERS if module.startswith(tier)), module)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the items for pytest-xdist's ``loadgroup``: by module, each serial tier as one."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)))
+    items.sort(key=lambda item: not item.nodeid.startswith(SERIAL_TIERS))
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:

@@ -99,9 +99,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             "info": {
                 "description": (
                     "GigCo: post jobs, match workers, pay, review. Rate limited per caller "
-                    "(sign-ups per client address): past a limit, 429 with Retry-After; "
-                    "every counted answer carries RateLimit-Limit, RateLimit-Remaining, "
-                    "RateLimit-Reset (seconds) and RateLimit-Policy."
+                    "(sign-ups per client address): past a limit, 429 with Retry-After, "
+                    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset (seconds) and "
+                    "RateLimit-Policy."
                 )
             },
         },

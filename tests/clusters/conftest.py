@@ -16,6 +16,7 @@ import pytest
 
 from gigco.db import make_engine
 from tests.clusters.pg_pair import PostgresPair
+from tests.harness import measurements
 from tests.harness.env import limits_env
 from tests.resilience.brokers import Broker, RedisBroker
 from tests.resilience.conftest import (  # noqa: F401  (fixtures used here)
@@ -25,8 +26,6 @@ from tests.resilience.conftest import (  # noqa: F401  (fixtures used here)
 from tests.resilience.services import PrivateRedis, cannot_run_postgres, postgres_bindir
 from tests.resilience.stack import Stack
 from tests.resilience.topology import ADMIN_TOKEN, TIMERS, Topology
-
-MEASUREMENTS: list[str] = []
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -121,18 +120,9 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Record a measured number for the end-of-run summary (and the test's own output)."""
-
-    def add(line: str) -> None:
-        entry = f"{request.node.name}: {line}"
-        print(entry)  # noqa: T201 the test's own output
-        MEASUREMENTS.append(entry)
-
-    return add
+    return measurements.recorder(request, "cluster measurements")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the cluster scenarios measured."""
-    if MEASUREMENTS:
-        terminalreporter.section("cluster measurements")
-        for line in MEASUREMENTS:
-            terminalreporter.write_line(line)
+    """Print what the scenarios of this tier measured."""
+    measurements.summarize(terminalreporter, "cluster measurements")

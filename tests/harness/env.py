@@ -47,14 +47,28 @@ def server_url() -> str:
     )
 
 
+def xdist_index() -> int:
+    """This pytest-xdist worker's number (0 for ``gw0`` and for a run without xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def _own_database(url: str) -> str:
+    """``url``'s Redis database counted down by this xdist worker's number (``/15`` is
+    gw0's, ``/14`` gw1's …), so parallel workers never share a broker or a limit count."""
+    base, _, db = url.rpartition("/")
+    if not db.isdigit() or xdist_index() == 0:
+        return url
+    return f"{base}/{int(db) - xdist_index()}"
+
+
 def redis_url() -> str:
     """The Redis database the run uses as its broker (flushed at the start)."""
-    return os.environ.get("GIGCO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    return _own_database(os.environ.get("GIGCO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
 
 def limits_redis_url() -> str:
     """The Redis database of the rate limits' counts (flushed by the tests that count)."""
-    return os.environ.get("GIGCO_TEST_LIMITS_REDIS_URL", "redis://127.0.0.1:6379/7")
+    return _own_database(os.environ.get("GIGCO_TEST_LIMITS_REDIS_URL", "redis://127.0.0.1:6379/7"))
 
 
 def limits_env() -> dict[str, str]:

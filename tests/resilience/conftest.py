@@ -12,6 +12,7 @@ import pytest
 
 from gigco.db import make_engine
 from tests.brokers import fresh_vhost
+from tests.harness import measurements
 from tests.harness.env import limits_env
 from tests.resilience.brokers import Broker, RabbitBroker, RedisBroker
 from tests.resilience.services import (
@@ -22,8 +23,6 @@ from tests.resilience.services import (
 )
 from tests.resilience.stack import Stack
 from tests.resilience.topology import ADMIN_TOKEN, TIMERS, Topology
-
-MEASUREMENTS: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -130,18 +129,9 @@ def stack(
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Record a measured number for the end-of-run summary (and the test's own output)."""
-
-    def add(line: str) -> None:
-        entry = f"{request.node.name}: {line}"
-        print(entry)  # noqa: T201 the test's own output
-        MEASUREMENTS.append(entry)
-
-    return add
+    return measurements.recorder(request, "resilience measurements")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the resilience scenarios measured."""
-    if MEASUREMENTS:
-        terminalreporter.section("resilience measurements")
-        for line in MEASUREMENTS:
-            terminalreporter.write_line(line)
+    """Print what the scenarios of this tier measured."""
+    measurements.summarize(terminalreporter, "resilience measurements")
