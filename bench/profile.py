@@ -44,6 +44,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
 from gigco.config import load_settings
+from gigco.db import checkout_checks
 from tests.harness.bodies import consumer_body, job_body, worker_body
 from tests.harness.database import create_database, url_of
 from tests.harness.env import UNMET_LIMITS
@@ -87,7 +88,6 @@ class Meter:
         event.listen(Engine, "before_cursor_execute", self._execute)
         event.listen(Engine, "commit", self._end)
         event.listen(Engine, "rollback", self._end)
-        event.listen(Pool, "checkout", self._checkout)
         event.listen(Pool, "reset", self._reset)
         event.listen(Pool, "connect", self._connect)
 
@@ -107,12 +107,6 @@ class Meter:
     def _end(self, conn: Any) -> None:
         raw = conn.connection.dbapi_connection
         if self.on and not getattr(raw, "autocommit", True) and raw.status == 2:  # IN_TRANSACTION
-            self.round_trips += 1
-
-    def _checkout(self, dbapi: Any, record: Any, _proxy: Any) -> None:
-        # gigco.db's checkout check (SELECT clock_timestamp(), in autocommit: no BEGIN) on
-        # every PostgreSQL checkout; it replaced pool_pre_ping's SELECT 1.
-        if self.on and type(dbapi).__module__.startswith("psycopg2"):
             self.round_trips += 1
 
     def _reset(self, dbapi: Any, _record: Any, _state: Any) -> None:
@@ -143,7 +137,9 @@ class Meter:
         if self.trace is not None:
             self.trace.append(f"-- {label}")
         pg0 = self._pg_cpu()
-        s0, r0, was = self.statements, self.round_trips, self.on
+        # gigco.db's checkout checks (SELECT clock_timestamp(), in autocommit: no BEGIN),
+        # sent unless the connection answered a moment ago.
+        s0, r0, was = self.statements, self.round_trips + checkout_checks(), self.on
         self.on = True
         self.depth += 1
         if self.profiler is not None and self.depth == 1:
@@ -160,7 +156,7 @@ class Meter:
             cost = self.costs[label]
             cost.calls += 1
             cost.statements += self.statements - s0
-            cost.round_trips += self.round_trips - r0
+            cost.round_trips += self.round_trips + checkout_checks() - r0
             cost.cpu += cpu
             cost.pg_cpu += self._pg_cpu() - pg0
 

@@ -3,7 +3,8 @@
 Deadlines are written and judged against this clock (the lifecycle, its sweeps, the webhook
 leases, the health checks). It is the database server's clock, never a host's: the engine
 reads ``clock_timestamp()`` on a statement it sends anyway (``gigco.db``'s checkout check,
-which replaced ``pool_pre_ping``'s ``SELECT 1``) and calls ``observe``; ``now()`` is this
+which replaced ``pool_pre_ping``'s ``SELECT 1``; at least once a second in a busy process)
+and calls ``observe``; ``now()`` is this
 host's time plus the latest offset measured, so it costs no round trip of its own. The
 offset is corrected by half the round trip it was measured on, so its error is at most half
 that round trip (well under a millisecond on a LAN). Until a first measurement (and on
@@ -21,6 +22,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 _offset_seconds = 0.0
+_measured_at = -1e9  # time.monotonic() of the latest measurement
 _measured = threading.Event()
 _calibrate: Callable[[], object] | None = None
 _last_attempt = -1e9
@@ -71,9 +73,15 @@ def observe(sent: float, database_time: dt.datetime, received: float) -> None:
     """Record the database's clock reading ``database_time``, taken on a statement sent at
     host time ``sent`` (``time.time()``) and answered at ``received``: the reading is taken
     halfway through, on average."""
-    global _offset_seconds
+    global _offset_seconds, _measured_at
     _offset_seconds = database_time.timestamp() - (sent + received) / 2
+    _measured_at = time.monotonic()
     _measured.set()
+
+
+def reading_age() -> float:
+    """Seconds since the latest measurement (very many before the first)."""
+    return time.monotonic() - _measured_at
 
 
 def measured() -> bool:

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import logging
 import math
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -168,11 +169,12 @@ def make_engine(
         if kwargs.get("isolation_level") != "AUTOCOMMIT":
             event.listen(engine, "begin", _begin_immediate)
         return engine
-    # The checkout check (_read_the_clock) costs a round trip per checkout, as the
-    # pool_pre_ping it replaces did, and is kept: without it a connection the server dropped
-    # while idle (a restart, a killed backend) fails the next request with a 503 instead of
-    # being replaced (tests/resilience/test_postgres_restart.py). It also reads the
-    # database's clock for gigco.clock.
+    # The checkout check (_read_the_clock) costs a round trip, as the pool_pre_ping it
+    # replaces did, and is kept for a connection that has been idle: without it one the
+    # server dropped meanwhile (a restart, a killed backend) fails the next request with a
+    # 503 instead of being replaced (tests/resilience/test_postgres_restart.py). A connection
+    # back in the pool for less than ALIVE_BYPASS_SECONDS skips it (see there). It also
+    # reads the database's clock for gigco.clock.
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     options = " ".join(
@@ -195,6 +197,7 @@ def make_engine(
     } | ({"options": options} if options else {})
     kwargs.setdefault("connect_args", connect_args)
     engine = sa.create_engine(url, **kwargs)
+    event.listen(engine, "checkin", _checked_in)
     if replica:
         event.listen(engine, "checkout", _check_alive)
         return engine
@@ -203,22 +206,65 @@ def make_engine(
     return engine
 
 
+# HikariCP's aliveBypassWindowMs, with its default: a connection handed back to the pool this
+# recently answered its last statement a moment ago, so checking it again would cost a round
+# trip on nearly every checkout of a busy process (a fifth of a lifecycle's round trips,
+# docs/benchmarks.md). Unless its socket has something to read: a server that ended the
+# connection (a killed backend, a restart) said so, and the check then finds it dead and
+# replaces it (the EOF check of Go's MySQL driver, without a round trip). A server that
+# vanished without a word within the window is met by the first statement, as any statement
+# meets an outage: a 503 in the API, a retried step in the worker.
+ALIVE_BYPASS_SECONDS = 0.5
+# However busy the process, the database's clock is read at least this often.
+CLOCK_READING_SECONDS = 1.0
+_CHECKED_IN = "gigco_checked_in"
+_checks_sent = 0
+
+
+def checkout_checks() -> int:
+    """How many checkout checks this process has sent (what a benchmark's meter counts)."""
+    return _checks_sent
+
+
+def _checked_in(dbapi_connection: Any, record: Any) -> None:
+    """Remember when the connection came back to the pool (after its reset's ROLLBACK)."""
+    if dbapi_connection is not None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _answered_just_now(dbapi_connection: Any, record: Any) -> bool:
+    """True when the connection came back within ``ALIVE_BYPASS_SECONDS`` and the server has
+    sent nothing since (an idle connection's socket has nothing to read)."""
+    back = record.info.get(_CHECKED_IN)
+    if back is None or time.monotonic() - back >= ALIVE_BYPASS_SECONDS:
+        return False
+    said = select.poll()
+    said.register(dbapi_connection.fileno(), select.POLLIN)
+    return not said.poll(0)
+
+
 def _check_alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     """A replica's checkout check: the primary's round trip, its clock reading dropped."""
-    _read_the_clock(dbapi_connection, record, proxy, observe=False)
+    if not _answered_just_now(dbapi_connection, record):
+        _ask_the_clock(dbapi_connection)
 
 
-def _read_the_clock(
-    dbapi_connection: Any,
-    _record: Any,
-    _proxy: Any,
-    observe: bool = True,
-) -> None:
-    """Every checkout asks the server for its clock (``gigco.clock.observe``): one round trip,
-    which also proves the connection alive. A dead one raises DisconnectionError, on which
-    the pool invalidates it and checks out another (up to three times), as
-    ``pool_pre_ping`` did. Run in autocommit, so it opens no transaction (psycopg2's
-    ``autocommit`` is a client-side flag: no round trip)."""
+def _read_the_clock(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A checkout asks the server for its clock (``gigco.clock.observe``), unless the
+    connection answered just now (``ALIVE_BYPASS_SECONDS``) and the clock was read within
+    ``CLOCK_READING_SECONDS``: one round trip, which also proves the connection alive."""
+    if _answered_just_now(dbapi_connection, record) and clock.reading_age() < CLOCK_READING_SECONDS:
+        return
+    clock.observe(*_ask_the_clock(dbapi_connection))
+
+
+def _ask_the_clock(dbapi_connection: Any) -> tuple[float, dt.datetime, float]:
+    """``SELECT clock_timestamp()`` with the host's time before and after. A dead connection
+    raises DisconnectionError, on which the pool invalidates it and checks out another (up
+    to three times), as ``pool_pre_ping`` did. Run in autocommit, so it opens no transaction
+    (psycopg2's ``autocommit`` is a client-side flag: no round trip)."""
+    global _checks_sent
+    _checks_sent += 1
     was_autocommit = dbapi_connection.autocommit
     try:
         if not was_autocommit:
@@ -232,8 +278,7 @@ def _read_the_clock(
             dbapi_connection.autocommit = False
     except Exception as error:
         raise sa.exc.DisconnectionError(f"connection failed its checkout check: {error}") from error
-    if observe:
-        clock.observe(sent, database_time, received)
+    return sent, database_time, received
 
 
 @cache
