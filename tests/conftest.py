@@ -15,18 +15,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from gigco.config import Settings, load_settings
 from gigco.db import make_engine
 from tests.brokers import fresh_vhost, rabbitmq_url
-from tests.harness import database
+from tests.harness import database, measurements
 from tests.harness.console import Ops
 from tests.harness.env import ADMIN_TOKEN, live_env, redis_url, server_url
 from tests.harness.http import Api
 from tests.harness.polling import wait_for
 from tests.harness.servers import live_server, start_worker, stop_worker
 
-# Under pytest-xdist (the README's test command runs the suite on two workers), each
-# worker has a database, a Redis database (tests/harness/env.py) and a live worker of its
-# own. A module's tests stay on one worker (its module-scoped gunicorn starts once). Each
-# tier that starts clusters or private servers runs on one worker, one test after another,
-# and the tiers start first, being the longest; the other modules fill in around them.
+# Under pytest-xdist (``-n 2``; the README's command runs one process) each worker has a
+# database, a Redis database (tests/harness/env.py) and a live worker of its own. A module's
+# tests stay on one worker (its module-scoped gunicorn starts once). Each tier that starts
+# clusters or private servers runs on one worker, one test after another, and the tiers start
+# first, being the longest; the other modules fill in around them.
 SERIAL_TIERS = ("tests/clusters/", "tests/resilience/")
 
 
@@ -38,11 +38,18 @@ def _group(nodeid: str) -> str:
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the items for pytest-xdist's ``loadgroup``: by module, each serial tier as one."""
-    if config.getoption("dist", "no") != "loadgroup":
+    if config.getoption("dist", "no") != "loadgroup" or not config.getoption("numprocesses"):
         return
     for item in items:
         item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)))
     items.sort(key=lambda item: not item.nodeid.startswith(SERIAL_TIERS))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the resilience and cluster scenarios measured (here, not in their tiers'
+    conftests, which pytest-xdist's controller never loads)."""
+    for kind in ("resilience measurements", "cluster measurements"):
+        measurements.summarize(terminalreporter, kind)
 
 
 @pytest.fixture(scope="session")

@@ -121,8 +121,3 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Record a measured number for the end-of-run summary (and the test's own output)."""
     return measurements.recorder(request, "cluster measurements")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the scenarios of this tier measured."""
-    measurements.summarize(terminalreporter, "cluster measurements")

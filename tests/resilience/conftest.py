@@ -130,8 +130,3 @@ def stack(
 def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Record a measured number for the end-of-run summary (and the test's own output)."""
     return measurements.recorder(request, "resilience measurements")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the scenarios of this tier measured."""
-    measurements.summarize(terminalreporter, "resilience measurements")
