@@ -4,11 +4,10 @@ Deadlines are written and judged against this clock (the lifecycle, its sweeps, 
 leases, the health checks). It is the database server's clock, never a host's: the engine
 reads ``clock_timestamp()`` on a statement it sends anyway (``gigco.db``'s checkout check,
 which replaced ``pool_pre_ping``'s ``SELECT 1``; at least once a second in a busy process)
-and calls ``observe``; ``now()`` is this
-host's time plus the latest offset measured, so it costs no round trip of its own. The
-offset is corrected by half the round trip it was measured on, so its error is at most half
-that round trip (well under a millisecond on a LAN). Until a first measurement (and on
-SQLite, which runs on this host) the offset is zero.
+and calls ``observe``; ``now()`` is this host's time plus the latest offset measured, so it
+costs no round trip of its own. The offset is corrected by half the round trip it was
+measured on, so its error is at most half that round trip (well under a millisecond on a
+LAN). Until a first measurement (and on SQLite, which runs on this host) the offset is zero.
 """
 
 from __future__ import annotations

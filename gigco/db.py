@@ -208,7 +208,7 @@ def make_engine(
 
 # HikariCP's aliveBypassWindowMs, with its default: a connection handed back to the pool this
 # recently answered its last statement a moment ago, so checking it again would cost a round
-# trip on nearly every checkout of a busy process (a fifth of a lifecycle's round trips,
+# trip on nearly every checkout of a busy process (a sixth of a lifecycle's round trips,
 # docs/benchmarks.md). Unless its socket has something to read: a server that ended the
 # connection (a killed backend, a restart) said so, and the check then finds it dead and
 # replaces it (the EOF check of Go's MySQL driver, without a round trip). A server that
