@@ -338,6 +338,20 @@ def test_a_blank_name_is_refused_at_sign_up(api: Api) -> None:
         assert "name" in r.json["errors"], r.json
 
 
+def test_a_name_longer_than_documented_is_refused_even_when_trimming_would_fit_it(
+    api: Api, row_counts: RowCounts
+) -> None:
+    # The OpenAPI document says maxLength 200: a generated client's check and ours agree.
+    before = row_counts()
+    for path in ("/v1/consumers", "/v1/workers"):
+        long = "\f" + "N" * 200  # 201 characters as sent, 200 once trimmed
+        body = consumer_body(name=long) if path == "/v1/consumers" else worker_body(name=long)
+        r = api.client.post(path, json=body)
+        assert r.status_code == 422, r.json
+        assert "name" in r.json["errors"], r.json
+    assert row_counts() == before
+
+
 def test_a_new_card_lets_the_operators_retry_succeed(gigco: GigCo) -> None:
     # On a test clock of the in-process kit: the declined card's retries come when the test
     # advances the clock past their backoff, not after it in real time.

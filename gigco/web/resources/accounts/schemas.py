@@ -13,10 +13,15 @@ from gigco.web.schemas import LocationSchema, StrictSchema
 
 
 class Trimmed(fields.String):
-    """A string with surrounding whitespace removed before validation (so "   " is empty)."""
+    """A string with surrounding whitespace removed before validation (so "   " is empty); its
+    ``Length`` maximum (the documented ``maxLength``) holds for the string as sent, too."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        sent = super()._deserialize(value, attr, data, **kwargs)
+        for rule in self.validators:
+            if isinstance(rule, validate.Length) and rule.max is not None and len(sent) > rule.max:
+                raise ma.ValidationError(rule.error or f"Longer than {rule.max} characters.")
+        return sent.strip()
 
 
 def _name(**kwargs: Any) -> Trimmed:
