@@ -19,8 +19,8 @@ class Trimmed(fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         sent = super()._deserialize(value, attr, data, **kwargs)
         for rule in self.validators:
-            if isinstance(rule, validate.Length) and rule.max is not None and len(sent) > rule.max:
-                raise ma.ValidationError(rule.error or f"Longer than {rule.max} characters.")
+            if isinstance(rule, validate.Length):
+                rule(sent)  # its maximum, as sent; its minimum holds again once trimmed
         return sent.strip()
 
 
