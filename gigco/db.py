@@ -99,9 +99,23 @@ def _sqlite_has_math() -> bool:
         probe.close()
 
 
+def _late_claim(now: str, timer_at: str, cap_seconds: float) -> str:
+    """``gigco.lifecycle.timers.late_claim`` on SQLite's stored timestamps."""
+    at, due = dt.datetime.fromisoformat(now), dt.datetime.fromisoformat(timer_at)
+    claim = at + min(at - due, dt.timedelta(seconds=cap_seconds))
+    return claim.strftime(_SQLITE_STORED)
+
+
+# How SQLAlchemy's SQLite DateTime stores a timestamp (the format that sorts as time does).
+_SQLITE_STORED = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def _sqlite_functions(dbapi_connection: Any) -> None:
     # What PostgreSQL has and SQLite lacks, so that one statement serves both dialects.
     dbapi_connection.create_function("least", -1, _least, deterministic=True)
+    dbapi_connection.create_function(
+        "gigco_late_claim", 3, _null_safe(_late_claim), deterministic=True
+    )
     if not _sqlite_has_math():
         for name, (arity, fn) in _SQLITE_MATH.items():
             dbapi_connection.create_function(name, arity, _null_safe(fn), deterministic=True)

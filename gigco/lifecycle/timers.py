@@ -7,6 +7,12 @@ deadline). The sweep that re-sends it is the last one before the deadline is a g
 so a deadline whose message died with a worker fires within the grace of when it was due
 (the spec's bound is one sweep interval plus the grace); a stuck step is claimed the same
 way through ``step_due_at``. A sweep claims at most ``batch`` in all; the rest wait for the next.
+
+Late work backs off: a deadline already a grace overdue when it is sent is claimed as of
+``now`` plus how overdue it is (at most ``LATE_CLAIM_CAP`` graces), so a backlog that takes
+longer than the grace to drain is re-sent at ever longer intervals, not every grace — each
+re-send of a message still queued is work that delays the rest (the retry storm that turns a
+slow drain into none). A deadline sent on time keeps the bound above.
 Jobs on a test clock are left out (``REAL_TIME``).
 """
 
@@ -17,6 +23,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.db import UTCDateTime
 from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next
 from gigco.lifecycle.transitions import Due
 from gigco.models import Job, JobStatus
@@ -24,6 +31,23 @@ from gigco.models import Job, JobStatus
 # Jobs on real time: a test clock's jobs are never swept (their clock's advance runs them),
 # and the sweeps' partial indexes carry the same condition, so leaving them out costs nothing.
 REAL_TIME = Job.test_clock_id.is_(None)
+
+# A late deadline's re-sends back off up to this many graces apart (10 minutes by default).
+LATE_CLAIM_CAP = 10
+
+
+def late_claim(
+    session: Session, now: dt.datetime, cap: dt.timedelta
+) -> sa.ColumnElement[dt.datetime]:
+    """The claim written on a late deadline: ``now`` plus how long past ``timer_at`` it is,
+    at most ``cap`` — the next re-send waits as long again (doubling its age each time)."""
+    if session.get_bind().dialect.name == "postgresql":
+        at = sa.literal(now, UTCDateTime())
+        return sa.func.least(at + (at - Job.timer_at), sa.literal(now + cap, UTCDateTime()))
+    # SQLite has no timestamp arithmetic: gigco.db registers the same rule as a function.
+    return sa.func.gigco_late_claim(
+        sa.literal(now, UTCDateTime()), Job.timer_at, cap.total_seconds(), type_=UTCDateTime()
+    )
 
 
 def _claim(
@@ -33,6 +57,7 @@ def _claim(
     *,
     now: dt.datetime,
     limit: int,
+    claim: sa.ColumnElement[dt.datetime] | None = None,
 ) -> list[sa.Row[int, JobStatus, dt.datetime | None]]:
     # On PostgreSQL SKIP LOCKED lets two sweepers share the work instead of both taking it.
     claimed = (
@@ -47,7 +72,7 @@ def _claim(
         session.execute(
             sa.update(Job)
             .where(Job.id.in_(claimed))
-            .values(timer_armed_at=now)
+            .values(timer_armed_at=now if claim is None else claim)
             .returning(Job.id, Job.status, Job.timer_at)
             .execution_options(synchronize_session=False)
         ).all()
@@ -73,7 +98,8 @@ def due_timers(
     """Claim up to ``batch`` deadlines due before ``now + horizon`` that no sweep has sent —
     those due within the grace first, so a backlog of overdue ones never holds up a fresh
     deadline — then, with what is left of the batch, those sent so long ago they could have
-    been lost (``lost_after`` the grace and the sweeps' ``interval_seconds``).
+    been lost (``lost_after`` the grace and the sweeps' ``interval_seconds``). Overdue ones
+    and re-sends are claimed with ``late_claim`` (their next re-send backs off).
 
     Reads ``ix_jobs_timer_unarmed`` and ``ix_jobs_timer_armed_at`` (both partial), so the
     cost follows the batch, not the backlog or the table.
@@ -81,6 +107,7 @@ def due_timers(
     until = now + dt.timedelta(seconds=horizon_seconds)
     overdue = now - dt.timedelta(seconds=grace_seconds)
     unarmed = [Job.timer_at.is_not(None), Job.timer_armed_at.is_(None), REAL_TIME]
+    late = late_claim(session, now, dt.timedelta(seconds=grace_seconds * LATE_CLAIM_CAP))
     rows = _claim(
         session,
         [*unarmed, Job.timer_at > overdue, Job.timer_at <= until],
@@ -95,6 +122,7 @@ def due_timers(
             Job.timer_at,
             now=now,
             limit=batch - len(rows),
+            claim=late,
         )
     if len(rows) < batch:
         # Sent and due at least ``lost_after`` ago: its ETA passed and the step (which rewrites
@@ -112,6 +140,7 @@ def due_timers(
             Job.timer_armed_at,
             now=now,
             limit=batch - len(rows),
+            claim=late,
         )
     return [
         Due(STEP_FOR_STATUS[st], job_id, at) for job_id, st, at in rows if st in STEP_FOR_STATUS

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gigco.lifecycle.timers import LATE_CLAIM_CAP, late_claim
 from gigco.models import Job, WebhookDelivery
 
 
@@ -32,11 +33,15 @@ def release(
     the stuck steps of jobs ``steps`` and the webhook messages ``deliveries``; returns how
     many it released."""
     overdue = claimed_at - dt.timedelta(seconds=grace_seconds)
+    late_cap = dt.timedelta(seconds=grace_seconds * LATE_CLAIM_CAP)
     statements = []
     if ids := list(timers):
         statements.append(
             sa.update(Job)
-            .where(Job.id.in_(ids), Job.timer_armed_at == claimed_at)
+            .where(
+                Job.id.in_(ids),
+                Job.timer_armed_at.in_([claimed_at, late_claim(session, claimed_at, late_cap)]),
+            )
             .values(timer_armed_at=None)
         )
     if ids := list(steps):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +15,11 @@ from kombu import Connection
 from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
-from gigco import clock
+from gigco import clock, migrate
 from gigco.config import Settings
+from gigco.db import make_engine
 from gigco.lifecycle.schedule import Step
-from gigco.lifecycle.timers import due_timers, lost_after
+from gigco.lifecycle.timers import LATE_CLAIM_CAP, due_timers, lost_after
 from gigco.models import Job, JobEvent, Role, WebhookDelivery, WebhookEndpoint
 from gigco.tasks import app as celery_app
 from gigco.tasks import configure as configure_celery
@@ -73,7 +75,8 @@ def test_each_sweep_sends_at_most_a_batch_and_never_resends_until_it_could_be_lo
     )
     # A fresh deadline is not stuck behind the backlog's re-sends: it is claimed first.
     fresh = f.job(session, status=f.JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
-    later = now + dt.timedelta(seconds=HORIZON + GRACE + 1)
+    # (Ten minutes late when sent, the backlog is re-sent ten minutes and a grace after.)
+    later = now + dt.timedelta(minutes=10, seconds=GRACE + 1)
     first = due_timers(
         session, now=later, horizon_seconds=HORIZON, grace_seconds=GRACE, batch=BATCH
     )
@@ -98,8 +101,11 @@ def test_a_deadline_whose_message_died_is_sent_again_one_grace_after_it_was_due(
     assert swept(now + dt.timedelta(seconds=GRACE - 0.5)) == []  # it may still be on its way
     again = now + dt.timedelta(seconds=GRACE + 0.5)
     assert swept(again) == [job.id]
-    assert swept(again + dt.timedelta(seconds=1)) == []  # once per grace, not every sweep
-    assert swept(again + dt.timedelta(seconds=GRACE + 0.5)) == [job.id]
+    assert swept(again + dt.timedelta(seconds=1)) == []  # not every sweep
+    # Re-sent late, it backs off: the next re-send waits as long as it was late, a grace more.
+    late = dt.timedelta(seconds=GRACE + 0.5)
+    assert swept(again + late + dt.timedelta(seconds=GRACE - 0.5)) == []
+    assert swept(again + late + dt.timedelta(seconds=GRACE + 0.5)) == [job.id]
 
 
 def test_a_lost_deadline_is_re_sent_by_the_last_sweep_before_it_is_a_grace_late(
@@ -129,9 +135,61 @@ def test_a_lost_deadline_is_re_sent_by_the_last_sweep_before_it_is_a_grace_late(
     again = now + dt.timedelta(seconds=lost + 0.5)
     assert swept(again) == [job.id]
     assert swept(again + dt.timedelta(seconds=interval)) == []  # not again at the next sweep
-    assert swept(again + dt.timedelta(seconds=lost + 0.5)) == [job.id]
+    late = dt.timedelta(seconds=lost + 0.5)  # how late the re-send was: the back-off
+    assert swept(again + late + dt.timedelta(seconds=lost - 0.5)) == []
+    assert swept(again + late + dt.timedelta(seconds=lost + 0.5)) == [job.id]
     # A sweep slower than the grace re-sends no sooner than half a grace after the last.
     assert lost_after(GRACE, GRACE * 2) == GRACE / 2
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def either_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    """The test's rolled-back PostgreSQL session, or one on a migrated embedded database."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("session")
+        return
+    url = f"sqlite:///{tmp_path / 'gigco.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            yield s
+    finally:
+        engine.dispose()
+
+
+def test_a_late_deadline_is_re_sent_at_ever_longer_intervals_not_every_grace(
+    either_session: Session,
+) -> None:
+    """A backlog draining slower than the grace is not re-sent every grace (each copy of a
+    message still queued delays the rest, and the drain never ends): a deadline two minutes
+    overdue when sent waits two minutes more before it is re-sent, then as long as it is late
+    by then; one three hours overdue waits at most ``LATE_CLAIM_CAP`` graces."""
+    s = either_session
+    now = clock.now()
+    minutes, hours = dt.timedelta(minutes=2), dt.timedelta(hours=3)
+    late = f.job(
+        s, status=f.JobStatus.OFFERED, offer_expires_at=now - minutes, timer_at=now - minutes
+    )
+    later = f.job(s, status=f.JobStatus.OFFERED, offer_expires_at=now - hours, timer_at=now - hours)
+    lost = dt.timedelta(seconds=lost_after(GRACE, 0))
+    second = dt.timedelta(seconds=1)
+
+    def swept(at: dt.datetime) -> set[int]:
+        dues = due_timers(s, now=at, horizon_seconds=HORIZON, grace_seconds=GRACE, batch=10)
+        return {d.job_id for d in dues}
+
+    assert swept(now) == {late.id, later.id}
+    assert swept(now + lost + second) == set()  # still queued behind the backlog, maybe
+    assert swept(now + minutes + lost - second) == set()
+    first = now + minutes + lost + second
+    assert swept(first) == {late.id}  # two minutes late when sent: two minutes more
+    late_by = first - (now - minutes)
+    assert swept(first + late_by + lost - second) == set()
+    assert swept(first + late_by + lost + second) == {late.id}
+    cap = dt.timedelta(seconds=GRACE * LATE_CLAIM_CAP)
+    assert swept(now + cap + lost - second) == set()
+    assert swept(now + cap + lost + second) == {later.id}  # three hours late: the cap
 
 
 def test_sweeps_run_on_their_own_queue_and_a_plain_worker_consumes_every_queue(
