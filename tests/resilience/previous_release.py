@@ -1,9 +1,12 @@
 """The previous release, built from this repository's history for the rolling-deploy tests.
 
 ``releases/previous.txt`` names it (tag and commit). Its tree is checked out with ``git
-worktree add`` into a temporary directory and installed (not editable) into a virtualenv of
-its own; pip's cache makes that quick after the first time. Its processes run from that
-tree, so they import its code and its ``celeryconfig.py``, never ours.
+worktree add`` into a temporary directory and given a virtualenv of its own. When this run's
+environment already satisfies every dependency the release declares (the usual case: a
+release apart), that virtualenv borrows them (a ``.pth`` naming the tree, then this
+environment's site-packages, whose own ``.pth`` hooks — our editable install among them —
+are not run); otherwise the release is installed into it with pip. Its processes run from
+that tree, so they import its code and its ``celeryconfig.py``, never ours.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 NAMED = REPO / "releases" / "previous.txt"
@@ -61,6 +68,23 @@ def named() -> tuple[str, str]:
     return tag, commit
 
 
+def unmet_requirements(tree: Path) -> list[str]:
+    """The dependencies ``tree``'s ``pyproject.toml`` declares that this environment lacks
+    (absent, or at a version outside the range)."""
+    declared = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["dependencies"]
+    unmet = []
+    for line in declared:
+        wanted = Requirement(line)
+        try:
+            have = metadata.version(wanted.name)
+        except metadata.PackageNotFoundError:
+            unmet.append(line)
+            continue
+        if not wanted.specifier.contains(have, prereleases=True):
+            unmet.append(f"{line} (have {have})")
+    return unmet
+
+
 def _git(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
@@ -83,15 +107,24 @@ def built(base: Path) -> Iterator[PreviousRelease]:
     added = _git("worktree", "add", "--detach", str(tree), commit)
     assert added.returncode == 0, added.stderr
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
         python = venv / "bin" / "python"
-        installed = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", str(tree)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert installed.returncode == 0, installed.stderr[-3000:]
+        if unmet_requirements(tree) == []:
+            subprocess.run(
+                [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+            )
+            paths = {"base": str(venv), "platbase": str(venv)}
+            own = Path(sysconfig.get_path("purelib", vars=paths))
+            ours = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+            (own / "gigco_previous_release.pth").write_text("\n".join([str(tree), *ours]) + "\n")
+        else:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+            installed = subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", str(tree)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert installed.returncode == 0, installed.stderr[-3000:]
         yield PreviousRelease(tag, commit, tree, python)
     finally:
         _git("worktree", "remove", "--force", str(tree))

@@ -102,7 +102,8 @@ class Stack:
         return closed_at, recovery(timings, fault_at=fault_at, healthy_at=healthy_at)
 
     def fleet(self, **options: object) -> Fleet:
-        """A fleet with its parties signed up."""
+        """A fleet with its parties signed up, in regions no earlier fleet of the stack uses."""
+        options.setdefault("first_region", sum(f.regions for f in self.fleets))
         fleet = Fleet(self.client, **options)  # type: ignore[arg-type]
         self.fleets.append(fleet)
         fleet.sign_up()
