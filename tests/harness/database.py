@@ -109,18 +109,42 @@ def data_tables() -> list[sa.Table]:
     return [t for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES]
 
 
+_SCRIPTS: dict[str, str] = {}  # an engine's URL -> its emptying script
+
+
+def _emptying(conn: sa.Connection) -> str:
+    """One script that empties every data table (children first) and restarts their ids.
+
+    ``DELETE`` of a test's few rows costs a tenth of ``TRUNCATE``, which makes new files for
+    every one of the tables; ``setval`` restarts the ids as ``RESTART IDENTITY`` would."""
+    names = [t.name for t in data_tables()]
+    sequences = conn.scalars(
+        sa.text(
+            "SELECT s.oid::regclass::text FROM pg_class s"
+            " JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass"
+            " JOIN pg_class t ON t.oid = d.refobjid"
+            " WHERE s.relkind = 'S' AND t.relname = ANY(:names)"
+        ),
+        {"names": names},
+    ).all()
+    deletes = [f"DELETE FROM {name}" for name in reversed(names)]
+    restarts = [f"SELECT setval('{seq}', 1, false)" for seq in sequences]
+    return "; ".join(deletes + restarts)
+
+
 def truncate_all(engine: sa.Engine) -> None:
     """Empty every table but the seeded ones, retrying when it deadlocks with a live worker."""
-    names = [t.name for t in data_tables()]
-    # A live worker's step locks a row of one table and then reads another: TRUNCATE, taking
-    # its tables one by one, may meet it the other way round; PostgreSQL ends one of the two
+    # A live worker's step locks a row of one table and then reads another: emptying the
+    # tables one by one may meet it the other way round; PostgreSQL ends one of the two
     # (ours), and the next try usually finds the worker between steps. On a loaded machine
     # five tries were seen to lose five times, hence twenty, each after a pause that grows.
     attempts = 20
     for attempt in range(1, attempts + 1):
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+                key = str(engine.url)
+                script = _SCRIPTS[key] = _SCRIPTS.get(key) or _emptying(conn)
+                conn.exec_driver_sql(script)
             return
         except sa.exc.OperationalError as error:
             if getattr(error.orig, "pgcode", None) != "40P01" or attempt == attempts:
