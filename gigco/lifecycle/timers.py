@@ -23,7 +23,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.db import UTCDateTime
+from gigco.db import UTCDateTime, claimed_once
 from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next
 from gigco.lifecycle.transitions import Due
 from gigco.models import Job, JobStatus
@@ -66,12 +66,11 @@ def _claim(
         .order_by(order)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
     return list(
         session.execute(
             sa.update(Job)
-            .where(Job.id.in_(claimed))
+            .where(Job.id.in_(claimed_once(claimed)))
             .values(timer_armed_at=now if claim is None else claim)
             .returning(Job.id, Job.status, Job.timer_at)
             .execution_options(synchronize_session=False)
@@ -165,11 +164,10 @@ def stuck_steps(
         .order_by(Job.step_due_at)
         .limit(batch)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
     rows = session.execute(
         sa.update(Job)
-        .where(Job.id.in_(overdue))
+        .where(Job.id.in_(claimed_once(overdue)))
         .values(Next.now().columns(now))
         .returning(Job.id, Job.status)
         .execution_options(synchronize_session=False)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from gigco.config import Settings
-from gigco.db import built_once
+from gigco.db import built_once, claimed_once
 from gigco.lifecycle.errors import Conflict, NotFound
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.models import (
@@ -422,11 +422,10 @@ def _due_statements() -> tuple[sa.Select[int, dt.datetime | None], sa.Update]:
         .order_by(at)
         .limit(BATCH)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
     kick = (
         sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(overdue))
+        .where(WebhookDelivery.id.in_(claimed_once(overdue)))
         .values(next_attempt_at=sa.bindparam("now", type_=at.type))
         .returning(WebhookDelivery.id)
         .execution_options(synchronize_session=False)
