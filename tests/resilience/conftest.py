@@ -7,9 +7,11 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gigco.broker import RECOVERY_QUEUE, STEPS_QUEUE, SWEEPS_QUEUE, WEBHOOK_QUEUE
 from gigco.db import make_engine
 from tests.brokers import fresh_vhost
 from tests.harness import measurements
@@ -83,6 +85,21 @@ def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     yield RedisBroker(server)
 
 
+# Production's split (docker-compose.yml): a lifecycle worker on the steps, late steps and
+# sweeps queues, and a webhooks worker on the webhooks queue.
+SPLIT: dict[str, dict[str, Any]] = {
+    "lifecycle": {"queues": f"{STEPS_QUEUE},{RECOVERY_QUEUE},{SWEEPS_QUEUE}"},
+    "webhooks": {"queues": WEBHOOK_QUEUE, "concurrency": 1},
+}
+
+
+@pytest.fixture
+def split(stack: Stack) -> Stack:
+    """The stack with production's two kinds of worker (``SPLIT``) instead of one on every
+    queue (``stack`` starts them so when a test asks for this fixture)."""
+    return stack
+
+
 @pytest.fixture
 def stack(
     private_postgres: PrivatePostgres,
@@ -109,9 +126,13 @@ def stack(
     stack: Stack | None = None
     try:
         topology.start_api()
-        topology.start_worker()
+        # A test asking for ``split`` runs production's two kinds of worker from the start.
+        workers = SPLIT if "split" in request.fixturenames else {"worker": {}}
+        for name, options in workers.items():
+            topology.start_worker(name, **options)
         topology.start_beat()
-        topology.wait_worker_ready()
+        for name in workers:
+            topology.wait_worker_ready(name)
         stack = Stack(private_postgres, broker, topology, engine)
         yield stack
     finally:

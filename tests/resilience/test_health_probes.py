@@ -118,18 +118,6 @@ def _probe(stack: Stack, nodename: str) -> int:
     return done.returncode
 
 
-@pytest.fixture
-def split(stack: Stack) -> Stack:
-    """The stack with production's two kinds of worker instead of one on every queue."""
-    topology = stack.topology
-    topology.shut_down("worker")
-    topology.start_worker("lifecycle", queues=f"{STEPS_QUEUE},{RECOVERY_QUEUE},{SWEEPS_QUEUE}")
-    topology.start_worker("webhooks", queues=WEBHOOK_QUEUE, concurrency=1)
-    topology.wait_worker_ready("lifecycle")
-    topology.wait_worker_ready("webhooks")
-    return stack
-
-
 def test_a_frozen_lifecycle_worker_is_down_within_the_bound_and_the_webhooks_worker_is_not(
     split: Stack, report: Callable[[str], None]
 ) -> None:
