@@ -17,7 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
+from sqlalchemy.sql import coercions, roles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from gigco import clock, db_wait
 from gigco.config import host_list_as_query
@@ -316,14 +319,43 @@ def engine_for(
     return make_engine(url, replica=replica, **timeouts)
 
 
-def claimed_once(claim: sa.Select[Any]) -> sa.Select[Any]:
-    """``claim`` (ids taken with ``LIMIT … FOR UPDATE SKIP LOCKED``) for ``UPDATE … WHERE id
-    IN (…)``, run once: as a materialized CTE. As a plain subquery PostgreSQL may run it again
-    for every row the UPDATE scans (a nested-loop semi join when its statistics say the table
-    is small); each run skips the rows the UPDATE has already changed and locks the next
-    ``LIMIT`` of them, so one sweep with a batch of 1,000 once claimed a 20,000-row backlog."""
-    once = claim.cte("claimed").prefix_with("MATERIALIZED", dialect="postgresql")
-    return sa.select(*once.c)
+class ClaimedIds(sa.ColumnElement[bool]):
+    """``column`` is one of the ids ``claim`` takes (a ``LIMIT … FOR UPDATE SKIP LOCKED``
+    select), for ``UPDATE … WHERE``: the claim runs once, and the UPDATE finds its rows by
+    primary key, whatever the table's statistics say.
+
+    On PostgreSQL it is ``column = ANY(ARRAY(claim))``: the claim is an InitPlan (run once)
+    and its ids an index condition. ``column IN (claim)`` let the planner, told by its
+    statistics that the table was nearly empty, join the claim in a nested loop: re-run for
+    every row the UPDATE scanned, each run skipping the rows already changed and locking the
+    next ``LIMIT`` (one sweep with a batch of 1,000 claimed a 20,000-row backlog); and as a
+    CTE, compared against every row of the table (3 s a batch). SQLite runs ``IN`` once.
+    """
+
+    inherit_cache = True
+    type = sa.Boolean()
+    _is_implicitly_boolean = True  # a comparison: no "= 1" after it on SQLite
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("claim", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(
+        self, column: sa.ColumnElement[Any] | QueryableAttribute[Any], claim: sa.Select[Any]
+    ) -> None:
+        self.column = coercions.expect(roles.ExpressionElementRole, column)
+        self.claim = claim.scalar_subquery()
+
+
+@compiles(ClaimedIds)
+def _claimed_in(element: ClaimedIds, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column.in_(element.claim), **kw))
+
+
+@compiles(ClaimedIds, "postgresql")
+def _claimed_any(element: ClaimedIds, compiler: Any, **kw: Any) -> str:
+    column, claim = compiler.process(element.column, **kw), compiler.process(element.claim, **kw)
+    return f"{column} = ANY(ARRAY{claim})"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

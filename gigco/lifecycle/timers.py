@@ -23,7 +23,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.db import UTCDateTime, claimed_once
+from gigco.db import ClaimedIds, UTCDateTime
 from gigco.lifecycle.schedule import STEP_FOR_STATUS, Next
 from gigco.lifecycle.transitions import Due
 from gigco.models import Job, JobStatus
@@ -70,7 +70,7 @@ def _claim(
     return list(
         session.execute(
             sa.update(Job)
-            .where(Job.id.in_(claimed_once(claimed)))
+            .where(ClaimedIds(Job.id, claimed))
             .values(timer_armed_at=now if claim is None else claim)
             .returning(Job.id, Job.status, Job.timer_at)
             .execution_options(synchronize_session=False)
@@ -167,7 +167,7 @@ def stuck_steps(
     )
     rows = session.execute(
         sa.update(Job)
-        .where(Job.id.in_(claimed_once(overdue)))
+        .where(ClaimedIds(Job.id, overdue))
         .values(Next.now().columns(now))
         .returning(Job.id, Job.status)
         .execution_options(synchronize_session=False)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from gigco.config import Settings
-from gigco.db import built_once, claimed_once
+from gigco.db import ClaimedIds, built_once
 from gigco.lifecycle.errors import Conflict, NotFound
 from gigco.lifecycle.notify import notify_consumer, notify_worker
 from gigco.models import (
@@ -425,7 +425,7 @@ def _due_statements() -> tuple[sa.Select[int, dt.datetime | None], sa.Update]:
     )
     kick = (
         sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(claimed_once(overdue)))
+        .where(ClaimedIds(WebhookDelivery.id, overdue))
         .values(next_attempt_at=sa.bindparam("now", type_=at.type))
         .returning(WebhookDelivery.id)
         .execution_options(synchronize_session=False)
