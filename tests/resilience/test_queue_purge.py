@@ -23,6 +23,7 @@ def test_every_job_closes_once_after_the_step_queue_is_purged_mid_flight(
     # both brokers, so the purge reaches every waiting step: a frozen worker would keep up to
     # its prefetch window on RabbitMQ, out of a purge's reach. The last jobs are posted while
     # no worker runs, and their steps wait in the queue too.
+    stopping_at = time.time()
     stopped_at = stack.topology.shut_down("worker")
     stack.post_held_back(fleet, timeout=60)
     messages, steps = stack.broker.purge()
@@ -34,7 +35,8 @@ def test_every_job_closes_once_after_the_step_queue_is_purged_mid_flight(
     report(
         f"{fleet.size} jobs: {at_fault['in_flight']} in flight when the worker was stopped "
         f"{at_fault} and {HELD_BACK} posted after; purging {stack.broker.kind}'s step queue "
-        f"destroyed {messages} messages ({steps} steps); no worker for "
+        f"destroyed {messages} messages ({steps} steps); the warm shutdown took "
+        f"{stopped_at - stopping_at:.1f}s, then no worker for "
         f"{healthy_at - stopped_at:.1f}s; {measured.summary()}; all closed "
         f"{closed_at - fault_at:.1f}s after the purge"
     )
