@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -12,8 +13,9 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
+from gigco import migrate
 from gigco.config import Settings, load_settings
-from gigco.db import make_engine
+from gigco.db import make_engine, session_factory
 from tests.brokers import fresh_vhost, rabbitmq_url
 from tests.harness import database, measurements
 from tests.harness.console import Ops
@@ -111,6 +113,22 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
     engine = make_engine(settings.database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def either_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    """The suite's rolled-back PostgreSQL session, or one on a fresh migrated SQLite file."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("session")
+        return
+    url = f"sqlite:///{tmp_path / 'gigco.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as s, s.begin():
+            yield s
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +14,11 @@ from kombu import Connection
 from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
-from gigco import clock, migrate
+from gigco import clock
 from gigco.config import Settings
-from gigco.db import make_engine
 from gigco.lifecycle.schedule import Step
 from gigco.lifecycle.timers import LATE_CLAIM_CAP, due_timers, lost_after, stuck_steps
+from gigco.lifecycle.unsent import release
 from gigco.models import Job, JobEvent, Role, WebhookDelivery, WebhookEndpoint
 from gigco.tasks import app as celery_app
 from gigco.tasks import configure as configure_celery
@@ -173,22 +172,6 @@ def test_a_lost_deadline_is_re_sent_by_the_last_sweep_before_it_is_a_grace_late(
     assert lost_after(GRACE, GRACE * 2) == GRACE / 2
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def either_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
-    """The test's rolled-back PostgreSQL session, or one on a migrated embedded database."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("session")
-        return
-    url = f"sqlite:///{tmp_path / 'gigco.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    try:
-        with Session(engine, expire_on_commit=False) as s:
-            yield s
-    finally:
-        engine.dispose()
-
-
 def test_a_late_deadline_is_re_sent_at_ever_longer_intervals_not_every_grace(
     either_session: Session,
 ) -> None:
@@ -221,6 +204,31 @@ def test_a_late_deadline_is_re_sent_at_ever_longer_intervals_not_every_grace(
     cap = dt.timedelta(seconds=GRACE * LATE_CLAIM_CAP)
     assert swept(now + cap + lost - second) == set()
     assert swept(now + cap + lost + second) == {later.id}  # three hours late: the cap
+
+
+def test_an_unsent_late_claim_is_released_like_any_other(session: Session) -> None:
+    """A sweep whose publish failed releases exactly the claims it wrote: a late deadline's
+    (now plus how late) as well as an on-time one's (now); another sweep's is left alone."""
+    now = clock.now()
+    late = f.job(session, status=f.JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
+    late.timer_at = late.offer_expires_at = now - dt.timedelta(minutes=5)
+    on_time = f.job(session, status=f.JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
+    other = f.job(session, status=f.JobStatus.OFFERED, offer_expires_at=now, timer_at=now)
+    session.flush()
+    claimed = due_timers(session, now=now, horizon_seconds=HORIZON, grace_seconds=GRACE, batch=10)
+    assert {d.job_id for d in claimed} == {late.id, on_time.id, other.id}
+    session.execute(
+        sa.update(Job)
+        .where(Job.id == other.id)
+        .values(timer_armed_at=now + dt.timedelta(seconds=1))
+    )
+    ids = [late.id, on_time.id, other.id]
+    assert release(session, timers=ids, claimed_at=now, grace_seconds=GRACE) == 2
+    armed = dict(
+        session.execute(sa.select(Job.id, Job.timer_armed_at).where(Job.id.in_(ids))).all()
+    )
+    assert armed[late.id] is None and armed[on_time.id] is None
+    assert armed[other.id] is not None
 
 
 def test_sweeps_run_on_their_own_queue_and_a_plain_worker_consumes_every_queue(
