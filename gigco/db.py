@@ -102,15 +102,15 @@ def _sqlite_has_math() -> bool:
         probe.close()
 
 
+# How SQLAlchemy's SQLite DateTime stores a timestamp (the format that sorts as time does).
+_SQLITE_STORED = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def _late_claim(now: str, timer_at: str, cap_seconds: float) -> str:
     """``gigco.lifecycle.timers.late_claim`` on SQLite's stored timestamps."""
     at, due = dt.datetime.fromisoformat(now), dt.datetime.fromisoformat(timer_at)
     claim = at + min(at - due, dt.timedelta(seconds=cap_seconds))
     return claim.strftime(_SQLITE_STORED)
-
-
-# How SQLAlchemy's SQLite DateTime stores a timestamp (the format that sorts as time does).
-_SQLITE_STORED = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _sqlite_functions(dbapi_connection: Any) -> None:

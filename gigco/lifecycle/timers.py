@@ -37,10 +37,12 @@ LATE_CLAIM_CAP = 10
 
 
 def late_claim(
-    session: Session, now: dt.datetime, cap: dt.timedelta
+    session: Session, now: dt.datetime, grace_seconds: float
 ) -> sa.ColumnElement[dt.datetime]:
     """The claim written on a late deadline: ``now`` plus how long past ``timer_at`` it is,
-    at most ``cap`` — the next re-send waits as long again (doubling its age each time)."""
+    at most ``LATE_CLAIM_CAP`` graces — the next re-send waits as long again (doubling its
+    age each time)."""
+    cap = dt.timedelta(seconds=grace_seconds * LATE_CLAIM_CAP)
     if session.get_bind().dialect.name == "postgresql":
         at = sa.literal(now, UTCDateTime())
         return sa.func.least(at + (at - Job.timer_at), sa.literal(now + cap, UTCDateTime()))
@@ -106,7 +108,7 @@ def due_timers(
     until = now + dt.timedelta(seconds=horizon_seconds)
     overdue = now - dt.timedelta(seconds=grace_seconds)
     unarmed = [Job.timer_at.is_not(None), Job.timer_armed_at.is_(None), REAL_TIME]
-    late = late_claim(session, now, dt.timedelta(seconds=grace_seconds * LATE_CLAIM_CAP))
+    late = late_claim(session, now, grace_seconds)
     rows = _claim(
         session,
         [*unarmed, Job.timer_at > overdue, Job.timer_at <= until],

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gigco.lifecycle.timers import LATE_CLAIM_CAP, late_claim
+from gigco.lifecycle.timers import late_claim
 from gigco.models import Job, WebhookDelivery
 
 
@@ -33,14 +33,14 @@ def release(
     the stuck steps of jobs ``steps`` and the webhook messages ``deliveries``; returns how
     many it released."""
     overdue = claimed_at - dt.timedelta(seconds=grace_seconds)
-    late_cap = dt.timedelta(seconds=grace_seconds * LATE_CLAIM_CAP)
+    claims = [claimed_at, late_claim(session, claimed_at, grace_seconds)]  # on time, late
     statements = []
     if ids := list(timers):
         statements.append(
             sa.update(Job)
             .where(
                 Job.id.in_(ids),
-                Job.timer_armed_at.in_([claimed_at, late_claim(session, claimed_at, late_cap)]),
+                Job.timer_armed_at.in_(claims),
             )
             .values(timer_armed_at=None)
         )
