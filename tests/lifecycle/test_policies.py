@@ -19,17 +19,18 @@ from tests import factories as f
 from tests.harness.polling import race
 
 
-def _policy_row(session: Session, **changes: object) -> int:
-    """A policy row of the defaults with ``changes``, under a number of its own."""
+def _policy_row(engine: sa.Engine, **changes: object) -> int:
+    """A policy row of the defaults with ``changes``, under a number of its own, committed
+    as the product writes them: processes remember a policy by its number, so a row written
+    in a rolled-back transaction would leave its number remembered for values that the
+    next policy written under that number does not have."""
     values = policies.Policy.from_settings(
         Settings(database_url="sqlite://", broker_url="memory://"), {}
     ).values()
     values.update(changes, nonce=uuid.uuid4().hex)  # a hash of its own
-    version = (session.scalar(sa.select(sa.func.max(LifecyclePolicy.version))) or 0) + 1
-    session.add(
-        LifecyclePolicy(version=version, values_hash=policies.values_hash(values), values=values)
-    )
-    session.flush()
+    with engine.begin() as conn:
+        version, written = policies._write(conn, policies.values_hash(values), values)
+    assert written
     return version
 
 
@@ -58,7 +59,10 @@ def test_pricing_and_the_offer_follow_the_jobs_policy_not_the_running_settings(
     session: Session, settings: Settings
 ) -> None:
     version = _policy_row(
-        session, fee_rate="0.25", hourly_rates={"plumbing": 1000}, offer_ttl_seconds=1234.0
+        session.get_bind().engine,
+        fee_rate="0.25",
+        hourly_rates={"plumbing": 1000},
+        offer_ttl_seconds=1234.0,
     )
     job = f.job(session, hours=2, policy_version=version)
     ctx = StepContext(settings=settings, now=clock.now())  # offer TTL 5 s, fee 10 %

@@ -180,6 +180,12 @@ def rows_scanned(session: Session, sql: str, params: Any, table: str) -> int:
 def test_the_next_candidate_among_many_nearby_reads_only_the_best_rated(
     session: Session,
 ) -> None:
+    # A city of 4,000 in a marketplace of 24,000, as the module's premise says. A world of
+    # only those 4,000 is read whole, by the planner's choice: cube's `@>` estimates a fixed
+    # 0.1 % of the table, a handful of rows, so there a sort of the box costs the same as the
+    # ordered index scan (29.2 against 30.2) and the statistics' page counts decide. Seeding
+    # only the city left that tie to whatever earlier tests of the process left behind.
+    seed_workers(session, ROWS)
     seed_city_workers(session, 4_000, f.BERLIN)
     session.execute(sa.text(ANALYZE_MATCHING))
     job = f.job(session, status=JobStatus.ACCEPTED)
