@@ -24,7 +24,7 @@ from tests.harness.http import Api
 from tests.harness.polling import wait_for
 from tests.harness.servers import live_server, start_worker, stop_worker
 
-# Under pytest-xdist (``-n 2``; the README's command runs one process) each worker has a
+# Under pytest-xdist (``-n 2``, the default in pyproject.toml) each worker has a
 # database, a Redis database (tests/harness/env.py) and a live worker of its own. A module's
 # tests stay on one worker (its module-scoped gunicorn starts once). Each tier that starts
 # clusters or private servers runs on one worker, one test after another, and the tiers start
