@@ -100,13 +100,15 @@ def launch(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[
     try:
         yield start
     finally:
+        failed = getattr(request.node, "rep_call", None)
+        failed = failed if failed is not None and failed.failed else None
         for stack in stacks:
             for fleet in stack.fleets:
                 fleet.stop(check=False)
-            stack.topology.stop()
+            # Killed at once unless the scenario failed (tests/resilience/conftest.py).
+            stack.topology.stop(graceful=failed is not None)
             stack.engine.dispose()
-        failed = getattr(request.node, "rep_call", None)
-        if failed is not None and failed.failed:
+        if failed is not None:
             for log in sorted(tmp_path.glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-40:]
                 print(f"--- {log.name} (last {len(tail)} lines) ---", *tail, sep="\n")  # noqa: T201 shown in the failure report

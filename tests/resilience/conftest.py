@@ -136,12 +136,16 @@ def stack(
         stack = Stack(private_postgres, broker, topology, engine)
         yield stack
     finally:
+        failed = getattr(request.node, "rep_call", None)
+        failed = failed if failed is not None and failed.failed else None
         for fleet in stack.fleets if stack else ():
             fleet.stop(check=False)
-        topology.stop()
+        # The scenario is over and its database and broker are thrown away: its processes are
+        # killed at once (a graceful stop cost ~4 s a test), unless it failed: then they stop
+        # gracefully, so that their logs below end where they did.
+        topology.stop(graceful=failed is not None)
         engine.dispose()
-        failed = getattr(request.node, "rep_call", None)
-        if failed is not None and failed.failed:
+        if failed is not None:
             for log in sorted(tmp_path.glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-40:]
                 print(f"--- {log.name} (last {len(tail)} lines) ---", *tail, sep="\n")  # noqa: T201 shown in the failure report

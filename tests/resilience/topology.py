@@ -78,9 +78,10 @@ class Topology:
         return process
 
     def start_api(self, name: str = "api", timeout: float = 60) -> None:
-        """gunicorn as in the README (threaded workers), on this port; wait for readyz."""
+        """gunicorn as production runs it (docker-compose.yml, the Dockerfile: two workers of
+        four threads), on this port; wait for readyz."""
         extra = ("--graceful-timeout", "5", "--access-logfile", "-")
-        process = self._spawn(name, gunicorn_argv(self.port, workers=3, threads=4, extra=extra))
+        process = self._spawn(name, gunicorn_argv(self.port, workers=2, threads=4, extra=extra))
         wait_for(
             lambda: process.poll() is not None or healthy(self.base_url),
             timeout=timeout,
@@ -140,6 +141,13 @@ class Topology:
             return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         return []
 
-    def stop(self) -> None:
-        """SIGTERM every group, SIGKILL what is left after 15 s."""
-        processes.stop_all(list(self.procs.values()), timeout=15)
+    def stop(self, *, graceful: bool = True) -> None:
+        """SIGTERM every group, SIGKILL what is left after 15 s; or (not ``graceful``: a
+        scenario over, its database and broker thrown away) SIGKILL every group at once."""
+        if graceful:
+            processes.stop_all(list(self.procs.values()), timeout=15)
+            return
+        for process in self.procs.values():
+            processes.signal_group(process, signal.SIGKILL)
+        for process in self.procs.values():
+            process.wait()
