@@ -39,6 +39,7 @@ from gigco.models import (
     Payment,
     PaymentStatus,
     RefundStatus,
+    TestClock,
 )
 
 S = JobStatus
@@ -353,11 +354,17 @@ def take_refund(session: Session, dispute_id: int, ctx: StepContext) -> bool:
 
 
 def due_refunds(session: Session, now: dt.datetime, batch: int) -> list[int]:
-    """Disputes whose pending refund is due (never taken, or its run's lease ran out)."""
+    """Disputes whose pending refund is due (never taken, or its run's lease ran out): at
+    ``now``, or for a job on a test clock at its clock's time (that refund's deadlines are
+    the clock's, as every one of the job's). Reads ``ix_disputes_refund_due_at``: only the
+    pending refunds."""
+    due_by = sa.func.coalesce(TestClock.frozen_time, sa.literal(now, Dispute.refund_due_at.type))
     return list(
         session.scalars(
             sa.select(Dispute.id)
-            .where(Dispute.refund_due_at.is_not(None), Dispute.refund_due_at <= now)
+            .join(Job, Job.id == Dispute.job_id)
+            .outerjoin(TestClock, TestClock.id == Job.test_clock_id)
+            .where(Dispute.refund_due_at.is_not(None), Dispute.refund_due_at <= due_by)
             .order_by(Dispute.refund_due_at)
             .limit(batch)
         )

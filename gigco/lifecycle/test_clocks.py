@@ -20,7 +20,7 @@ from gigco.lifecycle.errors import Conflict, Invalid, NotFound
 from gigco.lifecycle.principals import Principal
 from gigco.lifecycle.schedule import STEP_FOR_STATUS, Step
 from gigco.lifecycle.transitions import CANCELLABLE
-from gigco.models import Job, TestClock
+from gigco.models import Dispute, Job, TestClock
 
 # How far a clock may be set or advanced ahead of where it stands (Stripe's limit too).
 MAX_AHEAD = dt.timedelta(days=730)
@@ -129,6 +129,16 @@ def job_time(session: Session, job_id: int) -> dt.datetime | None:
         sa.select(TestClock.frozen_time)
         .join(Job, Job.test_clock_id == TestClock.id)
         .where(Job.id == job_id)
+    )
+
+
+def dispute_time(session: Session, dispute_id: int) -> dt.datetime | None:
+    """The time of the test clock of dispute ``dispute_id``'s job; None on real time."""
+    return session.scalar(
+        sa.select(TestClock.frozen_time)
+        .join(Job, Job.test_clock_id == TestClock.id)
+        .join(Dispute, Dispute.job_id == Job.id)
+        .where(Dispute.id == dispute_id)
     )
 
 

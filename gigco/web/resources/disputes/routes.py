@@ -37,7 +37,7 @@ class DisputeViews(MethodView):
         """Dispute the job (its consumer): once, after it is paid, before the review deadline."""
         who = current_principal()
         dispute = disputes.open_dispute(
-            session(), job_id, who, step_context(), reason=data["reason"]
+            session(), job_id, who, step_context(job_id), reason=data["reason"]
         )
         commit()
         return _shown(dispute, who)
@@ -74,7 +74,7 @@ class DisputeResolveView(MethodView):
 def resolve(s: Any, job_id: int, refund_cents: int, note: str) -> Dispute:
     """Resolve as the caller and send the refund once the caller commits (also for /ops)."""
     dispute = disputes.resolve_dispute(
-        s, job_id, current_principal(), step_context(), refund_cents=refund_cents, note=note
+        s, job_id, current_principal(), step_context(job_id), refund_cents=refund_cents, note=note
     )
     if dispute.refund_cents:
         send_refund_after_commit(s, dispute.id)
