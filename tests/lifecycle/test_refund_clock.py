@@ -1,8 +1,8 @@
 """A dispute of a job on a test clock runs on the clock's time, as every step of the job does:
 opened within the review window as the clock sees it, its refund taken at once when the
-operator resolves it and recorded at the clock's time, whether the clock stands ten days
-ahead of real time or ten days behind (further than the seven-day window). Runs on the
-``gigco`` fixture."""
+operator resolves it (over the API or in the console) and recorded at the clock's time,
+whether the clock stands ten days ahead of real time or ten days behind (further than the
+seven-day window). Runs on the ``gigco`` fixture."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gigco.lifecycle.principals import consumer_actor
 from gigco.models import Dispute, JobStatus, RefundStatus, TestClock
 from gigco.testing import GigCo
 from tests import factories as f
+from tests.harness.console import Ops
 from tests.harness.kit import KIT_SETTINGS, OPERATOR
 
 
@@ -31,11 +32,12 @@ def _event(gigco: GigCo, job_id: int, kind: str) -> dict[str, Any] | None:
     return next((e for e in gigco.events(OPERATOR, job_id) if e["type"] == kind), None)
 
 
+@pytest.mark.parametrize("by", ["api", "console"])
 @pytest.mark.parametrize(
     "ahead", [dt.timedelta(days=10), dt.timedelta(days=-10)], ids=["ahead", "behind"]
 )
 def test_a_refund_on_a_clock_is_taken_at_once_and_recorded_at_the_clock_s_time(
-    gigco: GigCo, ahead: dt.timedelta
+    gigco: GigCo, ahead: dt.timedelta, by: str
 ) -> None:
     consumer, worker = gigco.consumer(), gigco.worker()
     frozen = dt.datetime.now(dt.UTC).replace(microsecond=0) + ahead
@@ -51,14 +53,22 @@ def test_a_refund_on_a_clock_is_taken_at_once_and_recorded_at_the_clock_s_time(
 
     gigco.call("POST", f"/v1/jobs/{job_id}/dispute", consumer, {"reason": "It leaks."}, 201)
     price = gigco.job(consumer, job_id)["price_cents"]
-    resolution = {"refund_cents": price // 2, "note": "Half the work."}
-    gigco.call("POST", f"/v1/jobs/{job_id}/dispute/resolve", OPERATOR, resolution)
+    if by == "api":
+        resolution = {"refund_cents": price // 2, "note": "Half the work."}
+        gigco.call("POST", f"/v1/jobs/{job_id}/dispute/resolve", OPERATOR, resolution)
+    else:
+        ops = Ops(gigco.client)
+        assert ops.login().status_code == 303
+        page, action = f"/ops/jobs/{job_id}", f"/ops/jobs/{job_id}/dispute/resolve"
+        done = ops.submit(page, action, refund_cents=str(price // 2), reason="Half the work.")
+        assert done.status_code == 303, done.text
     gigco.run()
 
-    refunded = _event(gigco, job_id, "refunded")
-    assert refunded is not None, [e["type"] for e in gigco.events(OPERATOR, job_id)]
+    resolved, refunded = (_event(gigco, job_id, k) for k in ("dispute_resolved", "refunded"))
+    assert resolved and refunded, [e["type"] for e in gigco.events(OPERATOR, job_id)]
     assert refunded["data"]["refund_cents"] == price // 2
-    assert dt.datetime.fromisoformat(refunded["created_at"]) == at
+    for event in (resolved, refunded):
+        assert dt.datetime.fromisoformat(event["created_at"]) == at, event
     dispute = gigco.call("GET", f"/v1/jobs/{job_id}/dispute", consumer)
     assert dispute["refund_cents"] == price // 2
 

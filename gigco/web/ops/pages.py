@@ -264,7 +264,7 @@ def resolve_dispute(job_id: int) -> ResponseReturnValue:
         s,
         job_id,
         operator.OPERATOR_PRINCIPAL,
-        step_context(),
+        step_context(job_id),
         refund_cents=refund_cents,
         note=request.form.get("reason", ""),
     )
