@@ -247,7 +247,23 @@ def load(session: Session, version: int) -> Policy:
         if row is None:
             raise KeyError(version)
         known = _policies[key] = Policy.of(row.version, row.values)
+        _newest[key[0]] = max(version, _newest.get(key[0], 0))
     return known
+
+
+# database URL -> the newest version this process has loaded: the one most jobs in flight
+# run under, which a step may assume in its compare-and-set (``newest_loaded``).
+_newest: dict[str, int] = {}
+
+
+def newest_loaded(session: Session) -> Policy | None:
+    """The newest policy this process has loaded for this database (None: none yet): a
+    guess at a job's policy that a step checks in its own compare-and-set
+    (``Job.policy_version == bindparam("policy_guess")``), saving the read of the job's
+    ``policy_version`` whenever the guess is right."""
+    db = _database(session)
+    version = _newest.get(db)
+    return None if version is None else _policies[(db, version)]
 
 
 def job_policy(session: Session, job_id: int, settings: Settings) -> Policy:

@@ -21,6 +21,7 @@ from gigco.lifecycle.locks import lock_job
 from gigco.lifecycle.matching import match_job, record_strike
 from gigco.lifecycle.notify import notify, notify_consumer, to_consumer, to_worker
 from gigco.lifecycle.payments import process_payment
+from gigco.lifecycle.policies import Policy, newest_loaded
 from gigco.lifecycle.pricing import price_for
 from gigco.lifecycle.principals import SYSTEM
 from gigco.lifecycle.schedule import Next, Step, expected_end
@@ -29,6 +30,29 @@ from gigco.models import Job, JobStatus, Review, Worker
 
 S = JobStatus
 _OFFER_LAPSED = Job.offer_expires_at <= AT_NOW
+_ON_GUESSED_POLICY = Job.policy_version == sa.bindparam(
+    "policy_guess", type_=Job.__table__.c.policy_version.type
+)
+
+# A transition whose values follow the job's policy: ``move(policy, where, where_params)``.
+PolicyMove = Callable[[Policy, tuple[sa.ColumnElement[bool], ...], dict[str, Any]], Job | None]
+
+
+def _on_its_policy(session: Session, job_id: int, ctx: StepContext, move: PolicyMove) -> Job | None:
+    """``move`` job ``job_id`` on its policy without first reading which one it is: on the
+    newest this process has loaded (``newest_loaded``, the policy of most jobs in flight),
+    checked by the compare-and-set itself; on a miss, the job's own policy is read and the
+    move made on it (None when the job had moved on: a lost race, as for any step)."""
+    held = session.identity_map.get(Session.identity_key(Job, job_id)) is not None
+    guess = None if held else newest_loaded(session)
+    if guess is not None:
+        moved = move(guess, (_ON_GUESSED_POLICY,), {"policy_guess": guess.version})
+        if moved is not None:
+            return moved
+    policy = ctx.policy(session, job_id)
+    if guess is not None and policy.version == guess.version:
+        return None  # the guess was right: the job was elsewhere
+    return move(policy, (), {})
 
 
 def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
@@ -65,20 +89,27 @@ def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 def send_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     """priced → offered: tell the consumer the price; the offer expires after the policy's
     offer window."""
-    expires = ctx.after(ctx.policy(session, job_id).offer_ttl_seconds)
-    job = transition(
-        session,
-        job_id,
-        S.PRICED,
-        S.OFFERED,
-        actor=SYSTEM,
-        then=Next.at(expires),
-        now=ctx.now,
-        data={"offer_expires_at": expires.isoformat()},
-        values={"offer_expires_at": expires},
-    )
-    if job is None:
+
+    def move(policy: Policy, where: Any, params: dict[str, Any]) -> Job | None:
+        expires = ctx.after(policy.offer_ttl_seconds)
+        return transition(
+            session,
+            job_id,
+            S.PRICED,
+            S.OFFERED,
+            actor=SYSTEM,
+            then=Next.at(expires),
+            now=ctx.now,
+            data={"offer_expires_at": expires.isoformat()},
+            values={"offer_expires_at": expires},
+            where=where,
+            where_params=params,
+        )
+
+    job = _on_its_policy(session, job_id, ctx, move)
+    if job is None or job.offer_expires_at is None:
         return []
+    expires = job.offer_expires_at
     notify_consumer(
         session,
         job.consumer_id,
@@ -264,20 +295,27 @@ def flag_overrun(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 def request_reviews(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     """paid → review_pending: ask both sides; the window closes after the policy's review
     window."""
-    deadline = ctx.after(ctx.policy(session, job_id).review_window_seconds)
-    job = transition(
-        session,
-        job_id,
-        S.PAID,
-        S.REVIEW_PENDING,
-        actor=SYSTEM,
-        then=Next.at(deadline),
-        now=ctx.now,
-        data={"review_deadline": deadline.isoformat()},
-        values={"review_deadline": deadline},
-    )
-    if job is None:
+
+    def move(policy: Policy, where: Any, params: dict[str, Any]) -> Job | None:
+        deadline = ctx.after(policy.review_window_seconds)
+        return transition(
+            session,
+            job_id,
+            S.PAID,
+            S.REVIEW_PENDING,
+            actor=SYSTEM,
+            then=Next.at(deadline),
+            now=ctx.now,
+            data={"review_deadline": deadline.isoformat()},
+            values={"review_deadline": deadline},
+            where=where,
+            where_params=params,
+        )
+
+    job = _on_its_policy(session, job_id, ctx, move)
+    if job is None or job.review_deadline is None:
         return []
+    deadline = job.review_deadline
     message = f"How did '{job.title}' go? Review before {deadline.isoformat()}."
     notify(session, *_to_both(job, "review_request", message))
     return dues_of(job)

@@ -8,6 +8,7 @@ disagree.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,7 @@ def transition(
     data: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
     where: tuple[sa.ColumnElement[bool], ...] = (),
+    where_params: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> Job | None:
     """Move job ``job_id`` from ``from_`` to ``to`` if it is still there; write the event.
@@ -119,10 +121,11 @@ def transition(
     One ``UPDATE … WHERE id = :id AND status = :from RETURNING`` that also takes the next
     event ``seq`` and writes ``then`` (what is due next) into the deadline columns; the
     caller returns ``dues_of(job)``. On PostgreSQL the event's INSERT and the sinks'
-    questions (``gigco.lifecycle.history``) are the same statement (one round trip). ``where`` holds
-    extra guards built once at import (they key a statement cache), comparing times with
-    ``AT_NOW``. Returns the updated job, or None when the job was elsewhere (a lost race):
-    a task then does nothing, an action raises with ``require_transition``.
+    questions (``gigco.lifecycle.history``) are the same statement (one round trip).
+    ``where`` holds extra guards built once at import (they key a statement cache),
+    comparing times with ``AT_NOW`` or with bind parameters whose values ``where_params``
+    holds. Returns the updated job, or None when the job was elsewhere (a lost race): a
+    task then does nothing, an action raises with ``require_transition``.
     """
     if to not in TRANSITIONS[from_]:
         raise ValueError(f"{from_} -> {to} is not in the transitions table")
@@ -138,6 +141,7 @@ def transition(
         "to_status": to,
         "now": now,
         **{f"set_{key}": value for key, value in values.items()},
+        **(where_params or {}),
     }
     written = new_event(
         job_id,

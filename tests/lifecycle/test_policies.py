@@ -4,6 +4,7 @@ job's policy, never the settings of the process that runs them."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -87,3 +88,39 @@ def test_a_job_without_a_policy_follows_the_settings_that_run_it(
     assert offered is not None and offered.offer_expires_at is not None
     assert (offered.offer_expires_at - ctx.now).total_seconds() == settings.offer_ttl_seconds
     assert offered.fee_cents == offered.subtotal_cents // 10  # type: ignore[operator]
+
+
+def test_a_step_guessing_the_newest_policy_still_follows_an_older_jobs_own(
+    session: Session, settings: Settings
+) -> None:
+    """``send_offer`` and ``request_reviews`` assume the newest policy this process has
+    loaded, checked by their compare-and-set: a job on it costs no read of its
+    ``policy_version``; a job on an older one is read and moved on its own policy."""
+    engine = session.get_bind().engine
+    older = _policy_row(engine, offer_ttl_seconds=1000.0, review_window_seconds=3000.0)
+    newer = _policy_row(engine, offer_ttl_seconds=2000.0, review_window_seconds=4000.0)
+    policies.load(session, older)
+    policies.load(session, newer)  # the newest this process knows
+    ctx = StepContext(settings=settings, now=clock.now())
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if sql.startswith("SELECT jobs.policy_version"):
+            reads.append(sql)
+
+    sa.event.listen(session.connection(), "before_cursor_execute", count)
+    for version, ttl, window in ((older, 1000, 3000), (newer, 2000, 4000)):
+        reads.clear()
+        offered = f.job(session, status=JobStatus.PRICED, policy_version=version)
+        paid = f.job(session, status=JobStatus.PAID, policy_version=version)
+        session.expunge_all()  # as in the worker: a step's session does not hold its job
+        run_step(session, Step.SEND_OFFER, offered.id, ctx)
+        run_step(session, Step.REQUEST_REVIEWS, paid.id, ctx)
+        assert len(reads) == (2 if version == older else 0), version
+        got = session.get(Job, offered.id, populate_existing=True)
+        assert got is not None and got.offer_expires_at is not None
+        assert (got.offer_expires_at - ctx.now).total_seconds() == ttl
+        got = session.get(Job, paid.id, populate_existing=True)
+        assert got is not None and got.review_deadline is not None
+        assert (got.review_deadline - ctx.now).total_seconds() == window
+    sa.event.remove(session.connection(), "before_cursor_execute", count)
