@@ -34,25 +34,44 @@ _ON_GUESSED_POLICY = Job.policy_version == sa.bindparam(
     "policy_guess", type_=Job.__table__.c.policy_version.type
 )
 
-# A transition whose values follow the job's policy: ``move(policy, where, where_params)``.
-PolicyMove = Callable[[Policy, tuple[sa.ColumnElement[bool], ...], dict[str, Any]], Job | None]
 
+def _to_policy_deadline(
+    session: Session,
+    job_id: int,
+    ctx: StepContext,
+    moves: tuple[JobStatus, JobStatus],
+    column: str,
+    seconds: Callable[[Policy], float],
+) -> Job | None:
+    """Move job ``job_id`` along ``moves`` with its deadline ``column`` (recorded on the
+    event too) set ``seconds(policy)`` from now, on the job's policy read only when needed:
+    the move first assumes the newest policy this process has loaded (``newest_loaded``,
+    the policy of most jobs in flight), checked by the compare-and-set itself; on a miss the
+    job's own policy is read and the move made on it. None when the job had moved on."""
 
-def _on_its_policy(session: Session, job_id: int, ctx: StepContext, move: PolicyMove) -> Job | None:
-    """``move`` job ``job_id`` on its policy without first reading which one it is: on the
-    newest this process has loaded (``newest_loaded``, the policy of most jobs in flight),
-    checked by the compare-and-set itself; on a miss, the job's own policy is read and the
-    move made on it (None when the job had moved on: a lost race, as for any step)."""
+    def move(policy: Policy, guessed: bool) -> Job | None:
+        at = ctx.after(seconds(policy))
+        return transition(
+            session,
+            job_id,
+            *moves,
+            actor=SYSTEM,
+            then=Next.at(at),
+            now=ctx.now,
+            data={column: at.isoformat()},
+            values={column: at},
+            where=(_ON_GUESSED_POLICY,) if guessed else (),
+            where_params={"policy_guess": policy.version} if guessed else None,
+        )
+
     held = session.identity_map.get(Session.identity_key(Job, job_id)) is not None
     guess = None if held else newest_loaded(session)
-    if guess is not None:
-        moved = move(guess, (_ON_GUESSED_POLICY,), {"policy_guess": guess.version})
-        if moved is not None:
-            return moved
+    if guess is not None and (moved := move(guess, True)) is not None:
+        return moved
     policy = ctx.policy(session, job_id)
     if guess is not None and policy.version == guess.version:
-        return None  # the guess was right: the job was elsewhere
-    return move(policy, (), {})
+        return None  # the guess was right: the job was elsewhere (a lost race)
+    return move(policy, False)
 
 
 def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
@@ -89,24 +108,10 @@ def price_job(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 def send_offer(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     """priced → offered: tell the consumer the price; the offer expires after the policy's
     offer window."""
-
-    def move(policy: Policy, where: Any, params: dict[str, Any]) -> Job | None:
-        expires = ctx.after(policy.offer_ttl_seconds)
-        return transition(
-            session,
-            job_id,
-            S.PRICED,
-            S.OFFERED,
-            actor=SYSTEM,
-            then=Next.at(expires),
-            now=ctx.now,
-            data={"offer_expires_at": expires.isoformat()},
-            values={"offer_expires_at": expires},
-            where=where,
-            where_params=params,
-        )
-
-    job = _on_its_policy(session, job_id, ctx, move)
+    job = _to_policy_deadline(
+        session, job_id, ctx, (S.PRICED, S.OFFERED), "offer_expires_at",
+        lambda policy: policy.offer_ttl_seconds,
+    )  # fmt: skip
     if job is None or job.offer_expires_at is None:
         return []
     expires = job.offer_expires_at
@@ -295,24 +300,10 @@ def flag_overrun(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
 def request_reviews(session: Session, job_id: int, ctx: StepContext) -> list[Due]:
     """paid → review_pending: ask both sides; the window closes after the policy's review
     window."""
-
-    def move(policy: Policy, where: Any, params: dict[str, Any]) -> Job | None:
-        deadline = ctx.after(policy.review_window_seconds)
-        return transition(
-            session,
-            job_id,
-            S.PAID,
-            S.REVIEW_PENDING,
-            actor=SYSTEM,
-            then=Next.at(deadline),
-            now=ctx.now,
-            data={"review_deadline": deadline.isoformat()},
-            values={"review_deadline": deadline},
-            where=where,
-            where_params=params,
-        )
-
-    job = _on_its_policy(session, job_id, ctx, move)
+    job = _to_policy_deadline(
+        session, job_id, ctx, (S.PAID, S.REVIEW_PENDING), "review_deadline",
+        lambda policy: policy.review_window_seconds,
+    )  # fmt: skip
     if job is None or job.review_deadline is None:
         return []
     deadline = job.review_deadline
