@@ -109,18 +109,20 @@ def test_a_step_guessing_the_newest_policy_still_follows_an_older_jobs_own(
             reads.append(sql)
 
     sa.event.listen(session.connection(), "before_cursor_execute", count)
-    for version, ttl, window in ((older, 1000, 3000), (newer, 2000, 4000)):
-        reads.clear()
-        offered = f.job(session, status=JobStatus.PRICED, policy_version=version)
-        paid = f.job(session, status=JobStatus.PAID, policy_version=version)
-        session.expunge_all()  # as in the worker: a step's session does not hold its job
-        run_step(session, Step.SEND_OFFER, offered.id, ctx)
-        run_step(session, Step.REQUEST_REVIEWS, paid.id, ctx)
-        assert len(reads) == (2 if version == older else 0), version
-        got = session.get(Job, offered.id, populate_existing=True)
-        assert got is not None and got.offer_expires_at is not None
-        assert (got.offer_expires_at - ctx.now).total_seconds() == ttl
-        got = session.get(Job, paid.id, populate_existing=True)
-        assert got is not None and got.review_deadline is not None
-        assert (got.review_deadline - ctx.now).total_seconds() == window
-    sa.event.remove(session.connection(), "before_cursor_execute", count)
+    try:
+        for version, ttl, window in ((older, 1000, 3000), (newer, 2000, 4000)):
+            reads.clear()
+            offered = f.job(session, status=JobStatus.PRICED, policy_version=version)
+            paid = f.job(session, status=JobStatus.PAID, policy_version=version)
+            session.expunge_all()  # as in the worker: a step's session does not hold its job
+            run_step(session, Step.SEND_OFFER, offered.id, ctx)
+            run_step(session, Step.REQUEST_REVIEWS, paid.id, ctx)
+            assert len(reads) == (2 if version == older else 0), version
+            got = session.get(Job, offered.id, populate_existing=True)
+            assert got is not None and got.offer_expires_at is not None
+            assert (got.offer_expires_at - ctx.now).total_seconds() == ttl
+            got = session.get(Job, paid.id, populate_existing=True)
+            assert got is not None and got.review_deadline is not None
+            assert (got.review_deadline - ctx.now).total_seconds() == window
+    finally:
+        sa.event.remove(session.connection(), "before_cursor_execute", count)
