@@ -33,7 +33,7 @@ blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Sign-up and
 
 @blp.route("/consumers")
 class ConsumerViews(MethodView):
-    @blp.arguments(ConsumerSignUpSchema)
+    @blp.arguments(ConsumerSignUpSchema())
     @blp.response(201, ConsumerWithTokenSchema)
     @errors(blp, 400, 409, 413, 422)
     def post(self, data: dict[str, Any]) -> Consumer:
@@ -46,7 +46,7 @@ class ConsumerViews(MethodView):
 
 @blp.route("/workers")
 class WorkerViews(MethodView):
-    @blp.arguments(WorkerSignUpSchema)
+    @blp.arguments(WorkerSignUpSchema())
     @blp.response(201, WorkerWithTokenSchema)
     @errors(blp, 400, 409, 413, 422)
     def post(self, data: dict[str, Any]) -> Worker:
@@ -81,7 +81,7 @@ class MeViews(MethodView):
 class ConsumerMeViews(MethodView):
     @login_required(Role.CONSUMER)
     @blp.doc(security=BEARER)
-    @blp.arguments(ConsumerUpdateSchema)
+    @blp.arguments(ConsumerUpdateSchema())
     @blp.response(200, ConsumerSchema)
     @errors(blp, 400, 401, 403, 413, 422)
     def patch(self, changes: dict[str, Any]) -> Consumer:
@@ -97,7 +97,7 @@ class ConsumerMeViews(MethodView):
 class WorkerMeViews(MethodView):
     @login_required(Role.WORKER)
     @blp.doc(security=BEARER)
-    @blp.arguments(WorkerUpdateSchema)
+    @blp.arguments(WorkerUpdateSchema())
     @blp.response(200, WorkerSchema)
     @errors(blp, 400, 401, 403, 413, 422)
     def patch(self, changes: dict[str, Any]) -> Worker:

@@ -30,7 +30,7 @@ blp = Blueprint("disputes", __name__, url_prefix="/v1/jobs", description="Disput
 class DisputeViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
-    @blp.arguments(DisputeCreateSchema)
+    @blp.arguments(DisputeCreateSchema())
     @blp.response(201, DisputeSchema)
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, data: dict[str, Any], job_id: int) -> dict[str, Any]:
@@ -60,7 +60,7 @@ class DisputeViews(MethodView):
 class DisputeResolveView(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
-    @blp.arguments(DisputeResolveSchema)
+    @blp.arguments(DisputeResolveSchema())
     @blp.response(200, DisputeSchema)
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, data: dict[str, Any], job_id: int) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class JobViews(MethodView):
     @reads_replica
     @login_required()
     @blp.doc(security=BEARER)
-    @blp.arguments(JobQuerySchema, location="query")
+    @blp.arguments(JobQuerySchema(), location="query")
     @blp.response(200, JobSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 422)
@@ -59,8 +59,8 @@ class JobViews(MethodView):
 
     @login_required(Role.CONSUMER)
     @blp.doc(security=BEARER)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
-    @blp.arguments(JobCreateSchema)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
+    @blp.arguments(JobCreateSchema())
     @blp.response(201, JobSchema)
     @errors(blp, 400, 401, 403, 409, 413, 422)
     def post(self, headers: dict[str, Any], data: dict[str, Any]) -> Any:

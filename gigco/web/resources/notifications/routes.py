@@ -24,7 +24,7 @@ class NotificationViews(MethodView):
     @reads_replica
     @login_required(Role.CONSUMER, Role.WORKER)
     @blp.doc(security=BEARER)
-    @blp.arguments(KeysetQuerySchema, location="query")
+    @blp.arguments(KeysetQuerySchema(), location="query")
     @blp.response(200, NotificationSchema(many=True))
     @blp.paginate(SqlPage)
     @errors(blp, 401, 403, 422)
@@ -38,7 +38,7 @@ class FeedViews(MethodView):
     @reads_replica
     @login_required(Role.CONSUMER, Role.WORKER)
     @blp.doc(security=BEARER)
-    @blp.arguments(FeedQuerySchema, location="query")
+    @blp.arguments(FeedQuerySchema(), location="query")
     @blp.response(200, NotificationSchema(many=True))
     @errors(blp, 401, 403, 422)
     def get(self, query: dict[str, Any]) -> list[Notification]:

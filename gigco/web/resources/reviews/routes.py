@@ -24,7 +24,7 @@ blp = Blueprint("reviews", __name__, url_prefix="/v1/jobs", description="Reviews
 class ReviewViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
-    @blp.arguments(ReviewCreateSchema)
+    @blp.arguments(ReviewCreateSchema())
     @blp.response(201, ReviewSchema)
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, data: dict[str, Any], job_id: int) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class TestClockViews(MethodView):
 
     @login_required()
     @blp.doc(security=BEARER)
-    @blp.arguments(TestClockCreateSchema)
+    @blp.arguments(TestClockCreateSchema())
     @blp.response(201, TestClockSchema)
     @errors(blp, 401, 422)
     def post(self, data: dict[str, Any]) -> TestClock:
@@ -78,7 +78,7 @@ class TestClockByIdViews(MethodView):
 class AdvanceViews(MethodView):
     @login_required()
     @blp.doc(security=BEARER)
-    @blp.arguments(TestClockAdvanceSchema)
+    @blp.arguments(TestClockAdvanceSchema())
     @blp.response(202, TestClockSchema)
     @errors(blp, 401, 404, 409, 422)
     def post(self, data: dict[str, Any], clock_id: int) -> TestClock:

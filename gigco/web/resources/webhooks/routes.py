@@ -48,7 +48,7 @@ class EndpointViews(MethodView):
 
     @login_required()
     @blp.doc(security=BEARER, callbacks=CALLBACKS)
-    @blp.arguments(EndpointCreateSchema)
+    @blp.arguments(EndpointCreateSchema())
     @blp.response(201, WebhookEndpointWithSecretSchema)
     @errors(blp, 401, 409, 422)
     def post(self, data: dict[str, Any]) -> WebhookEndpoint:
@@ -74,7 +74,7 @@ class EndpointByIdViews(MethodView):
 
     @login_required()
     @blp.doc(security=BEARER)
-    @blp.arguments(EndpointPatchSchema)
+    @blp.arguments(EndpointPatchSchema())
     @blp.response(200, WebhookEndpointSchema)
     @errors(blp, 401, 404, 422)
     def patch(self, data: dict[str, Any], endpoint_id: int) -> WebhookEndpoint:
