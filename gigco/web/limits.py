@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, after_this_request, render_template, request
 from flask.typing import ResponseReturnValue
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
@@ -142,17 +142,32 @@ class RateLimits:
     def __init__(self, limits: list[Limit], storage_uri: str, options: dict[str, float]):
         self.limits = limits
         self.windows = FixedWindowRateLimiter(storage_from_string(storage_uri, **options))
+        # Which limits a request meets depends on its method and URL rule alone: asked once
+        # per pair the app routes (a bounded set: a request that matched no rule, with any
+        # method a client makes up, is asked each time).
+        self._meets: dict[tuple[str, str, str], tuple[Limit, ...]] = {}
+
+    def meets(self) -> tuple[Limit, ...]:
+        """The limits the request's method and URL rule meet."""
+        rule = request.url_rule
+        if rule is None:
+            return tuple(limit for limit in self.limits if limit.applies())
+        route = (request.method, rule.rule, rule.endpoint)
+        found = self._meets.get(route)
+        if found is None:
+            found = self._meets[route] = tuple(limit for limit in self.limits if limit.applies())
+        return found
 
     def check(self) -> ResponseReturnValue | None:
         """Count the request against each limit it meets; a 429 past one of them."""
-        meets = [limit for limit in self.limits if limit.applies()]
+        meets = self.meets()
         if not meets or _operator():
             return None
         try:
             for limit in meets:
                 key = limit.key()
                 if limit.refusals_only:
-                    g.gigco_refusals_counted = (limit, key)
+                    after_this_request(self._refusal_counter(limit, key))
                 for item in limit.items:
                     ids = (KEY_PREFIX, limit.scope, key)
                     allowed = (
@@ -167,18 +182,21 @@ class RateLimits:
             log.warning("rate limits not counted: the storage did not answer", exc_info=True)
         return None
 
-    def count_refusal(self, response: Response) -> Response:
-        """A refused answer (401) of a limit that counts only those is counted now."""
-        counted: tuple[Limit, str] | None = g.pop("gigco_refusals_counted", None)
-        if counted is None or response.status_code != 401:
+    def _refusal_counter(self, limit: Limit, key: str) -> Callable[[Response], Response]:
+        """The request's answer, counted against ``limit`` (which counts only refusals) when
+        it refused (401)."""
+
+        def count_refusal(response: Response) -> Response:
+            if response.status_code != 401:
+                return response
+            try:
+                for item in limit.items:
+                    self.windows.hit(item, KEY_PREFIX, limit.scope, key)
+            except Exception:
+                log.warning("a refusal not counted: the storage did not answer", exc_info=True)
             return response
-        limit, key = counted
-        try:
-            for item in limit.items:
-                self.windows.hit(item, KEY_PREFIX, limit.scope, key)
-        except Exception:
-            log.warning("a refusal not counted: the storage did not answer", exc_info=True)
-        return response
+
+        return count_refusal
 
 
 def _rates(setting: str | None) -> tuple[RateLimitItem, ...]:
@@ -208,7 +226,6 @@ def init_app(app: Flask, settings: Settings) -> RateLimits:
     limits = RateLimits([limit for limit in chosen if limit.items], storage, options)
     if limits.limits:
         app.before_request(limits.check)
-        app.after_request(limits.count_refusal)
     app.extensions[_EXTENSION] = limits
     return limits
 
