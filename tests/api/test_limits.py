@@ -85,6 +85,20 @@ def test_a_token_past_its_limit_gets_429_and_another_token_does_not(limited: Bui
     _assert_limited(client.get("/v1/me", headers=auth(rotated.json["token"])), 3)
 
 
+def test_made_up_methods_are_counted_and_grow_no_table(limited: Build) -> None:
+    """The limits a route meets are remembered per method and URL rule the app routes; a
+    request that matched no rule, whatever method it makes up, is still counted and adds
+    nothing to remember (else a flood of invented methods would grow the process)."""
+    app = limited(rate_limit_requests="3/minute")
+    client = _client(app, "192.0.2.44")
+    assert client.get("/v1/categories").status_code == 200
+    remembered = dict(app.extensions["gigco_limits"]._meets)
+    answers = [client.open("/v1/nowhere", method=f"MADEUP{n}") for n in range(2)]
+    assert [r.status_code for r in answers] == [404, 404]
+    _assert_limited(client.open("/v1/categories", method="MADEUP9"), 3)
+    assert app.extensions["gigco_limits"]._meets == remembered
+
+
 def test_two_app_instances_share_one_count_in_redis(limited: Build) -> None:
     first, second = limited(rate_limit_requests="4/minute"), limited(rate_limit_requests="4/minute")
     ann = auth(_sign_up(_client(first)).json["token"])
