@@ -9,10 +9,18 @@ stopped with "Unrecoverable error" in about one failover in three
 (``tests/clusters/test_redis_sentinel.py``). Raised as a connection error instead, it is
 ignored as Celery intends, the consumer reconnects through the sentinels, and the unacked
 messages wait for the visibility timeout (their steps for the sweeper).
+
+Celery's consumer retries a lost connection 2, 4, 6 … s apart (kombu's defaults, which it
+does not let us set): a promotion that came just after an attempt (the sentinels' down-after
+and election, 1.5-2.5 s in the tests) kept the worker away for the rest of the next step.
+So one attempt keeps asking the sentinels for a master that answers, every
+``POLL_SECONDS``, for up to the connection's connect timeout (``GIGCO_BROKER_TIMEOUT_SECONDS``,
+which already bounds each attempt): the worker is back within a poll of the promotion.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -28,7 +36,23 @@ class SentinelChannel(kombu_redis.SentinelChannel):
         return super()._connparams(asynchronous=asynchronous)
 
 
+POLL_SECONDS = 0.1
+
+
 class SentinelTransport(kombu_redis.SentinelTransport):
-    """kombu's Sentinel transport on ``SentinelChannel``."""
+    """kombu's Sentinel transport on ``SentinelChannel``, waiting out a promotion."""
 
     Channel = SentinelChannel
+
+    def establish_connection(self) -> Any:
+        """kombu's, asked again every ``POLL_SECONDS`` while no master answers, for up to
+        the connection's connect timeout."""
+        patience = getattr(self.client, "connect_timeout", None) or POLL_SECONDS
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return super().establish_connection()
+            except self.connection_errors:
+                if time.monotonic() + POLL_SECONDS >= deadline:
+                    raise
+                time.sleep(POLL_SECONDS)
