@@ -14,8 +14,12 @@ Celery's consumer retries a lost connection 2, 4, 6 … s apart (kombu's default
 does not let us set): a promotion that came just after an attempt (the sentinels' down-after
 and election, 1.5-2.5 s in the tests) kept the worker away for the rest of the next step.
 So one attempt keeps asking the sentinels for a master that answers, every
-``POLL_SECONDS``, for up to the connection's connect timeout (``GIGCO_BROKER_TIMEOUT_SECONDS``,
-which already bounds each attempt): the worker is back within a poll of the promotion.
+``POLL_SECONDS``, for up to the connection's connect timeout (``GIGCO_BROKER_TIMEOUT_SECONDS``):
+the worker is back within a poll of the promotion. Only tries that fail at once (refused,
+no master yet: a failover's answers) are repeated; a try that waits out its own timeout, as
+on a broker that never answers, ends the attempt as before. So an attempt lasts at most the
+connect timeout plus its last try's own bound, and a publish to a silent broker still costs
+the two timeouts ``celery_settings`` promises.
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ class SentinelTransport(kombu_redis.SentinelTransport):
         patience = getattr(self.client, "connect_timeout", None) or POLL_SECONDS
         deadline = time.monotonic() + patience
         while True:
+            tried_at = time.monotonic()
             try:
                 return super().establish_connection()
             except self.connection_errors:
-                if time.monotonic() + POLL_SECONDS >= deadline:
+                now = time.monotonic()
+                if now - tried_at >= patience or now + POLL_SECONDS >= deadline:
                     raise
                 time.sleep(POLL_SECONDS)
