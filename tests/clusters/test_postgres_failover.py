@@ -93,14 +93,19 @@ def test_a_failover_mid_flight_loses_no_commit_and_answers_503_until_the_standby
         assert conn.scalar(sa.text("SELECT inet_server_port()")) == pair.b.port
         after = set(conn.execute(EVENTS).all())
     assert [row for row in committed if row not in after] == []
+
     # Every call that needed the database while no primary was writable: a 503 in the
     # envelope (the fleet's worker apps may also get an empty page of opportunities, which
-    # is answered without it), and nothing that took long.
-    during = [a for a in probes if fault_at <= a.sent_at <= promoting_at]
+    # is answered without it), and nothing that took long. A call answered after the
+    # promotion began may have been served by the promoted standby, and rightly succeeded.
+    def without_primary(answers: list[Answer]) -> list[Answer]:
+        return [a for a in answers if a.sent_at >= fault_at and a.answered_at <= promoting_at]
+
+    during = without_primary(probes)
     assert len(during) >= 10
     assert [a for a in during if not (a.status == 503 and is_error_envelope(a.body, 503))] == []
     assert all(a.headers.get("Retry-After") for a in during)
-    unanswered = stack.journal.between(fault_at, promoting_at)
+    unanswered = without_primary(stack.journal.between(fault_at, promoting_at))
     assert [a for a in unanswered if a.status not in (200, 503)] == []
     slowest = max(a.answered_at - a.sent_at for a in stack.journal.between(fault_at, writable_at))
     assert slowest < STATEMENT_TIMEOUT_S
