@@ -48,8 +48,11 @@ def _rabbitmq_queues() -> dict[str, Any]:
         "worker_detect_quorum_queues": True,
         "broker_native_delayed_delivery_queue_type": "quorum",
         # Delayed delivery set up once per connect, not once per failover URL with sleeps
-        # for a dead node (gigco/tasks/consumer.py).
+        # for a dead node; a control queue still locked by a dead node's connection is
+        # declared again after a reconnect instead of stopping the worker
+        # (gigco/tasks/consumer.py).
         "worker_consumer": "gigco.tasks.consumer:Consumer",
+        "broker_channel_error_retry": True,
     }
 
 
@@ -64,6 +67,7 @@ def _plain_queues() -> dict[str, Any]:
         "task_default_routing_key": None,
         "task_default_queue_type": "classic",
         "worker_consumer": "celery.worker.consumer:Consumer",
+        "broker_channel_error_retry": False,
     }
 
 

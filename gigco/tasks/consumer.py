@@ -1,4 +1,5 @@
-"""The worker's consumer: Celery's, with native delayed delivery set up once per connect.
+"""The worker's consumer: Celery's, with native delayed delivery set up once per connect and
+a control queue still locked by a dead connection retried, not fatal.
 
 Celery's ``DelayedDelivery`` bootstep (``celery/worker/consumer/delayed_delivery.py``)
 declares the delay exchanges and binds GigCo's queues on *every* URL of the broker list,
@@ -54,7 +55,20 @@ class ClusterDelayedDelivery(DelayedDelivery):
 
 
 class Consumer(CeleryConsumer):
-    """Celery's consumer with ``ClusterDelayedDelivery`` in place of ``DelayedDelivery``."""
+    """Celery's consumer with ``ClusterDelayedDelivery`` in place of ``DelayedDelivery``, and
+    a recoverable channel error retried as a lost connection is.
+
+    When a cluster node dies, the worker's exclusive control queue (``<name>.celery.pidbox``)
+    stays locked by its dead connection for a moment; the worker, reconnected to a live node
+    within milliseconds, is refused its declare (``RESOURCE_LOCKED``), which Celery's consumer
+    treats as unrecoverable and exits on. With ``broker_channel_error_retry`` it reconnects
+    and declares again; only the errors the transport calls recoverable are retried, so a
+    queue declared with other arguments (``PRECONDITION_FAILED``) still stops the worker.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.channel_errors = self.conninfo.recoverable_channel_errors
 
     class Blueprint(CeleryConsumer.Blueprint):
         default_steps = [
